@@ -1,0 +1,3 @@
+"""companion.cache: see docs/cache.md."""
+
+__all__: list[str] = []

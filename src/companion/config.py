@@ -1,0 +1,178 @@
+"""The one settings table: `COMPANION_*` environment variables, then a TOML file, then defaults.
+
+Every setting is declared once below with its unit in the name, a default and a help line; the README's
+configuration table is generated from this class (`companion config docs`) and a test keeps them in sync.
+Settings are validated once at start; `load_settings` turns any rejection into one `ConfigError` line per
+bad setting, naming the variable, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from companion.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "masked_settings", "settings_markdown_table"]
+
+ENV_PREFIX = "COMPANION_"
+CONFIG_FILE_VAR = f"{ENV_PREFIX}CONFIG"
+_MASK = "***"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    host: str = Field("127.0.0.1", description="Interface `companion serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `companion serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="Uvicorn worker processes.")
+    data_dir: Path = Field(
+        Path(".companion"), description="Where embedded state lives (knowledge store, keys)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Minimum level of log lines."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted (413 above)."
+    )
+    readyz_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Per-check timeout of `/readyz` dependency checks."
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis for shared L2 cache and rate limits (`redis://`, `rediss://`, `unix://`). "
+        "Unset: everything stays in process.",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL for the knowledge store (`postgresql://`). Unset: embedded SQLite.",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_url_scheme(value, ("redis", "rediss", "unix"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_url_scheme(value, ("postgresql", "postgres"))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values, then environment, then the TOML file named by `COMPANION_CONFIG`."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VAR)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def _check_url_scheme(value: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
+    if value is None or not value.get_secret_value():
+        return None
+    scheme = urlsplit(value.get_secret_value()).scheme
+    if scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"URL scheme must be one of {allowed}")
+    return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate the settings, or raise `ConfigError` naming every bad setting."""
+    config_file = os.environ.get(CONFIG_FILE_VAR)
+    if config_file:
+        _check_config_file(Path(config_file))
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe_error(error) for error in exc.errors()]
+        raise ConfigError("; ".join(lines), details={"errors": lines}) from None
+
+
+def _check_config_file(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{CONFIG_FILE_VAR}={str(path)!r}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE_VAR}={str(path)!r}: not valid TOML ({exc})") from None
+
+
+def _describe_error(error: Any) -> str:
+    location = error.get("loc") or ("?",)
+    name = str(location[0])
+    value = error.get("input")
+    if error.get("type") == "extra_forbidden":
+        return f"unknown setting {name!r} (not one of the documented settings)"
+    shown = _MASK if name in _secret_fields() else repr(value)
+    return f"invalid setting {ENV_PREFIX}{name.upper()}={shown}: {error.get('msg')}"
+
+
+def _secret_fields() -> set[str]:
+    return {
+        name
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in repr(field.annotation)
+    }
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as plain JSON-able values with passwords and secrets replaced by `***`."""
+    shown: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = _mask_url(value.get_secret_value())
+        elif isinstance(value, Path):
+            value = str(value)
+        shown[name] = value
+    return shown
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{user}:{_MASK}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def settings_markdown_table() -> str:
+    """The README's configuration table, generated from `Settings`."""
+    rows = ["| Variable | Default | Description |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None else f"`{default}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description} |")
+    rows.append(f"| `{CONFIG_FILE_VAR}` | unset | TOML file read after the environment (same names, lower case). |")
+    return "\n".join(rows)

@@ -1,0 +1,3 @@
+"""companion.execution: see docs/execution.md."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""companion.knowledge: see docs/knowledge.md."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""companion.monitoring: see docs/monitoring.md."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""companion.profiling: see docs/profiling.md."""
+
+__all__: list[str] = []

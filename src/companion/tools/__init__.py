@@ -1,0 +1,3 @@
+"""companion.tools: see docs/tools.md."""
+
+__all__: list[str] = []
