@@ -1,0 +1,55 @@
+"""What one benchmark row is: our operation, the peer's, and the target that judges the pair."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Case", "Operation", "Target"]
+
+# A setup function returns the zero-argument operation to time (setup cost is never timed).
+Operation = Callable[[], object]
+Setup = Callable[[], Operation]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Pass condition of a row: a ratio to the peer's median and/or an absolute median bound."""
+
+    max_ratio: float | None = None
+    max_median_ns: float | None = None
+    max_added_ns: float | None = None  # ours minus peer (e.g. profiler overhead over a bare call)
+
+    def describe(self) -> str:
+        """Human form, e.g. `≤ 0.75× peer`."""
+        parts: list[str] = []
+        if self.max_ratio is not None:
+            parts.append(f"≤ {self.max_ratio:g}× peer")
+        if self.max_added_ns is not None:
+            parts.append(f"≤ +{_format_ns(self.max_added_ns)} over peer")
+        if self.max_median_ns is not None:
+            parts.append(f"median ≤ {_format_ns(self.max_median_ns)}")
+        return ", ".join(parts) or "report only"
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One row of `companion bench`: ours and the peer are timed interleaved in the same run."""
+
+    group: str
+    name: str
+    ours: Setup
+    peer: Setup | None = None
+    peer_name: str | None = None
+    target: Target = Target()
+    seed_figure: str | None = None
+    # Operations per timing sample: raise for sub-microsecond operations so the clock's cost vanishes.
+    batch: int = 1
+
+
+def _format_ns(value_ns: float) -> str:
+    if value_ns >= 1e6:
+        return f"{value_ns / 1e6:.3g} ms"
+    if value_ns >= 1e3:
+        return f"{value_ns / 1e3:.3g} µs"
+    return f"{value_ns:.3g} ns"
