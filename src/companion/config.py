@@ -51,7 +51,10 @@ class Settings(BaseSettings):
         "info", description="Minimum level of log lines."
     )
     max_body_bytes: int = Field(
-        1_048_576, ge=1024, le=1_073_741_824, description="Largest request body accepted (413 above)."
+        1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="Largest request body accepted (413 above).",
     )
     readyz_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Per-check timeout of `/readyz` dependency checks."
@@ -174,5 +177,7 @@ def settings_markdown_table() -> str:
         default = field.default
         shown = "unset" if default is None else f"`{default}`"
         rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description} |")
-    rows.append(f"| `{CONFIG_FILE_VAR}` | unset | TOML file read after the environment (same names, lower case). |")
+    rows.append(
+        f"| `{CONFIG_FILE_VAR}` | unset | TOML file read after the environment (same names, lower case). |"
+    )
     return "\n".join(rows)

@@ -80,7 +80,7 @@ class InvalidInput(CompanionError, ValueError):
 class FieldError(dict[str, str]):
     """One invalid field: `pointer` (RFC 6901 JSON pointer), `message` and `type`."""
 
-    def __init__(self, pointer: str, message: str, type: str = "invalid") -> None:  # noqa: A002
+    def __init__(self, pointer: str, message: str, type: str = "invalid") -> None:
         super().__init__(pointer=pointer, message=message, type=type)
 
 

@@ -1,3 +1,5 @@
-"""companion.execution: see docs/execution.md."""
+"""companion.execution: sandboxed code execution; see docs/execution.md."""
 
-__all__: list[str] = []
+from companion.execution._host import IsolationLayer, landlock_abi, probe_isolation
+
+__all__ = ["IsolationLayer", "landlock_abi", "probe_isolation"]

@@ -1,0 +1,123 @@
+"""The one place errors become HTTP: every error renders as `application/problem+json` (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from companion.errors import CompanionError, FieldError, InvalidInput, ValidationFailed
+
+__all__ = ["install_error_handlers", "problem_body", "problem_response"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_log = logging.getLogger("companion.api")
+
+# Codes and titles for framework-raised HTTP errors that never passed through a CompanionError.
+_HTTP_CODES = {
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+class ProblemResponse(Response):
+    """A problem document serialised with orjson."""
+
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        """Serialise the problem document."""
+        return orjson.dumps(content)
+
+
+def problem_body(error: CompanionError, instance: str) -> dict[str, Any]:
+    """The RFC 9457 document for `error`; extension members `code`, `errors` and `details`."""
+    body: dict[str, Any] = {
+        "type": f"urn:companion:error:{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.message,
+        "instance": instance,
+        "code": error.code,
+    }
+    if isinstance(error, ValidationFailed):
+        body["errors"] = error.errors
+    if error.details:
+        body["details"] = error.details
+    return body
+
+
+def problem_response(error: CompanionError, instance: str) -> ProblemResponse:
+    """Render `error` with its status and, when retryable, a `Retry-After` header."""
+    headers: dict[str, str] = {}
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after_s)))
+    return ProblemResponse(problem_body(error, instance), status_code=error.status, headers=headers)
+
+
+def _field_errors(raw: Sequence[Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for item in raw:
+        location = [str(part) for part in item.get("loc", ())]
+        where, path = (location[0], location[1:]) if location else ("body", [])
+        pointer = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path)
+        errors.append(FieldError(pointer, str(item.get("msg", "invalid")), str(item.get("type"))))
+        errors[-1]["location"] = where
+    return errors
+
+
+async def _on_companion_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, CompanionError)
+    return problem_response(exc, request.url.path)
+
+
+async def _on_request_validation(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = exc.errors()
+    if any(item.get("type") == "json_invalid" for item in raw):
+        error: CompanionError = InvalidInput("The request body is not valid JSON.")
+    else:
+        count = len(raw)
+        noun = "field is" if count == 1 else "fields are"
+        error = ValidationFailed(f"{count} {noun} invalid.", _field_errors(raw))
+    return problem_response(error, request.url.path)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, CompanionError):
+        # FastAPI wraps errors raised while reading the body (e.g. the streamed size limit) in a 400.
+        return problem_response(exc.__cause__, request.url.path)
+    code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    body = {
+        "type": f"urn:companion:error:{code}",
+        "title": title,
+        "status": exc.status_code,
+        "detail": exc.detail if isinstance(exc.detail, str) else title,
+        "instance": request.url.path,
+        "code": code,
+    }
+    return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
+    # The traceback goes to the log only: never a stack trace, path or SQL to the client.
+    _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(CompanionError("An internal error occurred."), request.url.path)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise through the problem renderer."""
+    app.add_exception_handler(CompanionError, _on_companion_error)
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,95 @@
+"""The `companion` command as a user runs it: a real subprocess of the installed script."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests._services import free_port, wait_for_port
+
+COMPANION = str(Path(sys.executable).parent / "companion")
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    return subprocess.run(
+        [COMPANION, *args], capture_output=True, text=True, env={**clean, **(env or {})}, timeout=60
+    )
+
+
+def test_version() -> None:
+    done = _run("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("companion 0.")
+
+
+def test_unknown_option_prints_usage() -> None:
+    done = _run("--bogus")
+    assert done.returncode == 2
+    assert "Usage: companion" in done.stderr
+
+
+def test_invalid_setting_is_one_line_and_exit_2() -> None:
+    done = _run("config", "show", env={"COMPANION_PORT": "http"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "companion: invalid setting COMPANION_PORT='http': "
+        "Input should be a valid integer, unable to parse string as an integer"
+    ]
+    assert "Traceback" not in done.stderr
+
+
+def test_config_show_json_masks_secrets() -> None:
+    done = _run("config", "show", "--json", env={"COMPANION_REDIS_URL": "redis://:pw@h:6379/0"})
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["redis_url"] == "redis://:***@h:6379/0"
+    assert "pw@" not in done.stdout
+
+
+def test_doctor_reports_every_layer_as_json() -> None:
+    done = _run("doctor", "--json")
+    assert done.returncode == 0, done.stderr
+    findings = {row["name"]: row for row in json.loads(done.stdout)}
+    assert findings["python"]["status"] == "ok"
+    assert {"namespaces (bubblewrap)", "seccomp", "landlock", "rlimits"} <= findings.keys()
+    assert findings["redis"]["status"] == "off"
+
+
+def test_doctor_fails_when_a_configured_service_is_down() -> None:
+    done = _run("doctor", env={"COMPANION_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert done.returncode == 1
+    assert "redis" in done.stdout
+
+
+@pytest.mark.slow
+def test_serve_answers_livez_and_readyz(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    env["COMPANION_DATA_DIR"] = str(tmp_path / "data")
+    process = subprocess.Popen(
+        [COMPANION, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert wait_for_port(port, timeout_s=30), "companion serve did not listen"
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/livez").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert (tmp_path / "data").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    # uvicorn re-raises the captured SIGTERM after a graceful shutdown.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert b"Application shutdown complete" in stderr

@@ -1,0 +1,39 @@
+"""Each package exports a small, sorted `__all__` whose names all exist."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+
+import companion
+
+PACKAGES = sorted(
+    {name for _, name, is_pkg in pkgutil.walk_packages(companion.__path__, "companion.") if is_pkg}
+    | {"companion.errors", "companion.config"}
+)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_is_sorted_and_resolves(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} has no __all__"
+    assert list(exported) == sorted(exported), f"{name}.__all__ is not sorted"
+    for symbol in exported:
+        assert hasattr(module, symbol), f"{name}.__all__ names missing {symbol}"
+
+
+def test_subsystems_never_import_api_or_cli() -> None:
+    root = Path(companion.__file__).parent
+    for path in root.rglob("*.py"):
+        top = path.relative_to(root).parts[0]
+        if top in {"api", "cli", "bench"}:
+            continue
+        imports = re.findall(
+            r"^\s*(?:from|import) (companion\.(?:api|cli))\b", path.read_text(), re.M
+        )
+        assert not imports, f"{path} imports {imports}"
