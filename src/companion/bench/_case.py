@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Case", "Operation", "Target"]
+__all__ = ["Case", "Operation", "Target", "format_ns"]
 
 # A setup function returns the zero-argument operation to time (setup cost is never timed).
 Operation = Callable[[], object]
@@ -26,9 +26,9 @@ class Target:
         if self.max_ratio is not None:
             parts.append(f"≤ {self.max_ratio:g}× peer")
         if self.max_added_ns is not None:
-            parts.append(f"≤ +{_format_ns(self.max_added_ns)} over peer")
+            parts.append(f"≤ +{format_ns(self.max_added_ns)} over peer")
         if self.max_median_ns is not None:
-            parts.append(f"median ≤ {_format_ns(self.max_median_ns)}")
+            parts.append(f"median ≤ {format_ns(self.max_median_ns)}")
         return ", ".join(parts) or "report only"
 
 
@@ -47,7 +47,8 @@ class Case:
     batch: int = 1
 
 
-def _format_ns(value_ns: float) -> str:
+def format_ns(value_ns: float) -> str:
+    """Nanoseconds in the most readable unit."""
     if value_ns >= 1e6:
         return f"{value_ns / 1e6:.3g} ms"
     if value_ns >= 1e3:

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from companion import __version__
-from companion.cli import _config, _doctor, _serve
+from companion.cli import _bench, _config, _doctor, _serve
 
 __all__ = ["app", "main"]
 
-EXIT_BAD_SETTINGS = 2
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
 
 app = typer.Typer(
     name="companion",
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 app.command("serve")(_serve.serve)
 app.command("doctor")(_doctor.doctor)
+app.command("bench")(_bench.bench)
 app.add_typer(_config.app, name="config")
 
 
@@ -43,12 +45,16 @@ def _root(
 
 
 def main() -> None:
-    """Run the CLI; a rejected setting prints one line and exits 2, never a traceback."""
-    from companion.errors import ConfigError
+    """Run the CLI; an error prints one clear line per problem and never a traceback.
+
+    Rejected settings and invalid input exit 2 (like a usage error); other failures exit 1.
+    """
+    from companion.errors import CompanionError, ConfigError, InvalidInput
 
     try:
         app(standalone_mode=True)
-    except ConfigError as exc:
+    except CompanionError as exc:
         for line in exc.details.get("errors", [exc.message]):
             print(f"companion: {line}", file=sys.stderr)
-        sys.exit(EXIT_BAD_SETTINGS)
+        bad_input = isinstance(exc, ConfigError | InvalidInput)
+        sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILURE)

@@ -1,0 +1,147 @@
+"""Times one case: ours and the peer interleaved in one run, so drift and noise hit both alike."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+
+from companion.bench._case import Case, Operation
+
+__all__ = ["FULL", "QUICK", "Budget", "RowResult", "run_case"]
+
+_CALIBRATION_NS = 2_000_000
+_SAMPLE_NS = 200_000  # a timed sample lasts about this long, so the clock's own cost vanishes
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """How long to spend on one case: the time per side, and bounds on the number of samples."""
+
+    seconds_per_side: float
+    min_samples: int = 15
+    max_samples: int = 2_000
+
+
+QUICK = Budget(seconds_per_side=0.25)
+FULL = Budget(seconds_per_side=2.0, min_samples=31)
+
+
+@dataclass(frozen=True, slots=True)
+class RowResult:
+    """One measured row: medians, p95 and spread per side, the ratio and the verdict."""
+
+    group: str
+    name: str
+    ours_median_ns: float
+    ours_p95_ns: float
+    ours_spread: float  # interquartile range / median
+    peer_name: str | None
+    peer_median_ns: float | None
+    ratio: float | None
+    seed_figure: str | None
+    target: str
+    passed: bool | None
+    samples: int
+    batch: int
+
+
+def _per_op_ns(op: Operation, batch: int) -> float:
+    started = time.perf_counter_ns()
+    for _ in range(batch):
+        op()
+    return (time.perf_counter_ns() - started) / batch
+
+
+def _calibrate(op: Operation) -> tuple[float, int]:
+    """Estimate the cost of one operation and the batch that makes a sample last ~_SAMPLE_NS."""
+    batch, elapsed = 1, 0.0
+    while True:
+        cost = _per_op_ns(op, batch)
+        elapsed += cost * batch
+        if elapsed >= _CALIBRATION_NS or cost * batch >= _SAMPLE_NS:
+            return cost, max(1, int(_SAMPLE_NS / max(cost, 1.0)))
+        batch *= 2
+
+
+def _loop_overhead_ns(batch: int) -> float:
+    started = time.perf_counter_ns()
+    for _ in range(batch):
+        pass
+    return (time.perf_counter_ns() - started) / batch
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run_case(case: Case, budget: Budget) -> RowResult:
+    """Measure `case` within `budget`; setup is never timed and the GC is paused while timing."""
+    ours = case.ours()
+    peer = case.peer() if case.peer is not None else None
+    ours_cost, ours_batch = _calibrate(ours)
+    peer_cost, peer_batch = _calibrate(peer) if peer is not None else (0.0, 1)
+    batch = case.batch if case.batch > 1 else min(ours_batch, peer_batch if peer else ours_batch)
+    per_round_ns = (ours_cost + peer_cost) * batch
+    wanted = int(budget.seconds_per_side * 1e9 * (2 if peer else 1) / max(per_round_ns, 1.0))
+    samples = max(budget.min_samples, min(budget.max_samples, wanted))
+    overhead = min(_loop_overhead_ns(batch) for _ in range(5))
+
+    ours_ns: list[float] = []
+    peer_ns: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for index in range(samples):
+            # Alternate who goes first so a steady drift does not favour one side.
+            if peer is not None and index % 2:
+                peer_ns.append(_per_op_ns(peer, batch) - overhead)
+            ours_ns.append(_per_op_ns(ours, batch) - overhead)
+            if peer is not None and not index % 2:
+                peer_ns.append(_per_op_ns(peer, batch) - overhead)
+            if index % 64 == 63 and gc_was_enabled:
+                gc.collect()  # between samples only, so collections are never inside a timing
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return _summarise(case, ours_ns, peer_ns, batch)
+
+
+def _summarise(case: Case, ours_ns: list[float], peer_ns: list[float], batch: int) -> RowResult:
+    ours_median = statistics.median(ours_ns)
+    quartiles = statistics.quantiles(ours_ns, n=4) if len(ours_ns) > 1 else [ours_median] * 3
+    spread = (quartiles[2] - quartiles[0]) / ours_median if ours_median > 0 else 0.0
+    peer_median = statistics.median(peer_ns) if peer_ns else None
+    ratio = ours_median / peer_median if peer_median else None
+    return RowResult(
+        group=case.group,
+        name=case.name,
+        ours_median_ns=ours_median,
+        ours_p95_ns=_quantile(ours_ns, 0.95),
+        ours_spread=spread,
+        peer_name=case.peer_name,
+        peer_median_ns=peer_median,
+        ratio=ratio,
+        seed_figure=case.seed_figure,
+        target=case.target.describe(),
+        passed=_verdict(case, ours_median, peer_median, ratio),
+        samples=len(ours_ns),
+        batch=batch,
+    )
+
+
+def _verdict(
+    case: Case, ours_median: float, peer_median: float | None, ratio: float | None
+) -> bool | None:
+    target = case.target
+    checks: list[bool] = []
+    if target.max_ratio is not None and ratio is not None:
+        checks.append(ratio <= target.max_ratio)
+    if target.max_added_ns is not None and peer_median is not None:
+        checks.append(ours_median - peer_median <= target.max_added_ns)
+    if target.max_median_ns is not None:
+        checks.append(ours_median <= target.max_median_ns)
+    return all(checks) if checks else None
