@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +69,48 @@ class Settings(BaseSettings):
         description="PostgreSQL for the knowledge store (`postgresql://`). Unset: embedded SQLite.",
     )
 
+    execution_enabled: bool = Field(True, description="Start the code-execution sandbox pool.")
+    execution_pool_size: int = Field(
+        0, ge=0, le=256, description="Sandbox zygotes; 0 means two per CPU core."
+    )
+    execution_max_queue: int = Field(
+        64, ge=0, le=100_000, description="Runs waiting for a sandbox before callers get 503 busy."
+    )
+    execution_runs_per_worker: int = Field(
+        5000, ge=1, description="Runs after which a zygote is replaced by a fresh one."
+    )
+    execution_default_wall_time_ms: int = Field(5000, ge=10, description="Default wall time.")
+    execution_max_wall_time_ms: int = Field(30_000, ge=10, description="Largest wall time.")
+    execution_default_cpu_time_ms: int = Field(5000, ge=10, description="Default CPU time.")
+    execution_max_cpu_time_ms: int = Field(30_000, ge=10, description="Largest CPU time.")
+    execution_default_memory_bytes: int = Field(
+        268_435_456, ge=16_777_216, description="Default memory a snippet may add."
+    )
+    execution_max_memory_bytes: int = Field(
+        1_073_741_824, ge=16_777_216, description="Largest memory a request may ask for."
+    )
+    execution_default_output_bytes: int = Field(
+        1_048_576, ge=1024, description="Default stdout + stderr kept."
+    )
+    execution_max_output_bytes: int = Field(
+        16_777_216, ge=1024, description="Largest stdout + stderr a request may ask for."
+    )
+    execution_max_file_bytes: int = Field(
+        16_777_216, ge=0, description="Largest file a snippet may write."
+    )
+    execution_max_open_files: int = Field(64, ge=16, description="Open files per run.")
+    execution_max_code_bytes: int = Field(
+        262_144, ge=1024, description="Largest snippet (all files together)."
+    )
+    execution_scratch_bytes: int = Field(
+        67_108_864, ge=1_048_576, description="Size of each sandbox's private scratch tmpfs."
+    )
+    execution_unsafe_no_isolation: bool = Field(
+        False,
+        description="DANGEROUS: run snippets even when the host offers neither namespaces nor "
+        "seccomp. Never set this where code is untrusted.",
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -78,6 +120,17 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_url_scheme(value, ("postgresql", "postgres"))
+
+    @model_validator(mode="after")
+    def _defaults_within_maximums(self) -> Settings:
+        for what in ("wall_time_ms", "cpu_time_ms", "memory_bytes", "output_bytes"):
+            default = getattr(self, f"execution_default_{what}")
+            maximum = getattr(self, f"execution_max_{what}")
+            if default > maximum:
+                raise ValueError(
+                    f"execution_default_{what}={default} is above execution_max_{what}={maximum}"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -129,13 +182,16 @@ def _check_config_file(path: Path) -> None:
 
 
 def _describe_error(error: Any) -> str:
-    location = error.get("loc") or ("?",)
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    location = error.get("loc")
+    if not location:
+        return f"invalid settings: {message}"
     name = str(location[0])
     value = error.get("input")
     if error.get("type") == "extra_forbidden":
         return f"unknown setting {name!r} (not one of the documented settings)"
     shown = _MASK if name in _secret_fields() else repr(value)
-    return f"invalid setting {ENV_PREFIX}{name.upper()}={shown}: {error.get('msg')}"
+    return f"invalid setting {ENV_PREFIX}{name.upper()}={shown}: {message}"
 
 
 def _secret_fields() -> set[str]:

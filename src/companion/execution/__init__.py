@@ -1,5 +1,52 @@
-"""companion.execution: sandboxed code execution; see docs/execution.md."""
+"""companion.execution: untrusted Python and JavaScript in OS sandboxes from warm pools.
 
+See docs/execution.md for the layers, the limits and the measured costs.
+"""
+
+from companion.execution._errors import (
+    ExecutorBusy,
+    InvalidSnippet,
+    LimitAboveMaximum,
+    SandboxUnavailable,
+    UnknownLanguage,
+)
+from companion.execution._executor import Executor, RunObserver
 from companion.execution._host import IsolationLayer, landlock_abi, probe_isolation
+from companion.execution._models import (
+    ErrorInfo,
+    ExecutionRequest,
+    ExecutionResult,
+    LimitOverrides,
+    Limits,
+    SourceFile,
+    Status,
+    Usage,
+)
+from companion.execution._pool import PoolStats
+from companion.execution._runtimes import Runtime, RuntimeRegistry
+from companion.execution._sync import SyncExecutor
 
-__all__ = ["IsolationLayer", "landlock_abi", "probe_isolation"]
+__all__ = [
+    "ErrorInfo",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "Executor",
+    "ExecutorBusy",
+    "InvalidSnippet",
+    "IsolationLayer",
+    "LimitAboveMaximum",
+    "LimitOverrides",
+    "Limits",
+    "PoolStats",
+    "RunObserver",
+    "Runtime",
+    "RuntimeRegistry",
+    "SandboxUnavailable",
+    "SourceFile",
+    "Status",
+    "SyncExecutor",
+    "UnknownLanguage",
+    "Usage",
+    "landlock_abi",
+    "probe_isolation",
+]

@@ -1,0 +1,156 @@
+"""`Executor`: validate a request, pick its runtime and limits, run it in the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from companion.config import Settings
+from companion.errors import FieldError
+from companion.execution._errors import InvalidSnippet, SandboxUnavailable
+from companion.execution._host import IsolationLayer, probe_isolation
+from companion.execution._launcher import LaunchPlan, prepare_launch
+from companion.execution._models import ExecutionRequest, ExecutionResult
+from companion.execution._outcome import internal_error_result, to_result
+from companion.execution._pool import PoolStats, ZygotePool
+from companion.execution._runtimes import Runtime, RuntimeRegistry
+from companion.execution._seccomp import build_filter_bpf
+from companion.execution._zygote import ZygoteFailed
+
+__all__ = ["Executor", "RunObserver"]
+
+_log = logging.getLogger("companion.execution")
+# The zygote enforces the run's wall time; this guard only catches a zygote that stops answering.
+_GUARD_S = 5.0
+
+RunObserver = Callable[[str, str, float], None]
+"""Called after every run with (language, status, wall seconds): the metrics hook."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Isolation:
+    layers: list[IsolationLayer]
+
+    def active(self, name: str) -> bool:
+        return any(layer.name.startswith(name) and layer.available for layer in self.layers)
+
+
+class Executor:
+    """Runs untrusted snippets in sandboxes from a warm pool; user errors are results, not raises."""
+
+    def __init__(self, settings: Settings, observer: RunObserver | None = None) -> None:
+        self.settings = settings
+        self.runtimes = RuntimeRegistry.from_settings(settings)
+        self._observer = observer
+        self._pool: ZygotePool | None = None
+        self._plan: LaunchPlan | None = None
+        self._isolation = _Isolation([])
+
+    @property
+    def layers(self) -> list[IsolationLayer]:
+        """The isolation layers in force (after `start`)."""
+        return self._isolation.layers
+
+    def pool_stats(self) -> PoolStats | None:
+        """Queue depth and pool size, or None before `start`."""
+        return self._pool.stats() if self._pool else None
+
+    async def start(self) -> None:
+        """Probe the host, refuse to run without isolation, and warm the pool."""
+        isolation = _Isolation(await asyncio.to_thread(probe_isolation))
+        use_bwrap = isolation.active("namespaces")
+        has_seccomp = isolation.active("seccomp")
+        if not (use_bwrap or has_seccomp) and not self.settings.execution_unsafe_no_isolation:
+            raise SandboxUnavailable(
+                "This host offers neither namespaces (bubblewrap) nor seccomp: refusing to run "
+                "untrusted code. Install bubblewrap, or set COMPANION_EXECUTION_UNSAFE_NO_ISOLATION."
+            )
+        bpf = await asyncio.to_thread(build_filter_bpf) if has_seccomp else b""
+        self._plan = await asyncio.to_thread(
+            prepare_launch,
+            use_bwrap=use_bwrap,
+            seccomp_bpf=bpf,
+            scratch_bytes=self.settings.execution_scratch_bytes,
+            languages=[runtime.language for runtime in self.runtimes],
+        )
+        size = self.settings.execution_pool_size or 2 * (os.cpu_count() or 1)
+        self._pool = ZygotePool(
+            self._plan,
+            size,
+            self.settings.execution_max_queue,
+            self.settings.execution_runs_per_worker,
+        )
+        await self._pool.start()
+        layers = [
+            layer
+            if layer.name != "landlock"
+            else IsolationLayer("landlock", self._pool.landlock_abi > 0, layer.detail)
+            for layer in isolation.layers
+        ]
+        self._isolation = _Isolation(layers)
+        active = ", ".join(layer.name for layer in layers if layer.available) or "NONE"
+        _log.info("sandbox pool of %d ready; isolation layers: %s", size, active)
+
+    async def close(self) -> None:
+        """Stop the pool and remove the runtime directory."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._plan is not None:
+            await asyncio.to_thread(shutil.rmtree, self._plan.runtime_dir, True)
+            self._plan = None
+
+    async def run(self, request: ExecutionRequest) -> ExecutionResult:
+        """Run one snippet; raises only for bad requests (4xx) and a full queue (503)."""
+        runtime = self.runtimes.resolve(request.language)
+        limits = runtime.limits_for(request.limits)
+        frame = {
+            "language": runtime.language,
+            "code": request.entry_source,
+            "files": self._files(request, runtime),
+            "stdin": request.stdin,
+            "args": request.args,
+            "env": request.env,
+            "limits": limits.model_dump(),
+        }
+        if self._pool is None:
+            raise SandboxUnavailable("the executor is not started")
+        try:
+            raw = await self._pool.run(frame, limits.wall_time_ms / 1000 + _GUARD_S)
+            result = to_result(raw, runtime, limits)
+        except ZygoteFailed as exc:
+            _log.error("sandbox failed during a %s run: %s", runtime.language, exc)
+            result = internal_error_result(
+                runtime, "The sandbox failed while running this snippet; it has been replaced."
+            )
+        if self._observer is not None:
+            self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
+        return result
+
+    def _files(self, request: ExecutionRequest, runtime: Runtime) -> dict[str, str]:
+        files = {f.name: f.content for f in request.files or ()}
+        if request.code is not None and runtime.language == "python":
+            files["main.py"] = request.code
+        elif request.files and runtime.language == "python":
+            files["main.py"] = request.files[0].content
+        self._check_size(request, files)
+        return files
+
+    def _check_size(self, request: ExecutionRequest, files: dict[str, str]) -> None:
+        source = request.entry_source
+        if not source.strip():
+            raise InvalidSnippet("The code is empty.", [FieldError("/code", "empty", "empty")])
+        try:
+            size = sum(len(text.encode("utf-8")) for text in (source, *files.values()))
+        except UnicodeEncodeError:
+            raise InvalidSnippet(
+                "The code is not valid UTF-8.", [FieldError("/code", "not UTF-8", "encoding")]
+            ) from None
+        limit = self.settings.execution_max_code_bytes
+        if size > limit:
+            message = f"The code is {size} bytes; the limit is {limit}."
+            raise InvalidSnippet(message, [FieldError("/code", message, "too_large")])

@@ -1,0 +1,93 @@
+"""Turning what the zygote observed into an `ExecutionResult` with one clear status."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import orjson
+
+from companion.execution._models import ErrorInfo, ExecutionResult, Limits, Status, Usage
+from companion.execution._runtimes import Runtime
+
+__all__ = ["internal_error_result", "to_result"]
+
+_LIMIT_STATUS: dict[str, Status] = {
+    "memory": "memory_limit",
+    "time": "timeout",
+    "output": "output_limit",
+}
+
+
+def _parse_error(raw: str) -> tuple[ErrorInfo | None, str | None]:
+    if not raw:
+        return None, None
+    try:
+        report = orjson.loads(raw)
+        error = ErrorInfo(
+            name=str(report["name"]), value=str(report["value"]), traceback=str(report["traceback"])
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None, None  # user code can write to the report pipe; a garbled one is ignored
+    limit = report.get("limit")
+    return error, limit if isinstance(limit, str) else None
+
+
+def _status(raw: dict[str, Any], limit: str | None, limits: Limits) -> Status:
+    if raw.get("killed") == "timeout":
+        return "timeout"
+    if raw.get("killed") == "output_limit":
+        return "output_limit"
+    signal_number = raw.get("signal")
+    if signal_number == signal.SIGXCPU or (
+        signal_number == signal.SIGKILL and raw.get("cpu_ms", 0) >= limits.cpu_time_ms
+    ):
+        return "timeout"
+    if limit in _LIMIT_STATUS:
+        return _LIMIT_STATUS[limit]
+    if raw.get("exit_code") == 0 and signal_number is None:
+        return "ok"
+    return "runtime_error"
+
+
+def to_result(raw: dict[str, Any], runtime: Runtime, limits: Limits) -> ExecutionResult:
+    """The result of one run from the zygote's report."""
+    if "internal_error" in raw:
+        return internal_error_result(runtime, str(raw["internal_error"]))
+    error, limit = _parse_error(str(raw.get("error", "")))
+    truncated = set(raw.get("truncated", []))
+    status = _status(raw, limit, limits)
+    if status == "output_limit" and not truncated:
+        truncated.add("stdout")  # QuickJS cuts inside the engine, so the zygote saw no excess
+    return ExecutionResult(
+        status=status,
+        exit_code=raw.get("exit_code"),
+        signal=raw.get("signal"),
+        stdout=str(raw.get("stdout", "")),
+        stderr=str(raw.get("stderr", "")),
+        stdout_truncated="stdout" in truncated,
+        stderr_truncated="stderr" in truncated,
+        error=error,
+        usage=Usage(
+            wall_ms=float(raw.get("wall_ms", 0.0)),
+            cpu_ms=float(raw.get("cpu_ms", 0.0)),
+            memory_bytes=int(raw.get("memory_bytes", 0)),
+        ),
+        language=runtime.language,
+        version=runtime.version,
+    )
+
+
+def internal_error_result(runtime: Runtime, reason: str) -> ExecutionResult:
+    """A run the sandbox could not complete (the user's code is not to blame)."""
+    return ExecutionResult(
+        status="internal_error",
+        exit_code=None,
+        signal=None,
+        stdout="",
+        stderr="",
+        error=ErrorInfo(name="SandboxError", value=reason, traceback=""),
+        usage=Usage(wall_ms=0.0, cpu_ms=0.0, memory_bytes=0),
+        language=runtime.language,
+        version=runtime.version,
+    )

@@ -1,0 +1,207 @@
+"""The forked child: lock itself down, run one snippet, exit. Stdlib only (runs inside the sandbox).
+
+Order matters: rlimits before seccomp (setrlimit is denied after), seccomp last before user code.
+The zygote already holds the Landlock domain, which the child inherits.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import ctypes
+import io
+import json
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+__all__ = ["ERROR_FD", "run_child"]
+
+ERROR_FD = 3  # the child reports a structured error here; stdout/stderr stay the user's
+USER_FILE = "main.py"
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_JS_STACK_BYTES = 1024 * 1024
+_JS_HEADROOM_BYTES = 8 * 1024 * 1024
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def _load_seccomp(bpf: bytes) -> None:
+    if not bpf:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    program = ctypes.create_string_buffer(bpf, len(bpf))
+    fprog = _SockFprog(len(bpf) // 8, ctypes.cast(program, ctypes.c_void_p))
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter load failed")
+
+
+def _set_limits(limits: dict[str, int], address_space_base: int) -> None:
+    cpu_s = max(1, -(-limits["cpu_time_ms"] // 1000))
+    # Soft < hard: SIGXCPU first (reported as a timeout), SIGKILL a second later as a backstop.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    memory = address_space_base + limits["memory_bytes"]
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_file_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["max_open_files"],) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # An oversized write fails with EFBIG (an exception the user sees) instead of killing silently.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
+    """Tell the zygote what went wrong; `limit` names the limit hit (memory, time, output)."""
+    report = {"name": name, "value": value, "traceback": trace, "limit": limit}
+    payload = json.dumps(report).encode()
+    with contextlib.suppress(OSError):
+        os.write(ERROR_FD, payload[: 64 * 1024])
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback with the sandbox's own frames cut: the user sees only their code."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == USER_FILE]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+def _run_python(request: dict[str, Any]) -> int:
+    sys.argv = [USER_FILE, *request.get("args", [])]
+    sys.path[0:0] = [os.getcwd()]
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace"
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace"
+    )
+    scope: dict[str, Any] = {
+        "__name__": "__main__",
+        "__file__": USER_FILE,
+        "__builtins__": builtins,
+    }
+    code = 0
+    try:
+        exec(compile(request["code"], USER_FILE, "exec"), scope)  # noqa: S102 - this is the sandbox
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException as exc:  # every user error is reported, none escapes
+        trace = _user_traceback(exc)
+        limit = "memory" if isinstance(exc, MemoryError) else None
+        _report_error(type(exc).__name__, str(exc), trace, limit)
+        sys.stderr.write(trace)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1
+    return code
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    sys.stderr.write(f"{exc.code}\n")
+    return 1
+
+
+_JS_PRELUDE = """(() => {
+  const limit = %d, stringify = JSON.stringify, out = [], err = [];
+  let size = 0, over = false;
+  const show = (v) => {
+    if (typeof v === "string") return v;
+    if (v instanceof Error) return String(v);
+    try { const s = stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
+  };
+  const write = (buffer, args) => {
+    const line = args.map(show).join(" ") + "\\n";
+    if (size + line.length > limit) {
+      buffer.push(line.slice(0, Math.max(0, limit - size)));
+      size = limit; over = true;
+      throw new RangeError("output limit exceeded");
+    }
+    size += line.length; buffer.push(line);
+  };
+  globalThis.console = Object.freeze({
+    log: (...a) => write(out, a), info: (...a) => write(out, a), debug: (...a) => write(out, a),
+    warn: (...a) => write(err, a), error: (...a) => write(err, a),
+  });
+  return () => stringify([out.join(""), err.join(""), over]);
+})()"""
+
+
+def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
+    import _quickjs  # type: ignore[import-not-found]  # pre-imported by the zygote
+
+    context = _quickjs.Context()
+    # The JS heap gets the memory limit minus headroom, so that the address-space limit (which also
+    # covers the interpreter) is never what stops it: an out-of-memory JS program is reported cleanly.
+    heap_bytes = max(limits["memory_bytes"] - _JS_HEADROOM_BYTES, _JS_HEADROOM_BYTES)
+    context.set_memory_limit(heap_bytes)
+    cpu_started = time.process_time()
+    context.set_time_limit(limits["cpu_time_ms"] / 1000)
+    context.set_max_stack_size(_JS_STACK_BYTES)
+    take = context.eval(_JS_PRELUDE % limits["max_output_bytes"])
+    context.set("scriptArgs", context.parse_json(json.dumps(request.get("args", []))))
+    report: tuple[str, str, str, str | None] | None = None
+    try:
+        context.eval(request["code"])
+        while context.execute_pending_job():
+            pass
+    except _quickjs.JSException as exc:
+        message = str(exc)
+        head = message.split("\n", 1)[0]
+        name, _, value = head.partition(": ")
+        limit = None
+        if head in {"null", "InternalError: out of memory"}:
+            # quickjs reports "null" when it cannot even allocate the error object.
+            name, value, limit = "InternalError", "out of memory", "memory"
+        elif head == "InternalError: interrupted":
+            limit = "time"
+        report = (name or "Error", value, message, limit)
+    except _quickjs.StackOverflow as exc:
+        report = ("RangeError", str(exc) or "stack overflow", "", None)
+    # quickjs ends a runaway promise job at the time limit without raising: detect it by the clock.
+    if report is None and time.process_time() - cpu_started >= limits["cpu_time_ms"] / 1000:
+        report = ("InternalError", "interrupted", "", "time")
+    context.set_memory_limit(heap_bytes + _JS_HEADROOM_BYTES // 2)  # room to collect the output
+    stdout, stderr, over = json.loads(take())
+    os.write(1, stdout.encode("utf-8", "backslashreplace"))
+    os.write(2, stderr.encode("utf-8", "backslashreplace"))
+    if over:
+        report = ("RangeError", "output limit exceeded", "", "output")
+    if report is not None:
+        _report_error(*report)
+        return 1
+    return 0
+
+
+def run_child(request: dict[str, Any], bpf: bytes, address_space_base: int) -> None:
+    """Lock down this freshly forked process, run the request, and exit; never returns."""
+    code = 70  # EX_SOFTWARE: the sandbox itself failed before user code ran
+    try:
+        os.setsid()
+        limits: dict[str, int] = request["limits"]
+        _set_limits(limits, address_space_base)
+        os.environ.clear()
+        os.environ.update(request.get("env", {}))
+        _load_seccomp(bpf)
+        python = request["language"] == "python"
+        code = _run_python(request) if python else _run_javascript(request, limits)
+    except BaseException as exc:  # report, then exit: a child must never return
+        _report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
+    finally:
+        os._exit(code)

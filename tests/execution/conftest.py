@@ -1,0 +1,42 @@
+"""A real sandbox pool shared by the tests of a module (starting one costs ~100 ms per zygote)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from companion.config import load_settings
+from companion.execution import ExecutionRequest, ExecutionResult, SyncExecutor
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SyncExecutor]:
+    """Two zygotes with short limits, so abuse tests end quickly."""
+    settings = load_settings(
+        execution_pool_size=2,
+        execution_default_wall_time_ms=2000,
+        execution_default_cpu_time_ms=2000,
+        execution_default_memory_bytes=128 * 1024 * 1024,
+        execution_default_output_bytes=64 * 1024,
+        execution_max_file_bytes=1024 * 1024,
+    )
+    with SyncExecutor(settings) as executor:
+        yield executor
+
+
+def assert_healthy(sandbox: SyncExecutor) -> None:
+    """After any abuse, both zygotes still answer factorial(10) correctly."""
+    for _ in range(2):
+        result = run(sandbox, "import math\nprint(math.factorial(10))")
+        assert result.status == "ok", result
+        assert result.stdout == "3628800\n"
+
+
+def run(
+    sandbox: SyncExecutor, code: str, language: str = "python", **fields: object
+) -> ExecutionResult:
+    """Run `code` with optional request fields (limits, stdin, env, ...)."""
+    return sandbox.run(
+        ExecutionRequest.model_validate({"language": language, "code": code, **fields})
+    )

@@ -1,0 +1,136 @@
+"""The pool under faults: killed zygotes are replaced, a full queue says busy, workers recycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import pytest
+
+from companion.config import load_settings
+from companion.execution import (
+    ExecutionRequest,
+    Executor,
+    ExecutorBusy,
+    IsolationLayer,
+    SandboxUnavailable,
+)
+
+pytestmark = pytest.mark.sandbox
+
+FACTORIAL = ExecutionRequest(language="python", code="import math\nprint(math.factorial(10))")
+
+
+def _sleep(seconds: float) -> ExecutionRequest:
+    return ExecutionRequest(language="python", code=f"import time\ntime.sleep({seconds})")
+
+
+@pytest.fixture
+async def executor() -> AsyncIterator[Executor]:
+    executor = Executor(
+        load_settings(execution_pool_size=1, execution_max_queue=1, execution_runs_per_worker=3)
+    )
+    await executor.start()
+    yield executor
+    await executor.close()
+
+
+async def _wait_for_pool(executor: Executor, size: int) -> None:
+    for _ in range(500):
+        stats = executor.pool_stats()
+        if stats is not None and stats.size == size and stats.idle == size:
+            return
+        await asyncio.sleep(0.01)  # real-time: a replacement zygote is a real process starting
+    raise AssertionError(f"pool did not get back to {size}: {executor.pool_stats()}")
+
+
+async def test_a_zygote_killed_mid_run_gives_a_clear_error_and_is_replaced(
+    executor: Executor,
+) -> None:
+    pool = executor._pool
+    assert pool is not None
+    zygote = next(iter(pool._all.values()))
+    running = asyncio.create_task(executor.run(_sleep(5)))
+    await asyncio.sleep(0.2)  # real-time: let the run start inside the real zygote
+    assert zygote.pid is not None
+    os.kill(zygote.pid, signal.SIGKILL)
+    result = await running
+    assert result.status == "internal_error"
+    assert result.error is not None
+    assert "replaced" in result.error.value
+    await _wait_for_pool(executor, 1)
+    after = await executor.run(FACTORIAL)
+    assert after.stdout == "3628800\n"
+    stats = executor.pool_stats()
+    assert stats is not None
+    assert stats.replaced == 1
+
+
+async def test_a_full_queue_answers_busy_without_waiting(executor: Executor) -> None:
+    first = asyncio.create_task(executor.run(_sleep(0.5)))
+    await asyncio.sleep(0.05)  # real-time: the first run must occupy the only zygote
+    queued = asyncio.create_task(executor.run(FACTORIAL))
+    await asyncio.sleep(0.05)  # real-time: the second run must be waiting in the queue
+    with pytest.raises(ExecutorBusy) as caught:
+        await executor.run(FACTORIAL)
+    assert caught.value.retry_after_s > 0
+    assert caught.value.status == 503
+    assert (await first).status == "ok"
+    assert (await queued).stdout == "3628800\n"
+
+
+async def test_workers_are_recycled_after_n_runs(executor: Executor) -> None:
+    for _ in range(7):
+        await _wait_for_pool(executor, 1)
+        assert (await executor.run(FACTORIAL)).status == "ok"
+    stats = executor.pool_stats()
+    assert stats is not None
+    assert stats.replaced == 2
+    assert stats.runs == 7
+
+
+async def test_metrics_observer_sees_every_run() -> None:
+    seen: list[tuple[str, str]] = []
+    executor = Executor(
+        load_settings(execution_pool_size=1),
+        observer=lambda language, status, _seconds: seen.append((language, status)),
+    )
+    await executor.start()
+    try:
+        await executor.run(FACTORIAL)
+        await executor.run(ExecutionRequest(language="js", code="null.x"))
+    finally:
+        await executor.close()
+    assert seen == [("python", "ok"), ("javascript", "runtime_error")]
+
+
+async def test_without_bubblewrap_landlock_and_seccomp_still_contain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # bwrap cannot be found: the degraded path
+    executor = Executor(load_settings(execution_pool_size=1))
+    await executor.start()
+    try:
+        names = {layer.name: layer.available for layer in executor.layers}
+        assert names["namespaces (bubblewrap)"] is False
+        assert names["seccomp"] is True
+        for code in (
+            "print(open('/etc/passwd').read())",
+            "import socket\nsocket.socket()",
+            "import os\nos.fork()",
+        ):
+            result = await executor.run(ExecutionRequest(language="python", code=code))
+            assert result.status == "runtime_error", (code, result)
+            assert "root:" not in result.stdout
+        assert (await executor.run(FACTORIAL)).stdout == "3628800\n"
+    finally:
+        await executor.close()
+
+
+async def test_refuses_to_start_without_any_isolation(monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = [IsolationLayer("rlimits", True, "AS, CPU")]
+    monkeypatch.setattr("companion.execution._executor.probe_isolation", lambda: bare)
+    with pytest.raises(SandboxUnavailable, match="refusing to run untrusted code"):
+        await Executor(load_settings(execution_pool_size=1)).start()
