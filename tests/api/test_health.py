@@ -13,6 +13,7 @@ from companion.config import load_settings
 
 
 def _client(**settings: object) -> TestClient:
+    settings.setdefault("execution_enabled", False)
     return TestClient(create_app(load_settings(**settings)), raise_server_exceptions=False)
 
 
@@ -28,6 +29,17 @@ def test_readyz_on_embedded_defaults_is_ready() -> None:
         response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {}}
+
+
+@pytest.mark.sandbox
+def test_readyz_reports_the_sandbox_layers() -> None:
+    with _client(execution_enabled=True, execution_pool_size=1) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    sandbox = response.json()["checks"]["sandbox"]
+    assert sandbox["ok"] is True
+    assert "1 zygotes" in sandbox["detail"]
+    assert "seccomp" in sandbox["detail"]
 
 
 @pytest.mark.redis

@@ -46,7 +46,7 @@ def _probe_routes() -> APIRouter:
 
 @pytest.fixture
 def app() -> FastAPI:
-    app = create_app(load_settings(max_body_bytes=2048))
+    app = create_app(load_settings(max_body_bytes=2048, execution_enabled=False))
     app.include_router(_probe_routes())
     return app
 

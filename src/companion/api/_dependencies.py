@@ -9,7 +9,8 @@ from companion.errors import DependencyUnavailable, FeatureUnavailable
 
 __all__ = ["DependencyCheck", "dependency_checks"]
 
-DependencyCheck = Callable[[], Awaitable[None]]
+DependencyCheck = Callable[[], Awaitable[str | None]]
+"""Raises a `CompanionError` when the dependency fails; may return a detail line when it is fine."""
 
 
 def dependency_checks(settings: Settings) -> dict[str, DependencyCheck]:
@@ -24,7 +25,7 @@ def dependency_checks(settings: Settings) -> dict[str, DependencyCheck]:
     return checks
 
 
-async def _ping_redis(url: str, timeout_s: float) -> None:
+async def _ping_redis(url: str, timeout_s: float) -> str | None:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
@@ -37,9 +38,10 @@ async def _ping_redis(url: str, timeout_s: float) -> None:
         raise DependencyUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
     finally:
         await client.aclose()
+    return None
 
 
-async def _ping_postgres(url: str, timeout_s: float) -> None:
+async def _ping_postgres(url: str, timeout_s: float) -> str | None:
     try:
         import psycopg
     except ImportError as exc:
@@ -53,3 +55,4 @@ async def _ping_postgres(url: str, timeout_s: float) -> None:
             await conn.execute("SELECT 1")
     except (psycopg.Error, OSError) as exc:
         raise DependencyUnavailable(f"PostgreSQL is unreachable: {type(exc).__name__}") from exc
+    return None

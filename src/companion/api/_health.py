@@ -30,6 +30,7 @@ class CheckResult(BaseModel):
 
     ok: bool
     duration_ms: float
+    detail: str | None = None
     error: str | None = None
 
 
@@ -72,11 +73,12 @@ async def readyz(request: Request) -> Any:
 async def _run_check(check: DependencyCheck, timeout_s: float) -> CheckResult:
     started = time.perf_counter()
     error: str | None = None
+    detail: str | None = None
     try:
-        await asyncio.wait_for(check(), timeout_s)
+        detail = await asyncio.wait_for(check(), timeout_s)
     except TimeoutError:
         error = f"timed out after {timeout_s:g} s"
     except CompanionError as exc:
         error = exc.message
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    return CheckResult(ok=error is None, duration_ms=duration_ms, error=error)
+    return CheckResult(ok=error is None, duration_ms=duration_ms, detail=detail, error=error)

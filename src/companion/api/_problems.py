@@ -69,7 +69,8 @@ def _field_errors(raw: Sequence[Any]) -> list[FieldError]:
     for item in raw:
         location = [str(part) for part in item.get("loc", ())]
         where, path = (location[0], location[1:]) if location else ("body", [])
-        pointer = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path)
+        # RFC 6901: "" is the whole document, "/a/0" its field a, item 0.
+        pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
         errors.append(FieldError(pointer, str(item.get("msg", "invalid")), str(item.get("type"))))
         errors[-1]["location"] = where
     return errors

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from companion.api._dependencies import DependencyCheck
 from companion.config import Settings
+from companion.execution import Executor, SandboxUnavailable
 
 __all__ = ["AppState", "app_state"]
 
@@ -18,6 +19,17 @@ class AppState:
 
     settings: Settings
     dependency_checks: dict[str, DependencyCheck] = field(default_factory=dict)
+    executor: Executor | None = None
+    executor_problem: str | None = None
+
+    def require_executor(self) -> Executor:
+        """The running executor, or `SandboxUnavailable` saying why there is none."""
+        if self.executor is None:
+            reason = (
+                self.executor_problem or "code execution is disabled (COMPANION_EXECUTION_ENABLED)"
+            )
+            raise SandboxUnavailable(reason)
+        return self.executor
 
 
 def app_state(request: Request) -> AppState:

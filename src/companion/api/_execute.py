@@ -1,0 +1,83 @@
+"""`POST /v1/execute` and `GET /v1/runtimes`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from companion.api._state import AppState, app_state
+from companion.execution import ExecutionRequest, ExecutionResult, Limits
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["execution"])
+State = Annotated[AppState, Depends(app_state)]
+
+
+class RuntimeInfo(BaseModel):
+    """One language the service runs, with the limits a request gets and may lower."""
+
+    language: str
+    aliases: list[str]
+    engine: str
+    version: str
+    default_limits: Limits
+    max_limits: Limits
+
+
+class IsolationInfo(BaseModel):
+    """One isolation layer and whether it is in force."""
+
+    name: str
+    active: bool
+    detail: str
+
+
+class Runtimes(BaseModel):
+    """Every runtime, and the isolation layers every run gets."""
+
+    runtimes: list[RuntimeInfo]
+    isolation: list[IsolationInfo]
+
+
+_RESPONSES: dict[int | str, dict[str, str]] = {
+    422: {
+        "description": "Bad request: unknown language, empty or oversized code, a limit too high."
+    },
+    503: {"description": "Every sandbox is busy (retry after `Retry-After`) or none is running."},
+}
+
+
+@router.post(
+    "/execute",
+    summary="Run a Python or JavaScript snippet in a sandbox",
+    responses=_RESPONSES,
+)
+async def execute(request: ExecutionRequest, state: State) -> ExecutionResult:
+    """User errors (exceptions, timeouts, limits) are reported in the result, with status 200."""
+    return await state.require_executor().run(request)
+
+
+@router.get("/runtimes", summary="Languages, versions, limits and isolation layers")
+async def runtimes(state: State) -> Runtimes:
+    """What `POST /v1/execute` accepts."""
+    executor = state.require_executor()
+    return Runtimes(
+        runtimes=[
+            RuntimeInfo(
+                language=runtime.language,
+                aliases=list(runtime.aliases),
+                engine=runtime.engine,
+                version=runtime.version,
+                default_limits=runtime.default_limits,
+                max_limits=runtime.max_limits,
+            )
+            for runtime in executor.runtimes
+        ],
+        isolation=[
+            IsolationInfo(name=layer.name, active=layer.available, detail=layer.detail)
+            for layer in executor.layers
+        ],
+    )

@@ -1,0 +1,106 @@
+"""`POST /v1/execute` and `GET /v1/runtimes` over HTTP, against real sandboxes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from companion.api import create_app
+from companion.config import load_settings
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    settings = load_settings(execution_pool_size=1, execution_max_queue=1)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_execute_python(client: TestClient) -> None:
+    response = client.post(
+        "/v1/execute", json={"language": "python", "code": "print(sum(range(10)))"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["stdout"] == "45\n"
+    assert set(body["usage"]) == {"wall_ms", "cpu_ms", "memory_bytes"}
+
+
+def test_execute_javascript_runtime_error_is_a_200_result(client: TestClient) -> None:
+    response = client.post("/v1/execute", json={"language": "js", "code": "undefinedThing()"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "runtime_error"
+    assert body["error"]["name"] == "ReferenceError"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "pointer"),
+    [
+        ({"language": "cobol", "code": "x"}, 422, "/language"),
+        ({"language": "python", "code": ""}, 422, "/code"),
+        (
+            {"language": "python", "code": "x", "limits": {"wall_time_ms": 10**8}},
+            422,
+            "/limits/wall_time_ms",
+        ),
+        (
+            {"language": "python", "code": "x", "limits": {"wall_time_ms": "5"}},
+            422,
+            "/limits/wall_time_ms",
+        ),
+        ({"language": "python"}, 422, ""),
+        ({"language": "python", "code": "x", "unknown": 1}, 422, "/unknown"),
+    ],
+    ids=["language", "empty", "limit-above-max", "string-limit", "no-code", "unknown-field"],
+)
+def test_bad_requests_are_problems_naming_the_field(
+    client: TestClient, payload: dict[str, object], status: int, pointer: str
+) -> None:
+    response = client.post("/v1/execute", json=payload)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    pointers = [error["pointer"] for error in response.json()["errors"]]
+    assert pointer in pointers
+
+
+def test_invalid_utf8_body_is_a_400(client: TestClient) -> None:
+    body = b'{"language": "python", "code": "print(\xff)"}'
+    response = client.post(
+        "/v1/execute", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (400, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_runtimes_lists_languages_limits_and_layers(client: TestClient) -> None:
+    body = client.get("/v1/runtimes").json()
+    languages = {runtime["language"]: runtime for runtime in body["runtimes"]}
+    assert set(languages) == {"python", "javascript"}
+    assert "js" in languages["javascript"]["aliases"]
+    python = languages["python"]
+    assert python["default_limits"]["wall_time_ms"] <= python["max_limits"]["wall_time_ms"]
+    layers = {layer["name"]: layer["active"] for layer in body["isolation"]}
+    assert layers["seccomp"] is True
+
+
+def test_a_full_queue_is_a_503_with_retry_after(client: TestClient) -> None:
+    slow = {"language": "python", "code": "import time\ntime.sleep(0.6)"}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: client.post("/v1/execute", json=slow), range(4)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(200) >= 2  # one running, one queued
+    busy = [response for response in responses if response.status_code == 503]
+    assert busy, statuses
+    assert busy[0].headers["retry-after"] == "1"
+    assert busy[0].json()["code"] == "executor_busy"
+    assert (
+        client.post("/v1/execute", json={"language": "py", "code": "print(1)"}).json()["stdout"]
+        == "1\n"
+    )
