@@ -93,3 +93,31 @@ def test_serve_answers_livez_and_readyz(tmp_path: Path) -> None:
     # uvicorn re-raises the captured SIGTERM after a graceful shutdown.
     assert process.returncode in (0, -signal.SIGTERM)
     assert b"Application shutdown complete" in stderr
+
+
+@pytest.mark.sandbox
+def test_exec_runs_a_file_and_returns_its_exit_code(tmp_path: Path) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text("import math\nprint(math.factorial(10))\nraise SystemExit(3)")
+    done = _run("exec", str(script))
+    assert done.stdout == "3628800\n"
+    assert done.returncode == 3
+
+
+@pytest.mark.sandbox
+def test_exec_json_reports_a_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "loop.js"
+    script.write_text("while (true) {}")
+    done = _run("exec", str(script), "--json", "--wall-time-ms", "300", "--cpu-time-ms", "200")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["status"] == "timeout"
+    assert result["language"] == "javascript"
+
+
+def test_exec_unknown_language_is_a_usage_error(tmp_path: Path) -> None:
+    script = tmp_path / "x.txt"
+    script.write_text("x")
+    done = _run("exec", str(script), "--language", "cobol")
+    assert done.returncode == 2
+    assert "Unknown language 'cobol'" in done.stderr

@@ -82,6 +82,16 @@ def run_case(case: Case, budget: Budget) -> RowResult:
     """Measure `case` within `budget`; setup is never timed and the GC is paused while timing."""
     ours = case.ours()
     peer = case.peer() if case.peer is not None else None
+    try:
+        return _measure(case, budget, ours, peer)
+    finally:
+        for op in (ours, peer):
+            close = getattr(op, "close", None)
+            if callable(close):
+                close()  # operations that own processes or loops release them here
+
+
+def _measure(case: Case, budget: Budget, ours: Operation, peer: Operation | None) -> RowResult:
     ours_cost, ours_batch = _calibrate(ours)
     peer_cost, peer_batch = _calibrate(peer) if peer is not None else (0.0, 1)
     batch = case.batch if case.batch > 1 else min(ours_batch, peer_batch if peer else ours_batch)

@@ -21,6 +21,7 @@ __all__ = ["GROUPS", "Report", "load_cases", "machine_facts", "run_suite"]
 GROUPS: dict[str, str] = {
     "cache": "companion.bench.cases_cache",
     "monitoring": "companion.bench.cases_monitoring",
+    "execution": "companion.bench.cases_execution",
 }
 
 
