@@ -1,0 +1,155 @@
+"""Benchmark rows of `companion.cache`, each next to `cachetools` (the `bench` extra) in the same run."""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from companion.bench._case import Case, Operation, Target
+from companion.cache import MemoryTier, TieredCache
+
+__all__ = ["cases", "memory_ratio"]
+
+_GROUP = "cache"
+_MEMORY_ENTRIES = 100_000
+
+
+def cases() -> list[Case]:
+    """The four cache rows of SPEC section 6 (memory as a timed build plus `memory_ratio`)."""
+    return [
+        Case(
+            _GROUP,
+            "@cached L1 hit, f(42, 'x')",
+            ours=_ours_cached_hit,
+            peer=_peer_cached_hit,
+            peer_name="cachetools.cached(TTLCache)",
+            target=Target(max_ratio=0.75),
+            seed_figure="57 µs",
+            batch=1000,
+        ),
+        Case(
+            _GROUP,
+            "TieredCache.get, L1 hit",
+            ours=_ours_get_hit,
+            peer=_peer_get_hit,
+            peer_name="cachetools.TTLCache.__getitem__",
+            target=Target(max_ratio=1.5),
+            seed_figure="57 µs",
+            batch=1000,
+        ),
+        Case(
+            _GROUP,
+            "@cached miss: compute and store",
+            ours=_ours_miss,
+            peer=_peer_miss,
+            peer_name="cachetools.cached(TTLCache)",
+            target=Target(max_ratio=2.0),
+            batch=100,
+        ),
+        Case(
+            _GROUP,
+            f"build a memory tier of {_MEMORY_ENTRIES:,} entries (bytes: see memory_ratio)",
+            ours=lambda: _build_tier,
+            peer=lambda: _build_dict,
+            peer_name="plain dict of the same entries",
+        ),
+    ]
+
+
+def memory_ratio(entries: int = _MEMORY_ENTRIES) -> tuple[int, int]:
+    """(bytes of a full MemoryTier, bytes of a dict of the same entries), keys and values included.
+
+    Measured with tracemalloc around building each structure from scratch; the target is ours at
+    most 2x the dict's.
+    """
+    return _traced(lambda: _build_tier(entries)), _traced(lambda: _build_dict(entries))
+
+
+def _traced(build: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del kept
+    return after - before
+
+
+def _entries(entries: int) -> Any:
+    # Keys like the decorator's, values a distinct int each: "small entries".
+    return ((f"companion:app.lookup:{i}", i * 7 + 1000) for i in range(entries))
+
+
+def _build_tier(entries: int = _MEMORY_ENTRIES) -> MemoryTier:
+    tier = MemoryTier(entries, 600.0)
+    for key, value in _entries(entries):
+        tier.set(key, value)
+    return tier
+
+
+def _build_dict(entries: int = _MEMORY_ENTRIES) -> dict[str, int]:
+    return dict(_entries(entries))
+
+
+def _ours_cached_hit() -> Operation:
+    cache = TieredCache(namespace="bench")
+
+    @cache.cached()
+    def f(a: int, b: str) -> int:
+        return a
+
+    f(42, "x")
+    return lambda: f(42, "x")
+
+
+def _peer_cached_hit() -> Operation:
+    import cachetools
+
+    @cachetools.cached(cachetools.TTLCache(maxsize=100, ttl=60))
+    def f(a: int, b: str) -> int:
+        return a
+
+    f(42, "x")
+    return lambda: f(42, "x")
+
+
+def _ours_get_hit() -> Operation:
+    cache = TieredCache(namespace="bench")
+    cache.set("user:42", {"name": "Ada"})
+    get = cache.get
+    return lambda: get("user:42")
+
+
+def _peer_get_hit() -> Operation:
+    import cachetools
+
+    cache: cachetools.TTLCache[str, object] = cachetools.TTLCache(maxsize=100, ttl=60)
+    cache["user:42"] = {"name": "Ada"}
+    getitem = cache.__getitem__
+    return lambda: getitem("user:42")
+
+
+def _ours_miss() -> Operation:
+    cache = TieredCache(namespace="bench")
+
+    @cache.cached()
+    def f(a: int) -> int:
+        return a
+
+    counter = itertools.count()
+    return lambda: f(next(counter))
+
+
+def _peer_miss() -> Operation:
+    import cachetools
+
+    @cachetools.cached(cachetools.TTLCache(maxsize=100, ttl=60))
+    def f(a: int) -> int:
+        return a
+
+    counter = itertools.count()
+    return lambda: f(next(counter))

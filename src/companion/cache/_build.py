@@ -1,0 +1,51 @@
+"""`build_cache`: the one call the service makes to get its cache from its settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from companion.cache._memory import MemoryTier
+from companion.cache._redis import RedisTier
+from companion.cache._tier import Tier
+from companion.cache._tiered import TieredCache
+
+__all__ = ["build_cache"]
+
+
+def build_cache(
+    redis_url: str | None = None,
+    *,
+    l1_max_entries: int = 100,
+    l1_ttl_s: float = 60.0,
+    l2_max_entries: int = 1000,
+    l2_ttl_s: float = 600.0,
+    namespace: str = "companion",
+    redis_prefix: str = "companion:cache:",
+    redis_timeout_s: float = 0.25,
+    redis_retry_interval_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> TieredCache:
+    """A memory L1 in front of Redis (when `redis_url` is set) or of a larger memory L2.
+
+    `l2_max_entries` applies to the memory L2 only; Redis bounds itself (`maxmemory`).
+    Close the result with `close()` / `await aclose()`.
+    """
+    l2: Tier
+    if redis_url:
+        l2 = RedisTier(
+            redis_url,
+            default_ttl_s=l2_ttl_s,
+            prefix=redis_prefix,
+            clock=clock,
+            timeout_s=redis_timeout_s,
+            retry_interval_s=redis_retry_interval_s,
+        )
+    else:
+        l2 = MemoryTier(l2_max_entries, l2_ttl_s, clock=clock)
+    try:
+        l1 = MemoryTier(l1_max_entries, l1_ttl_s, clock=clock)
+        return TieredCache(l1, l2, clock=clock, namespace=namespace)
+    except Exception:
+        l2.close()
+        raise
