@@ -88,3 +88,20 @@ def test_report_renders_json_and_markdown() -> None:
     markdown = to_markdown(report)
     assert "| g | noop |" in markdown
     assert "pass" in markdown
+
+
+def test_size_rows_report_the_returned_bytes_and_their_ratio() -> None:
+    case = Case(
+        "g",
+        "memory",
+        ours=lambda: lambda: 3 * 2**20,
+        peer=lambda: lambda: 2 * 2**20,
+        peer_name="dict",
+        target=Target(max_ratio=2.0),
+        unit="bytes",
+    )
+    row = run_case(case, TINY)
+    assert row.ours_median_ns == 3 * 2**20
+    assert row.ratio == 1.5
+    assert row.passed is True
+    assert "3 MiB" in to_markdown(Report(mode="quick", rows=[row]))

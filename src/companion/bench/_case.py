@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["Case", "Operation", "Target", "format_ns"]
+__all__ = ["Case", "Operation", "Target", "format_bytes", "format_ns"]
 
 # A setup function returns the zero-argument operation to time (setup cost is never timed).
 Operation = Callable[[], object]
@@ -28,7 +29,7 @@ class Target:
         if self.max_added_ns is not None:
             parts.append(f"≤ +{format_ns(self.max_added_ns)} over peer")
         if self.max_median_ns is not None:
-            parts.append(f"median ≤ {format_ns(self.max_median_ns)}")
+            parts.append(f"median ≤ {format_ns(self.max_median_ns)}")  # ns rows only
         return ", ".join(parts) or "report only"
 
 
@@ -45,6 +46,17 @@ class Case:
     seed_figure: str | None = None
     # Operations per timing sample: raise for sub-microsecond operations so the clock's cost vanishes.
     batch: int = 1
+    # "ns": the operations are timed. "bytes": each operation returns a size in bytes, which is
+    # the figure (its median over a few calls), e.g. memory held by a structure.
+    unit: Literal["ns", "bytes"] = "ns"
+
+
+def format_bytes(value: float) -> str:
+    """Bytes in the most readable unit."""
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.0f} B"
 
 
 def format_ns(value_ns: float) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from companion.bench._case import format_ns
+from companion.bench._case import format_bytes, format_ns
 from companion.bench._runner import RowResult
 from companion.bench._suite import Report
 
@@ -22,14 +22,15 @@ def _verdict(row: RowResult) -> str:
 
 def row_cells(row: RowResult) -> list[str]:
     """The cells of one row, in `HEADERS` order."""
+    show = format_bytes if row.unit == "bytes" else format_ns
     return [
         row.group,
         row.name,
-        format_ns(row.ours_median_ns),
-        format_ns(row.ours_p95_ns),
+        show(row.ours_median_ns),
+        show(row.ours_p95_ns),
         f"±{row.ours_spread * 50:.0f}%",
         row.peer_name or "–",
-        format_ns(row.peer_median_ns) if row.peer_median_ns is not None else "–",
+        show(row.peer_median_ns) if row.peer_median_ns is not None else "–",
         f"{row.ratio:.2f}×" if row.ratio is not None else "–",
         row.seed_figure or "–",
         row.target,

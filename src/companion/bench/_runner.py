@@ -34,7 +34,7 @@ class RowResult:
 
     group: str
     name: str
-    ours_median_ns: float
+    ours_median_ns: float  # or bytes, for rows whose unit is "bytes"
     ours_p95_ns: float
     ours_spread: float  # interquartile range / median
     peer_name: str | None
@@ -45,6 +45,7 @@ class RowResult:
     passed: bool | None
     samples: int
     batch: int
+    unit: str = "ns"
 
 
 def _per_op_ns(op: Operation, batch: int) -> float:
@@ -83,6 +84,8 @@ def run_case(case: Case, budget: Budget) -> RowResult:
     ours = case.ours()
     peer = case.peer() if case.peer is not None else None
     try:
+        if case.unit == "bytes":
+            return _measure_sizes(case, ours, peer)
         return _measure(case, budget, ours, peer)
     finally:
         for op in (ours, peer):
@@ -120,6 +123,17 @@ def _measure(case: Case, budget: Budget, ours: Operation, peer: Operation | None
     return _summarise(case, ours_ns, peer_ns, batch)
 
 
+def _measure_sizes(case: Case, ours: Operation, peer: Operation | None) -> RowResult:
+    """Size rows: each operation returns bytes; three calls per side, interleaved."""
+    ours_bytes: list[float] = []
+    peer_bytes: list[float] = []
+    for _ in range(3):
+        ours_bytes.append(float(ours()))  # type: ignore[arg-type]
+        if peer is not None:
+            peer_bytes.append(float(peer()))  # type: ignore[arg-type]
+    return _summarise(case, ours_bytes, peer_bytes, batch=1)
+
+
 def _summarise(case: Case, ours_ns: list[float], peer_ns: list[float], batch: int) -> RowResult:
     ours_median = statistics.median(ours_ns)
     quartiles = statistics.quantiles(ours_ns, n=4) if len(ours_ns) > 1 else [ours_median] * 3
@@ -140,6 +154,7 @@ def _summarise(case: Case, ours_ns: list[float], peer_ns: list[float], batch: in
         passed=_verdict(case, ours_median, peer_median, ratio),
         samples=len(ours_ns),
         batch=batch,
+        unit=case.unit,
     )
 
 
