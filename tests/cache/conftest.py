@@ -7,19 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from companion.cache import MemoryTier, TieredCache
-
-
-class FakeClock:
-    """A monotonic clock that only moves when a test says so."""
-
-    def __init__(self, start_s: float = 1000.0) -> None:
-        self.now_s = start_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
+from tests._clock import FakeClock
 
 
 @pytest.fixture

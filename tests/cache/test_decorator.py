@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from companion.cache import InvalidCacheKey, MemoryTier, TieredCache
-from tests.cache.conftest import FakeClock
+from tests._clock import FakeClock
 
 
 def test_hit_after_miss_and_readable_key(cache: TieredCache) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from companion.cache import MISSING, MemoryTier
-from tests.cache.conftest import FakeClock
+from tests._clock import FakeClock
 
 
 def test_ttl_expiry_on_the_injected_clock(clock: FakeClock) -> None:

@@ -14,8 +14,8 @@ from companion.cache import (
     UnserializableValue,
     build_cache,
 )
+from tests._clock import FakeClock
 from tests._services import RedisServer
-from tests.cache.conftest import FakeClock
 
 pytestmark = pytest.mark.redis
 

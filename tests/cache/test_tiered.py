@@ -13,7 +13,7 @@ from companion.cache import (
     TieredCache,
     build_cache,
 )
-from tests.cache.conftest import FakeClock
+from tests._clock import FakeClock
 
 
 def test_get_set_delete_and_default(cache: TieredCache) -> None:

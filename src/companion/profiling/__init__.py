@@ -1,3 +1,7 @@
-"""companion.profiling: see docs/profiling.md."""
+"""companion.profiling: bounded per-name timing statistics and call-tree traces; see docs/profiling.md."""
 
-__all__: list[str] = []
+from companion.profiling._profiler import OVERFLOW_NAME, Profiler
+from companion.profiling._stats import ProfileStats
+from companion.profiling._trace import Trace
+
+__all__ = ["OVERFLOW_NAME", "ProfileStats", "Profiler", "Trace"]
