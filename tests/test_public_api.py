@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,12 @@ def test_subsystems_never_import_api_or_cli() -> None:
             r"^\s*(?:from|import) (companion\.(?:api|cli))\b", path.read_text(), re.M
         )
         assert not imports, f"{path} imports {imports}"
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_exported_callable_has_a_docstring(name: str) -> None:
+    module = importlib.import_module(name)
+    for symbol in getattr(module, "__all__", ()):
+        obj = getattr(module, symbol)
+        if callable(obj) and typing.get_origin(obj) is None:  # type aliases carry no docstring
+            assert obj.__doc__, f"{name}.{symbol} has no docstring"

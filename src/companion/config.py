@@ -69,6 +69,28 @@ class Settings(BaseSettings):
         description="PostgreSQL for the knowledge store (`postgresql://`). Unset: embedded SQLite.",
     )
 
+    cache_namespace: str = Field(
+        "companion",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of every cache key (tenants add theirs under it).",
+    )
+    cache_l1_max_entries: int = Field(100, ge=1, description="Entries in the hot in-process tier.")
+    cache_l1_ttl_s: float = Field(60.0, gt=0, description="Default time to live in L1.")
+    cache_l2_max_entries: int = Field(
+        1000, ge=1, description="Entries in the in-process L2 (Redis bounds itself with maxmemory)."
+    )
+    cache_l2_ttl_s: float = Field(600.0, gt=0, description="Default time to live in L2.")
+    cache_redis_timeout_ms: int = Field(
+        250, ge=1, le=60_000, description="Redis L2 socket timeout; slower calls count as errors."
+    )
+    cache_redis_retry_interval_s: float = Field(
+        5.0, gt=0, description="After a Redis error, L2 is skipped this long before a retry."
+    )
+    monitoring_sample_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="How often RSS, CPU, threads, fds and loop lag are sampled."
+    )
     execution_enabled: bool = Field(True, description="Start the code-execution sandbox pool.")
     execution_pool_size: int = Field(
         0, ge=0, le=256, description="Sandbox zygotes; 0 means two per CPU core."

@@ -104,3 +104,11 @@ def test_a_full_queue_is_a_503_with_retry_after(client: TestClient) -> None:
         client.post("/v1/execute", json={"language": "py", "code": "print(1)"}).json()["stdout"]
         == "1\n"
     )
+
+
+def test_runs_are_counted_in_metrics(client: TestClient) -> None:
+    client.post("/v1/execute", json={"language": "python", "code": "raise SystemExit(2)"})
+    metrics = client.get("/metrics").text
+    assert 'companion_execution_runs_total{language="python",status="runtime_error"}' in metrics
+    assert "companion_execution_duration_seconds_bucket" in metrics
+    assert 'companion_sandbox_size{pool="zygotes"} 1.0' in metrics

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from companion.api._dependencies import DependencyCheck
 from companion.api._problems import ProblemResponse, problem_body
 from companion.api._state import app_state
-from companion.errors import CompanionError, DependencyUnavailable
+from companion.errors import DependencyUnavailable
 
 __all__ = ["router"]
 
@@ -29,15 +26,16 @@ class CheckResult(BaseModel):
     """Outcome of one readiness check."""
 
     ok: bool
+    critical: bool
     duration_ms: float
     detail: str | None = None
     error: str | None = None
 
 
 class Readiness(BaseModel):
-    """Every configured dependency answered."""
+    """Every critical check passed (`degraded`: a non-critical one failed)."""
 
-    status: Literal["ready"] = "ready"
+    status: Literal["ready", "degraded"]
     checks: dict[str, CheckResult]
 
 
@@ -50,35 +48,25 @@ async def livez() -> Liveness:
 @router.get(
     "/readyz",
     summary="Readiness: every configured dependency answers",
-    responses={503: {"description": "A dependency failed; `checks` says which and why."}},
+    responses={503: {"description": "A critical check failed; `checks` says which and why."}},
 )
 async def readyz(request: Request) -> Any:
     """200 with per-check timings, or 503 problem+json carrying the same `checks`."""
-    state = app_state(request)
-    timeout_s = state.settings.readyz_timeout_s
-    names = list(state.dependency_checks)
-    results = await asyncio.gather(
-        *(_run_check(state.dependency_checks[name], timeout_s) for name in names)
-    )
-    checks = dict(zip(names, results, strict=True))
-    if all(result.ok for result in checks.values()):
-        return Readiness(checks=checks)
-    failed = sorted(name for name, result in checks.items() if not result.ok)
+    report = await app_state(request).monitor.run_health_checks()
+    checks = {
+        result.name: CheckResult(
+            ok=result.ok,
+            critical=result.critical,
+            duration_ms=round(result.duration_ms, 3),
+            detail=result.detail,
+            error=result.error,
+        )
+        for result in report.checks
+    }
+    if report.status != "failed":
+        return Readiness(status="ready" if report.status == "ok" else "degraded", checks=checks)
+    failed = sorted(name for name, check in checks.items() if not check.ok and check.critical)
     error = DependencyUnavailable(f"Not ready: {', '.join(failed)} failed.")
     body = problem_body(error, request.url.path)
-    body["checks"] = {name: result.model_dump() for name, result in checks.items()}
+    body["checks"] = {name: check.model_dump() for name, check in checks.items()}
     return ProblemResponse(body, status_code=error.status)
-
-
-async def _run_check(check: DependencyCheck, timeout_s: float) -> CheckResult:
-    started = time.perf_counter()
-    error: str | None = None
-    detail: str | None = None
-    try:
-        detail = await asyncio.wait_for(check(), timeout_s)
-    except TimeoutError:
-        error = f"timed out after {timeout_s:g} s"
-    except CompanionError as exc:
-        error = exc.message
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
-    return CheckResult(ok=error is None, duration_ms=duration_ms, detail=detail, error=error)

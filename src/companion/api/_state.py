@@ -1,24 +1,32 @@
-"""What the app holds for its lifetime, built from the settings in `create_app`."""
+"""What the app holds for its lifetime: the subsystems `create_app` chose from the settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 
-from companion.api._dependencies import DependencyCheck
+from companion.cache import TieredCache
 from companion.config import Settings
+from companion.errors import ServiceUnavailable
 from companion.execution import Executor, SandboxUnavailable
+from companion.monitoring import Monitor, Sampler
+from companion.profiling import Profiler
 
 __all__ = ["AppState", "app_state"]
 
 
 @dataclass
 class AppState:
-    """The subsystems and checks wired for this app instance."""
+    """The subsystems wired for this app instance; started and stopped by its lifespan."""
 
     settings: Settings
-    dependency_checks: dict[str, DependencyCheck] = field(default_factory=dict)
+    registry: CollectorRegistry
+    monitor: Monitor
+    profiler: Profiler
+    sampler: Sampler
+    cache: TieredCache | None = None
     executor: Executor | None = None
     executor_problem: str | None = None
 
@@ -30,6 +38,12 @@ class AppState:
             )
             raise SandboxUnavailable(reason)
         return self.executor
+
+    def require_cache(self) -> TieredCache:
+        """The cache (built at start-up)."""
+        if self.cache is None:
+            raise ServiceUnavailable("the cache is not started")
+        return self.cache
 
 
 def app_state(request: Request) -> AppState:

@@ -8,13 +8,13 @@ matched (404s, bots probing paths) share one label. Pure ASGI: no `BaseHTTPMiddl
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from companion.monitoring._monitor import Monitor
 from companion.monitoring._window import Clock
 
-__all__ = ["UNMATCHED_ROUTE", "RequestMetricsMiddleware"]
+__all__ = ["UNMATCHED_ROUTE", "RequestMetricsMiddleware", "RequestObserver"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,6 +23,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED_ROUTE = "unmatched"
+
+RequestObserver = Callable[[str, float, int], None]
+"""Also told of every request: (route template, duration in seconds, status)."""
 
 
 class RequestMetricsMiddleware:
@@ -35,9 +38,11 @@ class RequestMetricsMiddleware:
         *,
         clock: Clock = time.perf_counter,
         unmatched: str = UNMATCHED_ROUTE,
+        observers: Sequence[RequestObserver] = (),
     ) -> None:
         self.app = app
         self.monitor = monitor
+        self.observers = tuple(observers)
         self.clock = clock
         self.unmatched = unmatched
 
@@ -59,9 +64,11 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_capture)
         finally:
-            self.monitor.record_request(
-                self._template(scope, root_path), self.clock() - start, status
-            )
+            duration_s = self.clock() - start
+            template = self._template(scope, root_path)
+            self.monitor.record_request(template, duration_s, status)
+            for observer in self.observers:
+                observer(template, duration_s, status)
 
     def _template(self, scope: Scope, root_path: str) -> str:
         route = scope.get("route")

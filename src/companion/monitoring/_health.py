@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from companion.errors import InvalidInput
+from companion.errors import CompanionError, InvalidInput
 
 __all__ = ["HealthCheck", "HealthCheckResult", "HealthReport", "run_checks"]
 
@@ -49,6 +49,7 @@ class HealthCheckResult:
     duration_ms: float
     critical: bool
     error: str | None = None
+    detail: str | None = None  # what a passing check chose to say (it returned a string)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -58,6 +59,7 @@ class HealthCheckResult:
             "duration_ms": round(self.duration_ms, 3),
             "critical": self.critical,
             "error": self.error,
+            "detail": self.detail,
         }
 
 
@@ -99,16 +101,21 @@ async def _run_one(check: HealthCheck) -> HealthCheckResult:
     # Durations are real elapsed time whatever clock the monitor uses: they report the dependency.
     start = time.perf_counter()
     error: str | None = None
+    detail: str | None = None
     try:
         outcome = await asyncio.wait_for(_invoke(check.fn), timeout=check.timeout_s)
         if outcome is False:
             error = "check returned False"
+        elif isinstance(outcome, str):
+            detail = outcome
     except TimeoutError:
         error = f"timed out after {check.timeout_s:g} s"
+    except CompanionError as exc:
+        error = exc.message  # already written for a reader
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     duration_ms = (time.perf_counter() - start) * 1000.0
-    return HealthCheckResult(check.name, error is None, duration_ms, check.critical, error)
+    return HealthCheckResult(check.name, error is None, duration_ms, check.critical, error, detail)
 
 
 async def _invoke(fn: CheckFn) -> object:

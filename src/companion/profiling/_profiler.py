@@ -86,6 +86,16 @@ class Profiler:
             raise
         stats.record(clock() - start)
 
+    def record(self, name: str, duration_s: float, *, error: bool = False) -> None:
+        """Record one call measured elsewhere (e.g. by the HTTP middleware)."""
+        if not self.enabled:
+            return
+        stats = self._named(name)
+        if error:
+            stats.record_error(duration_s)
+        else:
+            stats.record(duration_s)
+
     def trace(self, interval_s: float = 0.001) -> Trace:
         """Deep mode: `with profiler.trace() as t:` captures a sampled call tree of the block."""
         return Trace(interval_s=interval_s)

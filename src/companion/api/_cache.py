@@ -1,0 +1,58 @@
+"""`GET /v1/cache/stats` and `POST /v1/cache/invalidate`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from companion.api._state import AppState, app_state
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/cache", tags=["cache"])
+State = Annotated[AppState, Depends(app_state)]
+
+
+class Invalidation(BaseModel):
+    """Exactly one of: a key, a glob pattern over readable keys, or tags."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: str | None = Field(None, min_length=1, max_length=1024, examples=["user:42"])
+    pattern: str | None = Field(None, min_length=1, max_length=1024, examples=["user:42:*"])
+    tags: list[str] | None = Field(None, min_length=1, max_length=100, examples=[["user:42"]])
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Invalidation:
+        given = [name for name in ("key", "pattern", "tags") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of `key`, `pattern` or `tags`")
+        return self
+
+
+class Invalidated(BaseModel):
+    """How many entries went, over every tier."""
+
+    removed: int
+
+
+@router.get("/stats", summary="Per-tier size, hits, misses, hit rate, promotions, ...")
+def cache_stats(state: State) -> dict[str, Any]:
+    """Counters of L1 and L2 since start, and the hottest keys."""
+    cache = state.require_cache()
+    return {**cache.stats().as_dict(), "hot_keys": [list(pair) for pair in cache.hot_keys(10)]}
+
+
+@router.post("/invalidate", summary="Drop entries by key, glob pattern or tags")
+def cache_invalidate(body: Invalidation, state: State) -> Invalidated:
+    """On every tier, and (with Redis) on every node's L1."""
+    cache = state.require_cache()
+    if body.key is not None:
+        removed = int(cache.delete(body.key))
+    elif body.pattern is not None:
+        removed = cache.invalidate(body.pattern)
+    else:
+        removed = cache.invalidate_tags(*(body.tags or ()))
+    return Invalidated(removed=removed)

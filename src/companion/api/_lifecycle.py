@@ -1,0 +1,128 @@
+"""Building the subsystems from the settings, wiring their metrics, starting and stopping them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from companion.api._dependencies import dependency_checks
+from companion.api._state import AppState
+from companion.cache import build_cache
+from companion.config import Settings
+from companion.errors import CompanionError
+from companion.execution import Executor, SandboxUnavailable
+from companion.monitoring import Monitor, Sampler
+from companion.profiling import Profiler
+
+__all__ = ["build_state", "start", "stop"]
+
+_log = logging.getLogger("companion.api")
+
+
+def build_state(settings: Settings) -> AppState:
+    """The subsystems, not yet started; nothing connects or forks here."""
+    registry = CollectorRegistry()
+    monitor = Monitor(registry=registry)
+    state = AppState(
+        settings=settings,
+        registry=registry,
+        monitor=monitor,
+        profiler=Profiler(),
+        sampler=Sampler(monitor, interval_s=settings.monitoring_sample_interval_s),
+    )
+    for name, check in dependency_checks(settings).items():
+        monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)
+    return state
+
+
+async def start(state: AppState) -> None:
+    """Start the cache, the sandbox pool and the sampler, wiring each one's metrics."""
+    settings = state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    cache = build_cache(
+        redis_url,
+        l1_max_entries=settings.cache_l1_max_entries,
+        l1_ttl_s=settings.cache_l1_ttl_s,
+        l2_max_entries=settings.cache_l2_max_entries,
+        l2_ttl_s=settings.cache_l2_ttl_s,
+        namespace=settings.cache_namespace,
+        redis_prefix=f"{settings.cache_namespace}:cache:",
+        redis_timeout_s=settings.cache_redis_timeout_ms / 1000,
+        redis_retry_interval_s=settings.cache_redis_retry_interval_s,
+    )
+    state.cache = cache
+    state.monitor.add_collector_source("cache", lambda: cache.stats().as_dict())
+    if settings.execution_enabled:
+        await _start_executor(state)
+    await state.sampler.start()
+
+
+async def stop(state: AppState) -> None:
+    """Stop in reverse order; each part is stopped even if an earlier one fails."""
+    try:
+        await state.sampler.stop()
+    finally:
+        try:
+            if state.executor is not None:
+                await state.executor.close()
+        finally:
+            if state.cache is not None:
+                await state.cache.aclose()
+
+
+async def _start_executor(state: AppState) -> None:
+    """Start the sandbox pool; without isolation the service runs on and `/readyz` says why."""
+    monitor = state.monitor
+    runs = monitor.counter(
+        "companion_execution_runs_total", "Sandboxed runs by outcome.", ("language", "status")
+    )
+    durations = monitor.histogram(
+        "companion_execution_duration_seconds", "Wall time of sandboxed runs.", ("language",)
+    )
+
+    def observe(language: str, status: str, wall_s: float) -> None:
+        runs.labels(language, status).inc()
+        durations.labels(language).observe(wall_s)
+
+    executor = Executor(state.settings, observer=observe)
+    try:
+        await executor.start()
+    except CompanionError as exc:
+        await executor.close()
+        state.executor_problem = exc.message
+        _log.error("code execution is unavailable: %s", exc.message)
+    else:
+        state.executor = executor
+        monitor.add_collector_source(
+            "sandbox", lambda: _pool_stats(executor), label="pool", counters=("replaced", "runs")
+        )
+
+    async def sandbox_ready() -> str:
+        running = state.require_executor()
+        stats = running.pool_stats()
+        if stats is None or stats.size == 0:
+            raise SandboxUnavailable("no sandbox zygote is running")
+        layers = ", ".join(layer.name for layer in running.layers if layer.available)
+        return f"{stats.size} zygotes, {stats.waiting} queued; layers: {layers}"
+
+    monitor.register_health_check(
+        "sandbox", sandbox_ready, timeout_s=state.settings.readyz_timeout_s
+    )
+
+
+def _pool_stats(executor: Executor) -> dict[str, dict[str, Any]]:
+    stats = executor.pool_stats()
+    if stats is None:
+        return {}
+    return {
+        "zygotes": {
+            "size": stats.size,
+            "idle": stats.idle,
+            "waiting": stats.waiting,
+            "replaced": stats.replaced,
+            "runs": stats.runs,
+        }
+    }

@@ -1,0 +1,62 @@
+"""`/metrics`, `GET /v1/monitoring/report`, `GET /v1/alerts` and `GET /v1/profiling/report`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from companion.api._state import AppState, app_state
+
+__all__ = ["router"]
+
+router = APIRouter()
+State = Annotated[AppState, Depends(app_state)]
+SortKey = Literal[
+    "total_s", "count", "errors", "avg_s", "min_s", "max_s", "p50_s", "p95_s", "p99_s"
+]
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(state: State) -> Response:
+    """Prometheus text exposition, collected at scrape time (never on the request path)."""
+    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/v1/monitoring/report", tags=["observability"], summary="Every endpoint, cache and check"
+)
+def monitoring_report(state: State) -> dict[str, Any]:
+    """Request statistics per endpoint (count, avg, p50/p95/p99, error rate), caches, alerts."""
+    return state.monitor.snapshot()
+
+
+@router.get("/v1/alerts", tags=["observability"], summary="Firing alerts and recent history")
+def alerts(state: State) -> dict[str, list[dict[str, Any]]]:
+    """Alerts fire once on crossing a threshold and resolve when the value goes back."""
+    return {
+        "active": [alert.to_dict() for alert in state.monitor.active_alerts()],
+        "history": [alert.to_dict() for alert in state.monitor.alert_history()],
+    }
+
+
+@router.get(
+    "/v1/profiling/report",
+    tags=["observability"],
+    summary="Profiled names with count, total, percentiles",
+    response_model=None,
+)
+def profiling_report(
+    state: State,
+    sort_by: Annotated[SortKey, Query(description="Column to sort by, descending.")] = "total_s",
+    fmt: Annotated[Literal["json", "text"], Query(alias="format")] = "json",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Response:
+    """Every HTTP route is profiled by the middleware as `http <route>`."""
+    report = state.profiler.report(sort_by, fmt=fmt, limit=limit)
+    if fmt == "text":
+        return PlainTextResponse(report)
+    return Response(report, media_type="application/json")
