@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     monitoring_sample_interval_s: float = Field(
         5.0, gt=0, le=3600, description="How often RSS, CPU, threads, fds and loop lag are sampled."
     )
+    profiling_trace_requests: bool = Field(
+        False,
+        description="Let requests carrying `X-Companion-Trace: 1` be profiled in depth "
+        "(read back at `/v1/profiling/traces/{id}`).",
+    )
+    profiling_trace_ring_entries: int = Field(
+        32, ge=1, le=1000, description="Deep traces kept for reading back (oldest dropped)."
+    )
     execution_enabled: bool = Field(True, description="Start the code-execution sandbox pool.")
     execution_pool_size: int = Field(
         0, ge=0, le=256, description="Sandbox zygotes; 0 means two per CPU core."

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from companion import __version__
-from companion.api import _cache, _execute, _health, _lifecycle, _observability
+from companion.api import _cache, _execute, _health, _lifecycle, _observability, _tracing
 from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._problems import install_error_handlers
 from companion.config import Settings, load_settings
@@ -38,11 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.companion = state
     install_error_handlers(app)
-    for module in (_health, _execute, _cache, _observability):
+    for module in (_health, _execute, _cache, _observability, _tracing):
         app.include_router(module.router)
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.profiling_trace_requests:
+        app.add_middleware(_tracing.TracingMiddleware, profiler=state.profiler, ring=state.traces)
     profiler = state.profiler
     app.add_middleware(
         RequestMetricsMiddleware,

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from companion.api._dependencies import dependency_checks
 from companion.api._state import AppState
+from companion.api._tracing import TraceRing
 from companion.cache import build_cache
 from companion.config import Settings
 from companion.errors import CompanionError
@@ -31,6 +32,7 @@ def build_state(settings: Settings) -> AppState:
         monitor=monitor,
         profiler=Profiler(),
         sampler=Sampler(monitor, interval_s=settings.monitoring_sample_interval_s),
+        traces=TraceRing(settings.profiling_trace_ring_entries),
     )
     for name, check in dependency_checks(settings).items():
         monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)

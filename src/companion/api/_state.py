@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
@@ -13,6 +14,9 @@ from companion.errors import ServiceUnavailable
 from companion.execution import Executor, SandboxUnavailable
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
+
+if TYPE_CHECKING:
+    from companion.api._tracing import TraceRing
 
 __all__ = ["AppState", "app_state"]
 
@@ -26,6 +30,7 @@ class AppState:
     monitor: Monitor
     profiler: Profiler
     sampler: Sampler
+    traces: TraceRing
     cache: TieredCache | None = None
     executor: Executor | None = None
     executor_problem: str | None = None

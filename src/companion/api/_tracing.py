@@ -1,0 +1,109 @@
+"""Deep profiling of one request: send `X-Companion-Trace: 1`, read the call tree back by id.
+
+Off unless `COMPANION_PROFILING_TRACE_REQUESTS` is set (a sampled call tree costs real time and
+reveals code structure). Traces are kept in a small ring; the response carries
+`X-Companion-Trace-Id`, and `GET /v1/profiling/traces/{id}` returns text, HTML or speedscope JSON.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from companion.api._state import AppState, app_state
+from companion.errors import NotFound
+from companion.profiling import Profiler, Trace
+
+__all__ = ["TraceRing", "TracingMiddleware", "router"]
+
+TRACE_HEADER = b"x-companion-trace"
+TRACE_ID_HEADER = b"x-companion-trace-id"
+
+
+class TraceRing:
+    """The last `capacity` finished traces, by id."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._traces: OrderedDict[str, Trace] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, trace: Trace) -> str:
+        """Store `trace`, dropping the oldest past capacity; returns its id."""
+        trace_id = secrets.token_hex(8)
+        with self._lock:
+            self._traces[trace_id] = trace
+            while len(self._traces) > self._capacity:
+                self._traces.popitem(last=False)
+        return trace_id
+
+    def get(self, trace_id: str) -> Trace:
+        """The trace, or `NotFound` (it may have been dropped from the ring)."""
+        with self._lock:
+            trace = self._traces.get(trace_id)
+        if trace is None:
+            raise NotFound(f"No trace {trace_id!r} (only the last {self._capacity} are kept).")
+        return trace
+
+
+class TracingMiddleware:
+    """Pure ASGI: requests carrying `X-Companion-Trace: 1` run under a sampling profiler."""
+
+    def __init__(self, app: ASGIApp, profiler: Profiler, ring: TraceRing) -> None:
+        self.app = app
+        self.profiler = profiler
+        self.ring = ring
+        self._tracing = False  # the sampler profiles one request at a time
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Trace flagged requests; everything else passes through untouched."""
+        flagged = scope["type"] == "http" and (TRACE_HEADER, b"1") in scope["headers"]
+        if not flagged or self._tracing:
+            await self.app(scope, receive, send)
+            return
+        self._tracing = True
+        try:
+            await self._traced(scope, receive, send)
+        finally:
+            self._tracing = False
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trace = self.profiler.trace()
+        trace_id = ""
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The id is known before the body: the trace finishes when the app returns.
+                message.setdefault("headers", []).append((TRACE_ID_HEADER, trace_id.encode()))
+            await send(message)
+
+        trace_id = self.ring.keep(trace)
+        async with trace:
+            await self.app(scope, receive, send_with_id)
+
+
+router = APIRouter(prefix="/v1/profiling", tags=["observability"])
+State = Annotated[AppState, Depends(app_state)]
+
+
+@router.get(
+    "/traces/{trace_id}", summary="The call tree of one traced request", response_model=None
+)
+def get_trace(
+    trace_id: str,
+    state: State,
+    fmt: Annotated[Literal["text", "html", "speedscope"], Query(alias="format")] = "text",
+) -> Response:
+    """Text (default), a self-contained HTML page, or speedscope JSON."""
+    trace = state.traces.get(trace_id)
+    if fmt == "html":
+        return HTMLResponse(trace.to_html())
+    if fmt == "speedscope":
+        return Response(trace.to_speedscope(), media_type="application/json")
+    return PlainTextResponse(trace.to_text())

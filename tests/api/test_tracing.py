@@ -1,0 +1,55 @@
+"""Deep profiling of one request, read back by id in three formats."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+
+from companion.api import create_app
+from companion.config import load_settings
+
+TRACE = {"X-Companion-Trace": "1"}
+
+
+def _client(**settings: object) -> TestClient:
+    return TestClient(create_app(load_settings(execution_enabled=False, **settings)))
+
+
+def test_a_flagged_request_is_traced_and_readable_in_every_format() -> None:
+    with _client(profiling_trace_requests=True) as client:
+        response = client.get("/v1/monitoring/report", headers=TRACE)
+        assert response.status_code == 200
+        trace_id = response.headers["x-companion-trace-id"]
+        text = client.get(f"/v1/profiling/traces/{trace_id}")
+        assert text.status_code == 200
+        assert text.headers["content-type"].startswith("text/plain")
+        html = client.get(f"/v1/profiling/traces/{trace_id}", params={"format": "html"})
+        assert html.headers["content-type"].startswith("text/html")
+        assert "<html" in html.text.lower()
+        speedscope = client.get(f"/v1/profiling/traces/{trace_id}", params={"format": "speedscope"})
+        assert "speedscope" in json.loads(speedscope.text)["$schema"]
+
+
+def test_unflagged_requests_and_disabled_tracing_add_nothing() -> None:
+    with _client(profiling_trace_requests=True) as client:
+        assert "x-companion-trace-id" not in client.get("/livez").headers
+    with _client() as client:
+        assert "x-companion-trace-id" not in client.get("/livez", headers=TRACE).headers
+
+
+def test_an_unknown_trace_is_a_404_problem() -> None:
+    with _client(profiling_trace_requests=True) as client:
+        response = client.get("/v1/profiling/traces/deadbeef")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "only the last 32" in response.json()["detail"]
+
+
+def test_the_ring_keeps_only_the_newest_traces() -> None:
+    with _client(profiling_trace_requests=True, profiling_trace_ring_entries=2) as client:
+        ids = [
+            client.get("/livez", headers=TRACE).headers["x-companion-trace-id"] for _ in range(3)
+        ]
+        assert client.get(f"/v1/profiling/traces/{ids[0]}").status_code == 404
+        assert client.get(f"/v1/profiling/traces/{ids[2]}").status_code == 200
