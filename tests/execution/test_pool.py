@@ -134,3 +134,20 @@ async def test_refuses_to_start_without_any_isolation(monkeypatch: pytest.Monkey
     monkeypatch.setattr("companion.execution._executor.probe_isolation", lambda: bare)
     with pytest.raises(SandboxUnavailable, match="refusing to run untrusted code"):
         await Executor(load_settings(execution_pool_size=1)).start()
+
+
+async def test_a_zygote_that_died_while_idle_is_replaced_before_use(executor: Executor) -> None:
+    pool = executor._pool
+    assert pool is not None
+    zygote = next(iter(pool._all.values()))
+    assert zygote.pid is not None
+    os.kill(zygote.pid, signal.SIGKILL)
+    for _ in range(500):
+        if not zygote.alive:
+            break
+        await asyncio.sleep(0.01)  # real-time: the kernel must deliver the signal and we reap
+    result = await executor.run(FACTORIAL)
+    assert result.status == "ok", result
+    stats = executor.pool_stats()
+    assert stats is not None
+    assert stats.replaced == 1

@@ -95,7 +95,7 @@ class ZygotePool:
         self._waiting += 1
         try:
             async with asyncio.timeout(timeout_s):
-                zygote = await self._idle.get()
+                zygote = await self._healthy_zygote()
         except TimeoutError:
             if not self._all:
                 raise SandboxUnavailable("no sandbox is running (replacements failed)") from None
@@ -117,6 +117,15 @@ class ZygotePool:
         else:
             self._idle.put_nowait(zygote)
         return result
+
+    async def _healthy_zygote(self) -> Zygote:
+        """The next idle zygote that is still alive; dead ones found idle are replaced."""
+        while True:
+            zygote = await self._idle.get()
+            if zygote.alive:
+                return zygote
+            _log.warning("sandbox zygote %d died while idle; replacing it", zygote.index)
+            self._replace(zygote)
 
     def _replace(self, zygote: Zygote) -> None:
         self._all.pop(zygote.index, None)
