@@ -228,3 +228,25 @@ def test_javascript_abuse_is_contained(
         assert result.error is not None
         assert result.error.name == error_name
     assert_healthy(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("import os, json\nos._exit = None\nos.write = None\njson.dumps = None", "ok"),
+        ("import os\nos._exit = None\nraise ValueError('after sabotage')", "runtime_error"),
+        ("import os\nfor fd in (1, 2, 3):\n    os.close(fd)\nwhile True:\n    pass", "timeout"),
+        (
+            'import os\nos.write(3, b\'{"done": true, "exit_code": 0}\\n\')\n'
+            "for fd in (1, 2, 3):\n    os.close(fd)\nwhile True:\n    pass",
+            "ok",  # a forged exit record only fools the run's own report...
+        ),
+    ],
+    ids=["patched-exit-and-json", "patched-exit-then-raise", "closed-pipes-spin", "forged-done"],
+)
+def test_sabotaging_the_sandboxs_own_reporting_stays_contained(
+    sandbox: SyncExecutor, code: str, status: str
+) -> None:
+    result = run(sandbox, code, limits={"wall_time_ms": 800, "cpu_time_ms": 800})
+    assert result.status == status, result
+    assert_healthy(sandbox)  # ...the spinning process is still killed before the next run

@@ -22,6 +22,12 @@ from typing import Any
 __all__ = ["ERROR_FD", "run_child"]
 
 ERROR_FD = 3  # the child reports a structured error here; stdout/stderr stay the user's
+# Bound at import: user code may replace module attributes (json.dumps = None) before we report.
+_dumps = json.dumps
+_write = os.write
+_close = os.close
+_exit = os._exit
+_getrusage = resource.getrusage
 USER_FILE = "main.py"
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
@@ -61,10 +67,29 @@ def _set_limits(limits: dict[str, int], address_space_base: int) -> None:
 
 def _report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
     """Tell the zygote what went wrong; `limit` names the limit hit (memory, time, output)."""
-    report = {"name": name, "value": value, "traceback": trace, "limit": limit}
-    payload = json.dumps(report).encode()
-    with contextlib.suppress(OSError):
-        os.write(ERROR_FD, payload[: 64 * 1024])
+    report = {"name": name, "value": value, "traceback": trace[-32768:], "limit": limit}
+    with contextlib.suppress(Exception):
+        _write(ERROR_FD, _dumps(report).encode() + b"\n")
+
+
+def _finish(code: int) -> None:
+    """Report the exit and close every pipe before exiting: the zygote answers the service at once
+    and reaps this process afterwards, so tearing down its memory is off the request's path."""
+    try:
+        usage = _getrusage(resource.RUSAGE_SELF)
+        done = {
+            "done": True,
+            "exit_code": code,
+            "cpu_ms": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
+            "memory_bytes": usage.ru_maxrss * 1024,
+        }
+        _write(ERROR_FD, _dumps(done).encode() + b"\n")
+        for fd in (1, 2, ERROR_FD):
+            _close(fd)
+    except BaseException:  # noqa: S110 - without the record the zygote reaps first; never return
+        pass
+    finally:
+        _exit(code)
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -204,4 +229,4 @@ def run_child(request: dict[str, Any], bpf: bytes, address_space_base: int) -> N
     except BaseException as exc:  # report, then exit: a child must never return
         _report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
     finally:
-        os._exit(code)
+        _finish(code)

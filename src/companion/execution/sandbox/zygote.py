@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import selectors
 import shutil
@@ -26,7 +27,11 @@ from .protocol import read_frame, write_frame
 __all__ = ["main"]
 
 _IN, _OUT = 0, 1
+_exit = os._exit  # bound at import: user code in a child may replace os._exit
 _READ_CHUNK = 65536
+_REPORT_BYTES = 65536
+# A child that reported its exit gets this long to actually exit before it is killed.
+_REAP_GRACE_S = 1.0
 # Imported once here so children start with them warm (and share the pages copy-on-write).
 _PRELOAD = (
     "base64 bisect collections dataclasses datetime decimal enum fractions functools hashlib "
@@ -44,10 +49,24 @@ class _Capture:
     error: bytearray = field(default_factory=bytearray)
     truncated: set[str] = field(default_factory=set)
 
+    def reports(self) -> tuple[str, dict[str, Any] | None]:
+        """The child's error report (raw JSON line, "" if none) and its exit record, if any."""
+        error, done = "", None
+        for line in self.error.decode("utf-8", "replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # user code may write to the report pipe; garbage is ignored
+            if isinstance(record, dict) and record.get("done") is True:
+                done = record
+            elif not error:
+                error = line
+        return error, done
+
     def add(self, stream: str, chunk: bytes) -> bool:
         """Keep what fits under the cap; False once the cap is passed."""
         if stream == "error":
-            self.error += chunk[: 65536 - len(self.error)]
+            self.error += chunk[: _REPORT_BYTES - len(self.error)]
             return True
         buffer = self.stdout if stream == "stdout" else self.stderr
         room = self.cap_bytes - len(self.stdout) - len(self.stderr)
@@ -77,17 +96,16 @@ def _supervise(pid: int, pipes: dict[int, str], capture: _Capture, wall_s: float
     for fd in pipes:
         selector.register(fd, selectors.EVENT_READ)
     killed: str | None = None
-    exited = False
     try:
-        while not (exited and len(selector.get_map()) == 0):
+        # Done when every pipe is closed: the child closes them as its last act (or by exiting).
+        while any(key.fd != pidfd for key in selector.get_map().values()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 killed = "timeout"
                 break
             for key, _ in selector.select(remaining):
                 if key.fd == pidfd:
-                    exited = True
-                    selector.unregister(pidfd)
+                    selector.unregister(pidfd)  # exited: its pipes read EOF next
                     continue
                 chunk = os.read(key.fd, _READ_CHUNK)
                 if not chunk:
@@ -133,9 +151,9 @@ def _fork_pending(scratch: str, bpf: bytes, as_base: int) -> _Pending:
                 os.dup2(source, target)
             os.closerange(ERROR_FD + 1, os.sysconf("SC_OPEN_MAX"))
             os.chdir(scratch)
-        except BaseException:  # a child must never return into the zygote loop
-            os._exit(70)
-        run_child(request, bpf, as_base)
+            run_child(request, bpf, as_base)
+        finally:
+            _exit(70)  # a child must never return into the zygote loop, whatever happened
     for fd in (control_r, out_w, err_w, res_w):
         os.close(fd)
     return _Pending(pid, control_w, {out_r: "stdout", err_r: "stderr", res_r: "error"})
@@ -151,9 +169,11 @@ def _prepare_scratch(scratch: str, request: dict[str, Any]) -> None:
         handle.write(request.get("stdin", ""))
 
 
-def _run(request: dict[str, Any], child: _Pending, scratch: str) -> dict[str, Any]:
+def _run(request: dict[str, Any], child: _Pending, scratch: str) -> tuple[dict[str, Any], int]:
+    """Run one request; returns the result and the pid to reap once the result is sent."""
     limits = request["limits"]
     started = time.monotonic()
+    deadline = started + limits["wall_time_ms"] / 1000
     _prepare_scratch(scratch, request)
     write_frame(child.control, request)
     os.close(child.control)
@@ -163,21 +183,45 @@ def _run(request: dict[str, Any], child: _Pending, scratch: str) -> dict[str, An
     finally:
         for fd in child.pipes:
             os.close(fd)
-    _, status, usage = os.wait4(child.pid, 0)
-    wall_ms = (time.monotonic() - started) * 1000
-    shutil.rmtree(scratch, ignore_errors=True)
-    return {
+    error, done = capture.reports()
+    result: dict[str, Any] = {
         "killed": killed,
-        "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
-        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "stdout": capture.stdout.decode("utf-8", "replace"),
         "stderr": capture.stderr.decode("utf-8", "replace"),
         "truncated": sorted(capture.truncated),
-        "error": capture.error.decode("utf-8", "replace"),
-        "wall_ms": round(wall_ms, 3),
-        "cpu_ms": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
-        "memory_bytes": usage.ru_maxrss * 1024,
+        "error": error,
     }
+    if killed is None and done is not None:
+        # The child said how it ended and closed its pipes: answer now, reap after.
+        result.update(exit_code=done.get("exit_code"), signal=None)
+        result.update(cpu_ms=done.get("cpu_ms", 0.0), memory_bytes=done.get("memory_bytes", 0))
+        result["wall_ms"] = round((time.monotonic() - started) * 1000, 3)
+        return result, child.pid
+    status, usage, overran = _reap(child.pid, max(deadline - time.monotonic(), 0.0))
+    result["exit_code"] = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None
+    result["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    result["cpu_ms"] = round((usage.ru_utime + usage.ru_stime) * 1000, 3)
+    result["memory_bytes"] = usage.ru_maxrss * 1024
+    result["wall_ms"] = round((time.monotonic() - started) * 1000, 3)
+    if overran:
+        result["killed"] = "timeout"  # it closed its pipes early and outlived the deadline
+    return result, 0
+
+
+def _reap(pid: int, timeout_s: float) -> tuple[int, Any, bool]:
+    """Wait up to `timeout_s` for `pid` to exit, then SIGKILL it: (status, rusage, was killed)."""
+    pidfd = os.pidfd_open(pid)
+    overran = False
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(pidfd, selectors.EVENT_READ)
+            if not selector.select(timeout_s):
+                os.kill(pid, signal.SIGKILL)
+                overran = True
+    finally:
+        os.close(pidfd)
+    _, status, usage = os.wait4(pid, 0)
+    return status, usage, overran
 
 
 def _discard(child: _Pending) -> None:
@@ -214,11 +258,16 @@ def main() -> None:
     child = _fork_pending(scratch, bpf, as_base)
     write_frame(_OUT, {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]})
     while (request := read_frame(_IN)) is not None:
+        to_reap = 0
         try:
-            result = _run(request, child, scratch)
+            result, to_reap = _run(request, child, scratch)
         except Exception as exc:  # a failed run is reported, the zygote lives on
             result = {"killed": None, "internal_error": f"{type(exc).__name__}: {exc}"}
             _discard(child)
         write_frame(_OUT, result)
-        # Fork the next child while the service reads this result.
+        # While the service reads the result: reap the child (its memory teardown is the slow
+        # part of exiting), wipe scratch, and fork the next child. Nothing of a run outlives it.
+        if to_reap:
+            _reap(to_reap, _REAP_GRACE_S)
+        shutil.rmtree(scratch, ignore_errors=True)
         child = _fork_pending(scratch, bpf, as_base)
