@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import landlock
-from .child import ERROR_FD, run_child
+from .child import ERROR_FD, SeccompLoader, run_child, warm_up
 from .protocol import read_frame, write_frame
 
 __all__ = ["main"]
@@ -131,7 +131,7 @@ class _Pending:
     pipes: dict[int, str]
 
 
-def _fork_pending(scratch: str, bpf: bytes, as_base: int) -> _Pending:
+def _fork_pending(scratch: str, seccomp: SeccompLoader, as_base: int) -> _Pending:
     control_r, control_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -141,17 +141,21 @@ def _fork_pending(scratch: str, bpf: bytes, as_base: int) -> _Pending:
         try:
             for fd in (control_w, out_r, err_r, res_r):
                 os.close(fd)
+            warm_up()
             request = read_frame(control_r)
             if request is None:
                 os._exit(0)
             stdin_path = os.path.join(scratch, ".stdin")
-            stdin_fd = os.open(stdin_path, os.O_RDONLY)
-            os.unlink(stdin_path)
+            if request.get("stdin"):
+                stdin_fd = os.open(stdin_path, os.O_RDONLY)
+                os.unlink(stdin_path)
+            else:
+                stdin_fd = os.open(os.devnull, os.O_RDONLY)
             for source, target in ((stdin_fd, 0), (out_w, 1), (err_w, 2), (res_w, ERROR_FD)):
                 os.dup2(source, target)
             os.closerange(ERROR_FD + 1, os.sysconf("SC_OPEN_MAX"))
             os.chdir(scratch)
-            run_child(request, bpf, as_base)
+            run_child(request, seccomp, as_base)
         finally:
             _exit(70)  # a child must never return into the zygote loop, whatever happened
     for fd in (control_r, out_w, err_w, res_w):
@@ -165,8 +169,9 @@ def _prepare_scratch(scratch: str, request: dict[str, Any]) -> None:
     for name, content in request.get("files", {}).items():
         with open(os.path.join(scratch, name), "w", encoding="utf-8") as handle:
             handle.write(content)
-    with open(os.path.join(scratch, ".stdin"), "w", encoding="utf-8") as handle:
-        handle.write(request.get("stdin", ""))
+    if request.get("stdin"):
+        with open(os.path.join(scratch, ".stdin"), "w", encoding="utf-8") as handle:
+            handle.write(request["stdin"])
 
 
 def _run(request: dict[str, Any], child: _Pending, scratch: str) -> tuple[dict[str, Any], int]:
@@ -248,14 +253,14 @@ def main() -> None:
         return
     languages: list[str] = init["languages"]
     _preload(languages)
-    bpf = bytes.fromhex(init["seccomp_bpf"])
+    seccomp = SeccompLoader(bytes.fromhex(init["seccomp_bpf"]))
     scratch_root: str = init["scratch_root"]
     # Measured before Landlock closes /proc: children get their memory limit on top of this.
     as_base = _address_space_bytes()
     abi = landlock.restrict_self(init["landlock_read_only"], [scratch_root])
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
-    child = _fork_pending(scratch, bpf, as_base)
+    child = _fork_pending(scratch, seccomp, as_base)
     write_frame(_OUT, {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]})
     while (request := read_frame(_IN)) is not None:
         to_reap = 0
@@ -270,4 +275,4 @@ def main() -> None:
         if to_reap:
             _reap(to_reap, _REAP_GRACE_S)
         shutil.rmtree(scratch, ignore_errors=True)
-        child = _fork_pending(scratch, bpf, as_base)
+        child = _fork_pending(scratch, seccomp, as_base)
