@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     execution_scratch_bytes: int = Field(
         67_108_864, ge=1_048_576, description="Size of each sandbox's private scratch tmpfs."
     )
+    execution_node_enabled: bool = Field(
+        False, description="Offer the opt-in `node` runtime (full Node.js, warm workers per tenant)."
+    )
+    execution_node_max_workers: int = Field(
+        4, ge=1, le=256, description="Node.js workers alive at once (one per tenant)."
+    )
+    execution_node_runs_per_worker: int = Field(
+        100, ge=1, description="Runs after which a Node.js worker is replaced."
+    )
     execution_unsafe_no_isolation: bool = Field(
         False,
         description="DANGEROUS: run snippets even when the host offers neither namespaces nor "

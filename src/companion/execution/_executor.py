@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from companion.config import Settings
 from companion.errors import FieldError
@@ -15,6 +16,7 @@ from companion.execution._errors import InvalidSnippet, SandboxUnavailable
 from companion.execution._host import IsolationLayer, probe_isolation
 from companion.execution._launcher import LaunchPlan, prepare_launch
 from companion.execution._models import ExecutionRequest, ExecutionResult
+from companion.execution._node import NodePool, node_binary
 from companion.execution._outcome import internal_error_result, to_result
 from companion.execution._pool import PoolStats, ZygotePool
 from companion.execution._runtimes import Runtime, RuntimeRegistry
@@ -47,6 +49,7 @@ class Executor:
         self.runtimes = RuntimeRegistry.from_settings(settings)
         self._observer = observer
         self._pool: ZygotePool | None = None
+        self._node: NodePool | None = None
         self._plan: LaunchPlan | None = None
         self._isolation = _Isolation([])
 
@@ -77,6 +80,20 @@ class Executor:
             scratch_bytes=self.settings.execution_scratch_bytes,
             languages=[runtime.language for runtime in self.runtimes],
         )
+        binary = node_binary()
+        if binary is not None and any(r.language == "node" for r in self.runtimes):
+            node_bpf = (
+                await asyncio.to_thread(build_filter_bpf, allow_exec=True) if has_seccomp else b""
+            )
+            self._node = NodePool(
+                self._plan,
+                binary,
+                node_bpf,
+                heap_bytes=self.settings.execution_default_memory_bytes,
+                max_workers=self.settings.execution_node_max_workers,
+                max_queue=self.settings.execution_max_queue,
+                runs_per_worker=self.settings.execution_node_runs_per_worker,
+            )
         size = self.settings.execution_pool_size or 2 * (os.cpu_count() or 1)
         self._pool = ZygotePool(
             self._plan,
@@ -97,6 +114,9 @@ class Executor:
 
     async def close(self) -> None:
         """Stop the pool and remove the runtime directory."""
+        if self._node is not None:
+            await self._node.close()
+            self._node = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -104,8 +124,11 @@ class Executor:
             await asyncio.to_thread(shutil.rmtree, self._plan.runtime_dir, True)
             self._plan = None
 
-    async def run(self, request: ExecutionRequest) -> ExecutionResult:
-        """Run one snippet; raises only for bad requests (4xx) and a full queue (503)."""
+    async def run(self, request: ExecutionRequest, tenant: str = "default") -> ExecutionResult:
+        """Run one snippet; raises only for bad requests (4xx) and a full queue (503).
+
+        `tenant` matters to the `node` runtime, whose warm workers never serve two tenants.
+        """
         runtime = self.runtimes.resolve(request.language)
         limits = runtime.limits_for(request.limits)
         frame = {
@@ -120,7 +143,10 @@ class Executor:
         if self._pool is None:
             raise SandboxUnavailable("the executor is not started")
         try:
-            raw = await self._pool.run(frame, limits.wall_time_ms / 1000 + _GUARD_S)
+            if runtime.language == "node":
+                raw = await self._run_node(tenant, frame, limits.wall_time_ms / 1000)
+            else:
+                raw = await self._pool.run(frame, limits.wall_time_ms / 1000 + _GUARD_S)
             result = to_result(raw, runtime, limits)
         except ZygoteFailed as exc:
             _log.error("sandbox failed during a %s run: %s", runtime.language, exc)
@@ -130,6 +156,13 @@ class Executor:
         if self._observer is not None:
             self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
         return result
+
+    async def _run_node(
+        self, tenant: str, frame: dict[str, Any], wall_s: float
+    ) -> dict[str, Any]:
+        if self._node is None:
+            raise SandboxUnavailable("the node runtime is not running")
+        return await self._node.run(tenant, frame, wall_s)
 
     def _files(self, request: ExecutionRequest, runtime: Runtime) -> dict[str, str]:
         files = {f.name: f.content for f in request.files or ()}

@@ -14,7 +14,7 @@ __all__ = ["LaunchPlan", "prepare_launch"]
 
 _SANDBOX_LIB = "/opt/companion"
 _SANDBOX_TMP = "/tmp"  # noqa: S108 - inside bubblewrap this is a private, size-limited tmpfs
-_ZYGOTE_BOOT = "import sys; sys.path.insert(0, {lib!r}); from sandbox.zygote import main; main()"
+_BOOT = "import sys; sys.path.insert(0, {lib!r}); from sandbox.{module} import main; main()"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +29,25 @@ class LaunchPlan:
 
     def argv(self, index: int) -> tuple[list[str], dict[str, str], str]:
         """Command, environment and working directory of zygote number `index`."""
+        return self.launcher_argv("zygote", cwd=self.scratch_root(index))
+
+    def launcher_argv(
+        self, module: str, *args: str, cwd: str | None = None
+    ) -> tuple[list[str], dict[str, str], str]:
+        """Command, environment and working directory running `sandbox.<module>.main()`."""
+        boot = _BOOT.format(lib=str(self.lib_path()), module=module)
+        command = [self.interpreter, "-I", "-S", "-c", boot, *args]
         if self.use_bwrap:
-            return self._bwrap_argv(), {"PATH": "/usr/bin"}, "/"
-        lib = str(self.runtime_dir / "lib")
-        scratch = self.scratch_root(index)
-        command = [self.interpreter, "-I", "-S", "-c", _ZYGOTE_BOOT.format(lib=lib)]
-        return command, {"PATH": "/usr/bin"}, scratch
+            return [*self._bwrap_prefix(), *command], {"PATH": "/usr/bin"}, "/"
+        return command, {"PATH": "/usr/bin"}, cwd or str(self.runtime_dir)
+
+    def lib_path(self) -> Path:
+        """Where the sandbox's own code is, as seen from inside the sandbox."""
+        return Path(_SANDBOX_LIB) if self.use_bwrap else self.runtime_dir / "lib"
+
+    def read_only_paths(self) -> list[str]:
+        """What sandboxed processes may read (Landlock)."""
+        return list(self.init["landlock_read_only"])
 
     def scratch_root(self, index: int) -> str:
         """Where zygote `index` creates run directories (a private tmpfs under bubblewrap)."""
@@ -48,7 +61,7 @@ class LaunchPlan:
         """The first frame zygote `index` reads."""
         return {**self.init, "scratch_root": self.scratch_root(index)}
 
-    def _bwrap_argv(self) -> list[str]:
+    def _bwrap_prefix(self) -> list[str]:
         bwrap = shutil.which("bwrap") or "bwrap"
         argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
         argv += ["--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
@@ -59,7 +72,6 @@ class LaunchPlan:
             argv += ["--ro-bind", path, path]
         argv += ["--ro-bind", str(self.runtime_dir / "lib"), _SANDBOX_LIB]
         argv += ["--clearenv", "--setenv", "PATH", "/usr/bin", "--chdir", _SANDBOX_TMP]
-        argv += [self.interpreter, "-I", "-S", "-c", _ZYGOTE_BOOT.format(lib=_SANDBOX_LIB)]
         return argv
 
 
@@ -74,7 +86,7 @@ def _copy_sandbox_lib(target: Path, with_quickjs: bool) -> None:
     package = Path(__file__).with_name("sandbox")
     destination = target / "sandbox"
     destination.mkdir(parents=True)
-    for source in package.glob("*.py"):
+    for source in (*package.glob("*.py"), *package.glob("*.js")):
         shutil.copy2(source, destination / source.name)
     if with_quickjs:
         import _quickjs  # type: ignore[import-not-found]

@@ -11,6 +11,7 @@ from companion.config import Settings
 from companion.errors import FieldError
 from companion.execution._errors import LimitAboveMaximum, UnknownLanguage
 from companion.execution._models import LimitOverrides, Limits
+from companion.execution._node import node_binary, node_version
 
 __all__ = ["Runtime", "RuntimeRegistry"]
 
@@ -78,7 +79,13 @@ class RuntimeRegistry:
         javascript = Runtime(
             "javascript", ("js", "ecmascript"), quickjs, "QuickJS", defaults, maximum
         )
-        return cls([python, javascript])
+        runtimes = [python, javascript]
+        node = node_binary() if settings.execution_node_enabled else None
+        if node is not None:
+            runtimes.append(
+                Runtime("node", ("nodejs",), node_version(node), "Node.js", defaults, maximum)
+            )
+        return cls(runtimes)
 
     def resolve(self, name: str) -> Runtime:
         """The runtime called `name` (case-insensitive), or `UnknownLanguage`."""

@@ -37,13 +37,19 @@ DENIED_SYSCALLS = (
 _CLONE_THREAD = 0x00010000
 
 
-def build_filter_bpf() -> bytes:
-    """The filter as a BPF program (raw `struct sock_filter` array)."""
+def build_filter_bpf(*, allow_exec: bool = False) -> bytes:
+    """The filter as a BPF program (raw `struct sock_filter` array).
+
+    `allow_exec` keeps `execve` for the Node.js launcher, which must exec node once; Landlock then
+    allows executing nothing but node and the dynamic loader.
+    """
     import pyseccomp as seccomp
 
     deny = seccomp.ERRNO(errno.EPERM)
     program = seccomp.SyscallFilter(seccomp.ALLOW)
     for name in DENIED_SYSCALLS:
+        if allow_exec and name in {"execve", "execveat"}:
+            continue
         try:
             program.add_rule(deny, name)
         except (OSError, ValueError, RuntimeError):

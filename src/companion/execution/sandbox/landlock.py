@@ -32,7 +32,7 @@ _IOCTL_DEV = 1 << 15  # ABI 5
 _NET_TCP = (1 << 0) | (1 << 1)  # BIND_TCP | CONNECT_TCP, ABI 4
 _SCOPES = (1 << 0) | (1 << 1)  # ABSTRACT_UNIX_SOCKET | SIGNAL, ABI 6
 
-_READ_ONLY = _EXECUTE | _READ_FILE | _READ_DIR
+_READ_ONLY = _READ_FILE | _READ_DIR  # no EXECUTE: nothing may be execve'd unless listed
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -74,8 +74,13 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def restrict_self(read_only: Iterable[str], read_write: Iterable[str]) -> int:
-    """Allow only the listed trees (and no TCP, no outside signals); returns the ABI used (0: none)."""
+def restrict_self(
+    read_only: Iterable[str], read_write: Iterable[str], executable: Iterable[str] = ()
+) -> int:
+    """Allow only the listed trees (and no TCP, no outside signals); returns the ABI used (0: none).
+
+    `executable` files may also be run with execve (the Node.js binary and the dynamic loader).
+    """
     abi = abi_version()
     if abi == 0:
         return 0
@@ -84,7 +89,12 @@ def restrict_self(read_only: Iterable[str], read_write: Iterable[str]) -> int:
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = _check(_libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), size, 0), "create")
     try:
-        for paths, rights in ((read_only, _READ_ONLY), (read_write, handled_fs)):
+        grants = (
+            (read_only, _READ_ONLY),
+            (read_write, handled_fs),
+            (executable, _EXECUTE | _READ_FILE),
+        )
+        for paths, rights in grants:
             for path in paths:
                 _add_path(ruleset, path, rights)
         _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
