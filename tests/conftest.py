@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +22,12 @@ DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/test"
 
 
 @pytest.fixture(autouse=True)
-def _clean_companion_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests start from defaults whatever the developer's shell exports."""
+def _clean_companion_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests start from defaults whatever the developer's shell exports, with private data."""
     for name in list(os.environ):
         if name.startswith("COMPANION_") and not name.startswith("COMPANION_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "companion-data"))
 
 
 @pytest.fixture(scope="session")

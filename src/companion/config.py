@@ -69,6 +69,27 @@ class Settings(BaseSettings):
         description="PostgreSQL for the knowledge store (`postgresql://`). Unset: embedded SQLite.",
     )
 
+    metrics_require_key: bool = Field(
+        False, description="Require an admin API key for `/metrics` (off: scrapers need no key)."
+    )
+    key_cache_ttl_s: float = Field(
+        5.0, gt=0, le=3600, description="Verified API keys are cached this long (revocation delay)."
+    )
+    rate_limit_default: str = Field(
+        "600/minute", description="Requests per key per window on every route (`limits` syntax)."
+    )
+    rate_limit_execute: str = Field(
+        "120/minute", description="Requests per key per window on `/v1/execute`."
+    )
+    execute_max_concurrent_per_key: int = Field(
+        4, ge=1, le=1000, description="Runs one key may have in flight at once (429 beyond)."
+    )
+    max_json_depth: int = Field(
+        64,
+        ge=2,
+        le=1000,
+        description="Deepest JSON nesting accepted in a request body (400 beyond).",
+    )
     cache_namespace: str = Field(
         "companion",
         min_length=1,
@@ -136,7 +157,8 @@ class Settings(BaseSettings):
         67_108_864, ge=1_048_576, description="Size of each sandbox's private scratch tmpfs."
     )
     execution_node_enabled: bool = Field(
-        False, description="Offer the opt-in `node` runtime (full Node.js, warm workers per tenant)."
+        False,
+        description="Offer the opt-in `node` runtime (full Node.js, warm workers per tenant).",
     )
     execution_node_max_workers: int = Field(
         4, ge=1, le=256, description="Node.js workers alive at once (one per tenant)."
@@ -159,6 +181,17 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_url_scheme(value, ("postgresql", "postgres"))
+
+    @field_validator("rate_limit_default", "rate_limit_execute")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("use the form `<count>/<second|minute|hour|day>`") from None
+        return value
 
     @model_validator(mode="after")
     def _defaults_within_maximums(self) -> Settings:

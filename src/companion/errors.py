@@ -53,10 +53,18 @@ class CompanionError(Exception):
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
+        # HTTP headers the response should carry (e.g. RateLimit-*); ignored outside HTTP.
+        self.headers: dict[str, str] = dict(headers or {})
 
     def __str__(self) -> str:
         return self.message
@@ -140,9 +148,14 @@ class _RetryableError(CompanionError):
     """An error the caller may retry after `retry_after_s` seconds."""
 
     def __init__(
-        self, message: str, *, retry_after_s: float = 1.0, details: Mapping[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        retry_after_s: float = 1.0,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message, details=details)
+        super().__init__(message, details=details, headers=headers)
         self.retry_after_s = retry_after_s
 
 

@@ -10,14 +10,20 @@ from fastapi.testclient import TestClient
 
 from companion.api import create_app
 from companion.config import load_settings
+from tests.api.conftest import key_headers
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    settings = load_settings(execution_pool_size=1, execution_max_queue=1)
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    settings = load_settings(
+        execution_pool_size=1,
+        execution_max_queue=1,
+        data_dir=tmp_path_factory.mktemp("data"),
+    )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.headers.update(key_headers(client, "execute"))
         yield client
 
 

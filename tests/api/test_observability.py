@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from companion.api import create_app
 from companion.config import load_settings
+from tests.api.conftest import key_headers
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_metrics_export_cache_tiers(client: TestClient) -> None:
 def test_monitoring_report_shows_every_endpoint(client: TestClient) -> None:
     client.get("/livez")
     client.get("/readyz")
-    report = client.get("/v1/monitoring/report").json()
+    report = client.get("/v1/monitoring/report", headers=key_headers(client)).json()
     text = str(report)
     assert "/livez" in text
     assert "/readyz" in text
@@ -68,16 +69,19 @@ def test_monitoring_report_shows_every_endpoint(client: TestClient) -> None:
 def test_profiling_report_has_one_row_per_route(client: TestClient) -> None:
     client.get("/livez")
     client.get("/livez")
-    report = client.get("/v1/profiling/report", params={"sort_by": "count"}).json()
+    admin = key_headers(client)
+    report = client.get("/v1/profiling/report", params={"sort_by": "count"}, headers=admin).json()
     assert report["sort_by"] == "count"
     names = {row["name"]: row for row in report["stats"]}
     assert names["http /livez"]["count"] == 2
-    text = client.get("/v1/profiling/report", params={"format": "text"})
+    text = client.get("/v1/profiling/report", params={"format": "text"}, headers=admin)
     assert "http /livez" in text.text
 
 
 def test_profiling_report_rejects_unknown_sort_key(client: TestClient) -> None:
-    response = client.get("/v1/profiling/report", params={"sort_by": "colour"})
+    response = client.get(
+        "/v1/profiling/report", params={"sort_by": "colour"}, headers=key_headers(client)
+    )
     assert response.status_code == 422
     assert response.json()["errors"][0]["pointer"] == "/sort_by"
 
@@ -88,10 +92,25 @@ def test_alerts_fire_and_resolve_through_the_monitor(client: TestClient) -> None
     monitor.set_threshold("companion_test_queue_depth", 10, "ERROR")
     gauge.set(50)
     monitor.evaluate()
-    active = client.get("/v1/alerts").json()["active"]
+    admin = key_headers(client)
+    active = client.get("/v1/alerts", headers=admin).json()["active"]
     assert [alert["metric"] for alert in active] == ["companion_test_queue_depth"]
     gauge.set(1)
     monitor.evaluate()
-    body = client.get("/v1/alerts").json()
+    body = client.get("/v1/alerts", headers=admin).json()
     assert body["active"] == []
     assert len(body["history"]) >= 1
+
+
+def test_admin_routes_refuse_other_scopes(client: TestClient) -> None:
+    execute = key_headers(client, "execute")
+    for path in ("/v1/monitoring/report", "/v1/alerts", "/v1/profiling/report"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers=execute).status_code == 403
+
+
+def test_metrics_can_require_an_admin_key() -> None:
+    app = create_app(load_settings(execution_enabled=False, metrics_require_key=True))
+    with TestClient(app) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers=key_headers(client)).status_code == 200

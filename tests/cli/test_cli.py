@@ -93,6 +93,7 @@ def test_serve_answers_livez_and_readyz(tmp_path: Path) -> None:
     # uvicorn re-raises the captured SIGTERM after a graceful shutdown.
     assert process.returncode in (0, -signal.SIGTERM)
     assert b"Application shutdown complete" in stderr
+    assert b"no API keys yet" in stderr  # the first-run hint
 
 
 @pytest.mark.sandbox
@@ -121,3 +122,36 @@ def test_exec_unknown_language_is_a_usage_error(tmp_path: Path) -> None:
     done = _run("exec", str(script), "--language", "cobol")
     assert done.returncode == 2
     assert "Unknown language 'cobol'" in done.stderr
+
+
+def test_keys_create_list_revoke_round_trip(tmp_path: Path) -> None:
+    env = {"COMPANION_DATA_DIR": str(tmp_path / "data")}
+    created = _run("keys", "create", "--tenant", "acme", "--scopes", "execute,tools", env=env)
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("cmp_")
+    assert "cannot be shown again" in created.stderr
+    key_id = token.split("_")[1]
+    listed = json.loads(_run("keys", "list", "--json", env=env).stdout)
+    assert [(row["key_id"], row["tenant"], row["scopes"]) for row in listed] == [
+        (key_id, "acme", ["execute", "tools"])
+    ]
+    assert token not in _run("keys", "list", "--json", env=env).stdout
+    assert _run("keys", "revoke", key_id, env=env).returncode == 0
+    assert json.loads(_run("keys", "list", "--json", env=env).stdout)[0]["revoked_at"]
+    missing = _run("keys", "revoke", "0123456789ab", env=env)
+    assert missing.returncode == 1
+    assert "No API key" in missing.stderr
+
+
+def test_keys_create_refuses_bad_input(tmp_path: Path) -> None:
+    env = {"COMPANION_DATA_DIR": str(tmp_path / "data")}
+    for args in (["--tenant", "Bad", "--scopes", "tools"], ["--tenant", "ok", "--scopes", "root"]):
+        done = _run("keys", "create", *args, env=env)
+        assert done.returncode == 2
+        assert done.stderr.startswith("companion: Invalid")
+    expiry = _run(
+        "keys", "create", "--tenant", "ok", "--scopes", "tools", "--expires-in", "soon", env=env
+    )
+    assert expiry.returncode == 2
+    assert "--expires-in" in expiry.stderr

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from companion import __version__
 from companion.api import _cache, _execute, _health, _lifecycle, _observability, _tracing
 from companion.api._body_limit import BodySizeLimitMiddleware
+from companion.api._context import RequestContextMiddleware
 from companion.api._problems import install_error_handlers
 from companion.config import Settings, load_settings
 from companion.monitoring import RequestMetricsMiddleware
@@ -42,9 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
     if settings.profiling_trace_requests:
-        app.add_middleware(_tracing.TracingMiddleware, profiler=state.profiler, ring=state.traces)
+        app.add_middleware(
+            _tracing.TracingMiddleware,
+            profiler=state.profiler,
+            ring=state.traces,
+            keys=lambda: state.keys,
+        )
     profiler = state.profiler
     app.add_middleware(
         RequestMetricsMiddleware,
@@ -55,4 +65,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         ],
     )
+    app.add_middleware(RequestContextMiddleware)  # outermost: every response gets its request id
     return app

@@ -1,50 +1,102 @@
-"""Pure-ASGI request body size limit: 413 before reading a declared-too-large body, or mid-stream."""
+"""Pure-ASGI request body limits, enforced before any work starts: size (413) and JSON depth (400).
+
+The size is checked against `Content-Length` before reading and counted while streaming. JSON bodies
+are scanned for nesting depth as they stream in (only structural characters are visited), so a
+`[[[[...]]]]` bomb is refused before a parser recurses into it.
+"""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from companion.api._problems import problem_response
-from companion.errors import PayloadTooLarge
+from companion.errors import InvalidInput, PayloadTooLarge
 
-__all__ = ["BodySizeLimitMiddleware"]
+__all__ = ["BodySizeLimitMiddleware", "JsonDepthScanner"]
+
+_STRUCTURAL = re.compile(rb'[\[\]{}"\\]')
+
+
+@dataclass
+class JsonDepthScanner:
+    """Incremental nesting-depth check over JSON arriving in chunks."""
+
+    max_depth: int
+    depth: int = 0
+    in_string: bool = False
+    skip_at: int = -1  # offset of a character escaped by a backslash
+    offset: int = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan one chunk; `InvalidInput` as soon as the nesting passes `max_depth`."""
+        base = self.offset
+        for match in _STRUCTURAL.finditer(chunk):
+            position = base + match.start()
+            if position == self.skip_at:
+                continue
+            char = match.group()
+            if self.in_string:
+                if char == b"\\":
+                    self.skip_at = position + 1
+                elif char == b'"':
+                    self.in_string = False
+            elif char == b'"':
+                self.in_string = True
+            elif char in b"[{":
+                self.depth += 1
+                if self.depth > self.max_depth:
+                    raise InvalidInput(
+                        f"The JSON body is nested deeper than {self.max_depth} levels.",
+                        details={"max_json_depth": self.max_depth},
+                    )
+            elif char in b"]}":
+                self.depth -= 1
+        self.offset += len(chunk)
 
 
 class BodySizeLimitMiddleware:
-    """Reject bodies over `max_body_bytes`, whether declared by Content-Length or streamed."""
+    """Reject bodies over `max_body_bytes` and JSON nested deeper than `max_json_depth`."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_depth: int = 64) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the declared length, then count streamed bytes."""
+        """Check the declared length, then count (and for JSON, scan) streamed bytes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.max_body_bytes
+        scanner: JsonDepthScanner | None = None
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > limit:
-                    response = problem_response(self._error(), scope["path"])
-                    await response(scope, receive, send)
-                    return
-                break
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                response = problem_response(self._too_large(), scope)
+                await response(scope, receive, send)
+                return
+            if name == b"content-type" and b"json" in value:
+                scanner = JsonDepthScanner(self.max_json_depth)
         received = 0
 
-        async def counting_receive() -> Message:
+        async def checked_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
+                # Raised inside the endpoint's body read, so the app's handler renders them.
                 if received > limit:
-                    # Raised inside the endpoint's body read, so the app's handler renders the 413.
-                    raise self._error()
+                    raise self._too_large()
+                if scanner is not None:
+                    scanner.feed(body)
             return message
 
-        await self.app(scope, counting_receive, send)
+        await self.app(scope, checked_receive, send)
 
-    def _error(self) -> PayloadTooLarge:
+    def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
             f"The request body exceeds the limit of {self.max_body_bytes} bytes.",
             details={"max_body_bytes": self.max_body_bytes},

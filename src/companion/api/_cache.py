@@ -7,12 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from companion.api._auth import require
 from companion.api._state import AppState, app_state
+from companion.keys import ApiKey
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/cache", tags=["cache"])
 State = Annotated[AppState, Depends(app_state)]
+AnyKey = Annotated[ApiKey, Depends(require())]
+TENANT_PREFIX = "t:{tenant}:"
+"""Every tenant-owned cache key starts with this, so invalidation never crosses tenants."""
 
 
 class Invalidation(BaseModel):
@@ -38,21 +43,26 @@ class Invalidated(BaseModel):
     removed: int
 
 
-@router.get("/stats", summary="Per-tier size, hits, misses, hit rate, promotions, ...")
+@router.get(
+    "/stats",
+    summary="Per-tier size, hits, misses, hit rate, promotions, ... (admin)",
+    dependencies=[Depends(require("admin"))],
+)
 def cache_stats(state: State) -> dict[str, Any]:
     """Counters of L1 and L2 since start, and the hottest keys."""
     cache = state.require_cache()
     return {**cache.stats().as_dict(), "hot_keys": [list(pair) for pair in cache.hot_keys(10)]}
 
 
-@router.post("/invalidate", summary="Drop entries by key, glob pattern or tags")
-def cache_invalidate(body: Invalidation, state: State) -> Invalidated:
-    """On every tier, and (with Redis) on every node's L1."""
+@router.post("/invalidate", summary="Drop this tenant's entries by key, glob pattern or tags")
+def cache_invalidate(body: Invalidation, state: State, key: AnyKey) -> Invalidated:
+    """On every tier, and (with Redis) on every node's L1; only the caller's tenant is touched."""
     cache = state.require_cache()
+    prefix = TENANT_PREFIX.format(tenant=key.tenant)
     if body.key is not None:
-        removed = int(cache.delete(body.key))
+        removed = int(cache.delete(prefix + body.key))
     elif body.pattern is not None:
-        removed = cache.invalidate(body.pattern)
+        removed = cache.invalidate(prefix + body.pattern)
     else:
-        removed = cache.invalidate_tags(*(body.tags or ()))
+        removed = cache.invalidate_tags(*(prefix + tag for tag in body.tags or ()))
     return Invalidated(removed=removed)

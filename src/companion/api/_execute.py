@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from companion.api._auth import require
 from companion.api._state import AppState, app_state
 from companion.execution import ExecutionRequest, ExecutionResult, Limits
+from companion.keys import ApiKey
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["execution"])
 State = Annotated[AppState, Depends(app_state)]
+ExecuteKey = Annotated[ApiKey, Depends(require("execute"))]
 
 
 class RuntimeInfo(BaseModel):
@@ -43,6 +46,7 @@ class Runtimes(BaseModel):
 
 
 _RESPONSES: dict[int | str, dict[str, str]] = {
+    429: {"description": "Rate limited, or too many runs in flight for this key."},
     422: {
         "description": "Bad request: unknown language, empty or oversized code, a limit too high."
     },
@@ -55,13 +59,15 @@ _RESPONSES: dict[int | str, dict[str, str]] = {
     summary="Run a Python or JavaScript snippet in a sandbox",
     responses=_RESPONSES,
 )
-async def execute(request: ExecutionRequest, state: State) -> ExecutionResult:
+async def execute(request: ExecutionRequest, state: State, key: ExecuteKey) -> ExecutionResult:
     """User errors (exceptions, timeouts, limits) are reported in the result, with status 200."""
-    return await state.require_executor().run(request)
+    executor = state.require_executor()
+    async with state.in_flight.slot(key.key_id, state.settings.execute_max_concurrent_per_key):
+        return await executor.run(request, tenant=key.tenant)
 
 
 @router.get("/runtimes", summary="Languages, versions, limits and isolation layers")
-async def runtimes(state: State) -> Runtimes:
+async def runtimes(state: State, _: ExecuteKey) -> Runtimes:
     """What `POST /v1/execute` accepts."""
     executor = state.require_executor()
     return Runtimes(

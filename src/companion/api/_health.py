@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from companion.api._context import request_id_of
 from companion.api._problems import ProblemResponse, problem_body
 from companion.api._state import app_state
 from companion.errors import DependencyUnavailable
@@ -67,6 +68,6 @@ async def readyz(request: Request) -> Any:
         return Readiness(status="ready" if report.status == "ok" else "degraded", checks=checks)
     failed = sorted(name for name, check in checks.items() if not check.ok and check.critical)
     error = DependencyUnavailable(f"Not ready: {', '.join(failed)} failed.")
-    body = problem_body(error, request.url.path)
+    body = problem_body(error, request.url.path, request_id_of(request.scope))
     body["checks"] = {name: check.model_dump() for name, check in checks.items()}
     return ProblemResponse(body, status_code=error.status)

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from companion.api._auth import InFlight, RateLimits
 from companion.api._dependencies import dependency_checks
 from companion.api._state import AppState
 from companion.api._tracing import TraceRing
@@ -33,6 +34,8 @@ def build_state(settings: Settings) -> AppState:
         profiler=Profiler(),
         sampler=Sampler(monitor, interval_s=settings.monitoring_sample_interval_s),
         traces=TraceRing(settings.profiling_trace_ring_entries),
+        rate_limits=RateLimits(settings),
+        in_flight=InFlight(),
     )
     for name, check in dependency_checks(settings).items():
         monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)
@@ -43,6 +46,7 @@ async def start(state: AppState) -> None:
     """Start the cache, the sandbox pool and the sampler, wiring each one's metrics."""
     settings = state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await state.open_keys()
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     cache = build_cache(
         redis_url,
@@ -73,6 +77,9 @@ async def stop(state: AppState) -> None:
         finally:
             if state.cache is not None:
                 await state.cache.aclose()
+            if state.key_ring is not None:
+                state.key_ring.close()
+            await state.rate_limits.close()
 
 
 async def _start_executor(state: AppState) -> None:

@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from companion.api._auth import require
 from companion.api._state import AppState, app_state
 
 __all__ = ["router"]
 
 router = APIRouter()
 State = Annotated[AppState, Depends(app_state)]
+_admin = [Depends(require("admin"))]
 SortKey = Literal[
     "total_s", "count", "errors", "avg_s", "min_s", "max_s", "p50_s", "p95_s", "p99_s"
 ]
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(state: State) -> Response:
+async def metrics(request: Request, state: State) -> Response:
     """Prometheus text exposition, collected at scrape time (never on the request path)."""
-    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+    if state.settings.metrics_require_key:
+        await require("admin")(request)
+    body = await asyncio.to_thread(generate_latest, state.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
-    "/v1/monitoring/report", tags=["observability"], summary="Every endpoint, cache and check"
+    "/v1/monitoring/report",
+    tags=["observability"],
+    summary="Every endpoint, cache and check (admin)",
+    dependencies=_admin,
 )
 def monitoring_report(state: State) -> dict[str, Any]:
     """Request statistics per endpoint (count, avg, p50/p95/p99, error rate), caches, alerts."""
     return state.monitor.snapshot()
 
 
-@router.get("/v1/alerts", tags=["observability"], summary="Firing alerts and recent history")
+@router.get(
+    "/v1/alerts",
+    tags=["observability"],
+    summary="Firing alerts and recent history (admin)",
+    dependencies=_admin,
+)
 def alerts(state: State) -> dict[str, list[dict[str, Any]]]:
     """Alerts fire once on crossing a threshold and resolve when the value goes back."""
     return {
@@ -46,8 +60,9 @@ def alerts(state: State) -> dict[str, list[dict[str, Any]]]:
 @router.get(
     "/v1/profiling/report",
     tags=["observability"],
-    summary="Profiled names with count, total, percentiles",
+    summary="Profiled names with count, total, percentiles (admin)",
     response_model=None,
+    dependencies=_admin,
 )
 def profiling_report(
     state: State,

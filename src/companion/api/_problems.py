@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +12,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
-from companion.errors import CompanionError, FieldError, InvalidInput, ValidationFailed
+from companion.api._context import request_id_of
+from companion.errors import (
+    CompanionError,
+    FieldError,
+    InvalidInput,
+    Unauthorized,
+    ValidationFailed,
+)
 
 __all__ = ["install_error_handlers", "problem_body", "problem_response"]
 
@@ -38,7 +47,9 @@ class ProblemResponse(Response):
         return orjson.dumps(content)
 
 
-def problem_body(error: CompanionError, instance: str) -> dict[str, Any]:
+def problem_body(
+    error: CompanionError, instance: str, request_id: str | None = None
+) -> dict[str, Any]:
     """The RFC 9457 document for `error`; extension members `code`, `errors` and `details`."""
     body: dict[str, Any] = {
         "type": f"urn:companion:error:{error.code}",
@@ -48,6 +59,8 @@ def problem_body(error: CompanionError, instance: str) -> dict[str, Any]:
         "instance": instance,
         "code": error.code,
     }
+    if request_id is not None:
+        body["request_id"] = request_id
     if isinstance(error, ValidationFailed):
         body["errors"] = error.errors
     if error.details:
@@ -55,13 +68,16 @@ def problem_body(error: CompanionError, instance: str) -> dict[str, Any]:
     return body
 
 
-def problem_response(error: CompanionError, instance: str) -> ProblemResponse:
-    """Render `error` with its status and, when retryable, a `Retry-After` header."""
-    headers: dict[str, str] = {}
+def problem_response(error: CompanionError, scope: Scope) -> ProblemResponse:
+    """Render `error` for the request in `scope`, with `Retry-After` / `WWW-Authenticate` as due."""
+    headers = dict(error.headers)
     retry_after_s = getattr(error, "retry_after_s", None)
     if retry_after_s is not None:
-        headers["Retry-After"] = str(max(1, round(retry_after_s)))
-    return ProblemResponse(problem_body(error, instance), status_code=error.status, headers=headers)
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="companion"'
+    body = problem_body(error, scope["path"], request_id_of(scope))
+    return ProblemResponse(body, status_code=error.status, headers=headers)
 
 
 def _field_errors(raw: Sequence[Any]) -> list[FieldError]:
@@ -78,7 +94,7 @@ def _field_errors(raw: Sequence[Any]) -> list[FieldError]:
 
 async def _on_companion_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, CompanionError)
-    return problem_response(exc, request.url.path)
+    return problem_response(exc, request.scope)
 
 
 async def _on_request_validation(request: Request, exc: Exception) -> ProblemResponse:
@@ -90,14 +106,14 @@ async def _on_request_validation(request: Request, exc: Exception) -> ProblemRes
         count = len(raw)
         noun = "field is" if count == 1 else "fields are"
         error = ValidationFailed(f"{count} {noun} invalid.", _field_errors(raw))
-    return problem_response(error, request.url.path)
+    return problem_response(error, request.scope)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.__cause__, CompanionError):
         # FastAPI wraps errors raised while reading the body (e.g. the streamed size limit) in a 400.
-        return problem_response(exc.__cause__, request.url.path)
+        return problem_response(exc.__cause__, request.scope)
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     body = {
         "type": f"urn:companion:error:{code}",
@@ -107,13 +123,16 @@ async def _on_http_exception(request: Request, exc: Exception) -> ProblemRespons
         "instance": request.url.path,
         "code": code,
     }
+    request_id = request_id_of(request.scope)
+    if request_id is not None:
+        body["request_id"] = request_id
     return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
     # The traceback goes to the log only: never a stack trace, path or SQL to the client.
     _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(CompanionError("An internal error occurred."), request.url.path)
+    return problem_response(CompanionError("An internal error occurred."), request.scope)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,15 +13,19 @@ from starlette.requests import Request
 
 from companion.cache import TieredCache
 from companion.config import Settings
-from companion.errors import ServiceUnavailable
+from companion.errors import CompanionError, DependencyUnavailable, ServiceUnavailable
 from companion.execution import Executor, SandboxUnavailable
+from companion.keys import KeyRing, open_key_store
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 
 if TYPE_CHECKING:
+    from companion.api._auth import InFlight, RateLimits
     from companion.api._tracing import TraceRing
 
 __all__ = ["AppState", "app_state"]
+
+_log = logging.getLogger("companion.api")
 
 
 @dataclass
@@ -31,6 +38,9 @@ class AppState:
     profiler: Profiler
     sampler: Sampler
     traces: TraceRing
+    rate_limits: RateLimits
+    in_flight: InFlight
+    key_ring: KeyRing | None = None
     cache: TieredCache | None = None
     executor: Executor | None = None
     executor_problem: str | None = None
@@ -43,6 +53,31 @@ class AppState:
             )
             raise SandboxUnavailable(reason)
         return self.executor
+
+    key_problem: str | None = None
+    _keys_tried_at: float = -1e18
+
+    async def open_keys(self, retry_interval_s: float = 0.0) -> None:
+        """Open the key store; while it is unreachable, routes answer 503 and retry here."""
+        now = time.monotonic()
+        if now - self._keys_tried_at < retry_interval_s:
+            return
+        self._keys_tried_at = now
+        try:
+            store = await asyncio.to_thread(open_key_store, self.settings)
+        except CompanionError as exc:
+            self.key_problem = exc.message
+            _log.error("the API key store is unavailable: %s", exc.message)
+            return
+        self.key_ring = KeyRing(store, cache_ttl_s=self.settings.key_cache_ttl_s)
+        self.key_problem = None
+
+    @property
+    def keys(self) -> KeyRing:
+        """The key ring, or `DependencyUnavailable` while its store cannot be opened."""
+        if self.key_ring is None:
+            raise DependencyUnavailable(self.key_problem or "the key store is not open")
+        return self.key_ring
 
     def require_cache(self) -> TieredCache:
         """The cache (built at start-up)."""

@@ -10,14 +10,18 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from companion.api._auth import authenticate, require
 from companion.api._state import AppState, app_state
-from companion.errors import NotFound
+from companion.errors import CompanionError, NotFound
+from companion.keys import KeyRing
 from companion.profiling import Profiler, Trace
 
 __all__ = ["TraceRing", "TracingMiddleware", "router"]
@@ -55,8 +59,11 @@ class TraceRing:
 class TracingMiddleware:
     """Pure ASGI: requests carrying `X-Companion-Trace: 1` run under a sampling profiler."""
 
-    def __init__(self, app: ASGIApp, profiler: Profiler, ring: TraceRing) -> None:
+    def __init__(
+        self, app: ASGIApp, profiler: Profiler, ring: TraceRing, keys: Callable[[], KeyRing]
+    ) -> None:
         self.app = app
+        self.keys = keys
         self.profiler = profiler
         self.ring = ring
         self._tracing = False  # the sampler profiles one request at a time
@@ -64,7 +71,7 @@ class TracingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Trace flagged requests; everything else passes through untouched."""
         flagged = scope["type"] == "http" and (TRACE_HEADER, b"1") in scope["headers"]
-        if not flagged or self._tracing:
+        if not flagged or self._tracing or not await self._admin(scope):
             await self.app(scope, receive, send)
             return
         self._tracing = True
@@ -72,6 +79,14 @@ class TracingMiddleware:
             await self._traced(scope, receive, send)
         finally:
             self._tracing = False
+
+    async def _admin(self, scope: Scope) -> bool:
+        """Deep traces reveal code structure: only admin keys get them (others run untraced)."""
+        try:
+            key = await authenticate(Request(scope), self.keys())
+        except CompanionError:
+            return False
+        return key.allows("admin")
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
         trace = self.profiler.trace()
@@ -93,7 +108,10 @@ State = Annotated[AppState, Depends(app_state)]
 
 
 @router.get(
-    "/traces/{trace_id}", summary="The call tree of one traced request", response_model=None
+    "/traces/{trace_id}",
+    summary="The call tree of one traced request (admin)",
+    response_model=None,
+    dependencies=[Depends(require("admin"))],
 )
 def get_trace(
     trace_id: str,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from companion.config import Settings
 
 __all__ = ["serve"]
 
@@ -19,10 +22,12 @@ def serve(
     """Serve the HTTP API (embedded defaults: no external server needed)."""
     import uvicorn
 
+    from companion.api._logging import logging_config
     from companion.config import load_settings
 
     overrides = {"host": host, "port": port, "workers": workers}
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    _first_run_hint(settings)
     typer.echo(
         f"companion: serving on http://{settings.host}:{settings.port} "
         f"(data in {settings.data_dir}, {settings.workers} worker(s))",
@@ -36,5 +41,23 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        log_config=logging_config(settings.log_level),
         access_log=False,
     )
+
+
+def _first_run_hint(settings: Settings) -> None:
+    """Every route but health and docs needs a key: say how to make the first one."""
+    from companion.keys import open_key_store
+
+    store = open_key_store(settings)
+    try:
+        empty = not store.list()
+    finally:
+        store.close()
+    if empty:
+        typer.echo(
+            "companion: no API keys yet. Create the first admin key with:\n"
+            "  .venv/bin/companion keys create --tenant default --scopes admin --name first-admin",
+            err=True,
+        )

@@ -157,9 +157,7 @@ class Executor:
             self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
         return result
 
-    async def _run_node(
-        self, tenant: str, frame: dict[str, Any], wall_s: float
-    ) -> dict[str, Any]:
+    async def _run_node(self, tenant: str, frame: dict[str, Any], wall_s: float) -> dict[str, Any]:
         if self._node is None:
             raise SandboxUnavailable("the node runtime is not running")
         return await self._node.run(tenant, frame, wall_s)

@@ -1,0 +1,103 @@
+"""`Client` and `AsyncClient`: the HTTP API from Python, with errors as `CompanionError`s."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from companion.client._errors import raise_for_problem
+
+__all__ = ["AsyncClient", "Client"]
+
+_DEFAULT_TIMEOUT_S = 60.0
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+class Client:
+    """`with Client("http://127.0.0.1:8000", api_key) as c: c.execute("python", "print(1)")`."""
+
+    def __init__(
+        self, base_url: str, api_key: str | None = None, *, timeout_s: float = _DEFAULT_TIMEOUT_S
+    ) -> None:
+        self._http = httpx.Client(base_url=base_url, headers=_headers(api_key), timeout=timeout_s)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call; the decoded JSON body, or the matching `CompanionError`."""
+        response = self._http.request(method, path, **kwargs)
+        raise_for_problem(response)
+        return response.json() if response.content else None
+
+    def execute(self, language: str, code: str, **fields: Any) -> dict[str, Any]:
+        """`POST /v1/execute`."""
+        result: dict[str, Any] = self.request(
+            "POST", "/v1/execute", json={"language": language, "code": code, **fields}
+        )
+        return result
+
+    def runtimes(self) -> dict[str, Any]:
+        """`GET /v1/runtimes`."""
+        result: dict[str, Any] = self.request("GET", "/v1/runtimes")
+        return result
+
+    def ready(self) -> dict[str, Any]:
+        """`GET /readyz` (raises `ServiceUnavailable` when not ready)."""
+        result: dict[str, Any] = self.request("GET", "/readyz")
+        return result
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """The asynchronous twin of `Client`."""
+
+    def __init__(
+        self, base_url: str, api_key: str | None = None, *, timeout_s: float = _DEFAULT_TIMEOUT_S
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=_headers(api_key), timeout=timeout_s
+        )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call; the decoded JSON body, or the matching `CompanionError`."""
+        response = await self._http.request(method, path, **kwargs)
+        raise_for_problem(response)
+        return response.json() if response.content else None
+
+    async def execute(self, language: str, code: str, **fields: Any) -> dict[str, Any]:
+        """`POST /v1/execute`."""
+        result: dict[str, Any] = await self.request(
+            "POST", "/v1/execute", json={"language": language, "code": code, **fields}
+        )
+        return result
+
+    async def runtimes(self) -> dict[str, Any]:
+        """`GET /v1/runtimes`."""
+        result: dict[str, Any] = await self.request("GET", "/v1/runtimes")
+        return result
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
