@@ -1,3 +1,30 @@
-"""companion.tools: see docs/tools.md."""
+"""companion.tools: typed tools, strictly validated, cached, batched, exported and served by MCP.
 
-__all__: list[str] = []
+See docs/tools.md.
+"""
+
+from companion.tools._errors import (
+    InvalidToolDefinition,
+    ToolAlreadyRegistered,
+    ToolArgumentsInvalid,
+    ToolError,
+    ToolNotFound,
+)
+from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
+from companion.tools._registry import ToolRegistry
+from companion.tools._tool import ToolOptions, tool
+
+__all__ = [
+    "InvalidToolDefinition",
+    "ToolAlreadyRegistered",
+    "ToolArgumentsInvalid",
+    "ToolCall",
+    "ToolError",
+    "ToolErrorInfo",
+    "ToolInfo",
+    "ToolNotFound",
+    "ToolOptions",
+    "ToolRegistry",
+    "ToolResult",
+    "tool",
+]
