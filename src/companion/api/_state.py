@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from companion.errors import ServiceUnavailable
 from companion.execution import Executor, SandboxUnavailable
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
+from companion.tools import ToolRegistry
 
 __all__ = ["AppState", "app_state"]
 
@@ -29,6 +31,8 @@ class AppState:
     cache: TieredCache | None = None
     executor: Executor | None = None
     executor_problem: str | None = None
+    tools: ToolRegistry | None = None
+    mcp: Any = None  # the running MCP endpoint (companion.api._tools.McpService)
 
     def require_executor(self) -> Executor:
         """The running executor, or `SandboxUnavailable` saying why there is none."""
@@ -38,6 +42,12 @@ class AppState:
             )
             raise SandboxUnavailable(reason)
         return self.executor
+
+    def require_tools(self) -> ToolRegistry:
+        """The tool registry (built at start-up)."""
+        if self.tools is None:
+            raise ServiceUnavailable("the tool registry is not started")
+        return self.tools
 
     def require_cache(self) -> TieredCache:
         """The cache (built at start-up)."""

@@ -3,6 +3,7 @@
 See docs/tools.md.
 """
 
+from companion.tools._builtins import BUILTIN_NAMES, register_builtins
 from companion.tools._errors import (
     InvalidToolDefinition,
     ToolAlreadyRegistered,
@@ -10,11 +11,13 @@ from companion.tools._errors import (
     ToolError,
     ToolNotFound,
 )
+from companion.tools._mcp import build_mcp_server, serve_mcp_stdio
 from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
 from companion.tools._registry import ToolRegistry
 from companion.tools._tool import ToolOptions, tool
 
 __all__ = [
+    "BUILTIN_NAMES",
     "InvalidToolDefinition",
     "ToolAlreadyRegistered",
     "ToolArgumentsInvalid",
@@ -26,5 +29,8 @@ __all__ = [
     "ToolOptions",
     "ToolRegistry",
     "ToolResult",
+    "build_mcp_server",
+    "register_builtins",
+    "serve_mcp_stdio",
     "tool",
 ]
