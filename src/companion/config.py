@@ -166,6 +166,31 @@ class Settings(BaseSettings):
     execution_node_runs_per_worker: int = Field(
         100, ge=1, description="Runs after which a Node.js worker is replaced."
     )
+    tools_disabled: str = Field(
+        "",
+        description="Comma-separated tool names or categories hidden from every caller "
+        "(e.g. `run_code,time`).",
+    )
+    tools_default_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Timeout of a service tool call (a call may lower it)."
+    )
+    tools_pool_size: int = Field(
+        8, ge=1, le=256, description="Threads running sync tools for the service."
+    )
+    tools_max_batch_calls: int = Field(
+        100, ge=1, le=10_000, description="Most calls one `POST /v1/tools/batch` may carry."
+    )
+    tools_max_concurrent_calls: int = Field(
+        16, ge=1, le=1024, description="Calls of one batch running at the same time."
+    )
+    tools_cache_ttl_s: float = Field(
+        300.0, gt=0, description="How long a pure tool's result stays cached."
+    )
+    mcp_allowed_hosts: str = Field(
+        "127.0.0.1:*,localhost:*,[::1]:*",
+        description="Comma-separated `Host` values `/mcp` accepts (DNS-rebinding protection); "
+        "`*` accepts any (behind a proxy that checks the host).",
+    )
     execution_unsafe_no_isolation: bool = Field(
         False,
         description="DANGEROUS: run snippets even when the host offers neither namespaces nor "

@@ -6,9 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from companion import __version__
-from companion.api import _cache, _execute, _health, _lifecycle, _observability, _tracing
+from companion.api import (
+    _cache,
+    _execute,
+    _health,
+    _lifecycle,
+    _observability,
+    _tools,
+    _tracing,
+)
 from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._context import RequestContextMiddleware
 from companion.api._problems import install_error_handlers
@@ -39,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.companion = state
     install_error_handlers(app)
-    for module in (_health, _execute, _cache, _observability, _tracing):
+    for module in (_health, _execute, _cache, _observability, _tracing, _tools):
         app.include_router(module.router)
+    app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.
     app.add_middleware(

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from companion.api import _tools
 from companion.api._auth import InFlight, RateLimits
 from companion.api._dependencies import dependency_checks
 from companion.api._state import AppState
@@ -63,6 +64,7 @@ async def start(state: AppState) -> None:
     state.monitor.add_collector_source("cache", lambda: cache.stats().as_dict())
     if settings.execution_enabled:
         await _start_executor(state)
+    await _tools.start(state)
     await state.sampler.start()
 
 
@@ -70,6 +72,7 @@ async def stop(state: AppState) -> None:
     """Stop in reverse order; each part is stopped even if an earlier one fails."""
     try:
         await state.sampler.stop()
+        await _tools.stop(state)
     finally:
         try:
             if state.executor is not None:

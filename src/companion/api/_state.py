@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
@@ -18,6 +18,7 @@ from companion.execution import Executor, SandboxUnavailable
 from companion.keys import KeyRing, open_key_store
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
+from companion.tools import ToolRegistry
 
 if TYPE_CHECKING:
     from companion.api._auth import InFlight, RateLimits
@@ -44,6 +45,8 @@ class AppState:
     cache: TieredCache | None = None
     executor: Executor | None = None
     executor_problem: str | None = None
+    tools: ToolRegistry | None = None
+    mcp: Any = None  # the running MCP endpoint (companion.api._tools.McpService)
 
     def require_executor(self) -> Executor:
         """The running executor, or `SandboxUnavailable` saying why there is none."""
@@ -78,6 +81,12 @@ class AppState:
         if self.key_ring is None:
             raise DependencyUnavailable(self.key_problem or "the key store is not open")
         return self.key_ring
+
+    def require_tools(self) -> ToolRegistry:
+        """The tool registry (built at start-up)."""
+        if self.tools is None:
+            raise ServiceUnavailable("the tool registry is not started")
+        return self.tools
 
     def require_cache(self) -> TieredCache:
         """The cache (built at start-up)."""

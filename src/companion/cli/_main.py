@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from companion import __version__
-from companion.cli import _bench, _config, _doctor, _exec, _keys, _serve
+from companion.cli import _bench, _config, _doctor, _exec, _keys, _serve, _tools
 
 __all__ = ["app", "main"]
 
@@ -28,6 +28,8 @@ app.command("bench")(_bench.bench)
 app.command("exec")(_exec.execute)
 app.add_typer(_config.app, name="config")
 app.add_typer(_keys.app, name="keys")
+app.add_typer(_tools.app, name="tools")
+app.command("mcp")(_tools.mcp)
 
 
 def _show_version(value: bool) -> None:

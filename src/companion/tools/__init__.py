@@ -1,3 +1,36 @@
-"""companion.tools: see docs/tools.md."""
+"""companion.tools: typed tools, strictly validated, cached, batched, exported and served by MCP.
 
-__all__: list[str] = []
+See docs/tools.md.
+"""
+
+from companion.tools._builtins import BUILTIN_NAMES, register_builtins
+from companion.tools._errors import (
+    InvalidToolDefinition,
+    ToolAlreadyRegistered,
+    ToolArgumentsInvalid,
+    ToolError,
+    ToolNotFound,
+)
+from companion.tools._mcp import build_mcp_server, serve_mcp_stdio
+from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
+from companion.tools._registry import ToolRegistry
+from companion.tools._tool import ToolOptions, tool
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "InvalidToolDefinition",
+    "ToolAlreadyRegistered",
+    "ToolArgumentsInvalid",
+    "ToolCall",
+    "ToolError",
+    "ToolErrorInfo",
+    "ToolInfo",
+    "ToolNotFound",
+    "ToolOptions",
+    "ToolRegistry",
+    "ToolResult",
+    "build_mcp_server",
+    "register_builtins",
+    "serve_mcp_stdio",
+    "tool",
+]

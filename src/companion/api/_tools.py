@@ -1,0 +1,247 @@
+"""`/v1/tools` routes, and the registry's MCP server at `/mcp` (streamable HTTP, stateless, JSON)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from companion.api._auth import require
+from companion.api._context import TENANT
+from companion.api._problems import problem_response
+from companion.api._state import AppState, app_state
+from companion.errors import CompanionError, InvalidInput, ServiceUnavailable
+from companion.keys import ApiKey
+from companion.tools import ToolCall, ToolRegistry, register_builtins
+from companion.tools import build_mcp_server as _build_mcp_server
+
+__all__ = ["McpEndpoint", "router", "start", "stop"]
+
+router = APIRouter(prefix="/v1/tools", tags=["tools"])
+State = Annotated[AppState, Depends(app_state)]
+ToolsKey = Annotated[ApiKey, Depends(require("tools"))]
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ToolSummary(BaseModel):
+    """One tool as `GET /v1/tools` lists it."""
+
+    name: str
+    description: str
+    category: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None
+    pure: bool
+    read_only: bool
+    idempotent: bool
+    timeout_s: float | None
+
+
+class Invocation(BaseModel):
+    """The body of `POST /v1/tools/{name}/invoke`."""
+
+    model_config = _STRICT
+    arguments: dict[str, Any] = Field(default_factory=dict, examples=[{"a": 5, "b": 3}])
+    timeout_s: float | None = Field(None, gt=0, description="Lower the tool's timeout.")
+
+
+class BatchCall(BaseModel):
+    """One call of a batch."""
+
+    model_config = _STRICT
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(None, max_length=200)
+
+
+class Batch(BaseModel):
+    """The body of `POST /v1/tools/batch`."""
+
+    model_config = _STRICT
+    calls: list[BatchCall] = Field(min_length=1)
+    max_concurrency: int | None = Field(None, ge=1, le=1024)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class ErrorBody(BaseModel):
+    """Why a call failed."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ResultBody(BaseModel):
+    """One call's outcome: a tool's own failure is `ok: false` with status 200."""
+
+    tool: str
+    ok: bool
+    value: Any = None
+    error: ErrorBody | None = None
+    duration_ms: float
+    cached: bool
+    id: str | None = None
+
+
+class BatchResult(BaseModel):
+    """Every call's outcome, in the order sent."""
+
+    results: list[ResultBody]
+
+
+@router.get("", summary="List the enabled tools, or export them for OpenAI, Anthropic or MCP")
+def list_tools(
+    state: State,
+    _: ToolsKey,
+    format: Annotated[Literal["companion", "openai", "anthropic", "mcp"], Query()] = "companion",
+    category: str | None = None,
+) -> list[dict[str, Any]]:
+    """`format=openai` gives strict Chat Completions function tools."""
+    registry = state.require_tools()
+    if format == "openai":
+        return registry.to_openai(category=category)
+    if format == "anthropic":
+        return registry.to_anthropic(category=category)
+    if format == "mcp":
+        return registry.to_mcp(category=category)
+    return [_summary(info).model_dump() for info in registry.list(category)]
+
+
+@router.post("/batch", summary="Call several tools in parallel; each call has its own result")
+async def batch(body: Batch, state: State, key: ToolsKey) -> BatchResult:
+    """Unknown tools and invalid arguments are per-call errors, not a failed request."""
+    registry = state.require_tools()
+    limit = state.settings.tools_max_batch_calls
+    if len(body.calls) > limit:
+        raise InvalidInput(f"a batch may carry at most {limit} calls, got {len(body.calls)}")
+    results = await registry.acall_batch(
+        [ToolCall(call.tool, call.arguments, call.id) for call in body.calls],
+        tenant=key.tenant,
+        max_concurrency=body.max_concurrency,
+        timeout_s=body.timeout_s,
+    )
+    return BatchResult(results=[ResultBody.model_validate(r.as_dict()) for r in results])
+
+
+@router.get("/{name}", summary="One tool with its schemas")
+def get_tool(name: str, state: State, _: ToolsKey) -> ToolSummary:
+    """404 `tool_not_found` when it does not exist or is disabled."""
+    registry = state.require_tools()
+    info = registry.get(name)
+    if not info.enabled:
+        registry.call(name, {})  # raises ToolNotFound saying it is disabled
+    return _summary(info)
+
+
+@router.post(
+    "/{name}/invoke",
+    summary="Call one tool",
+    responses={
+        404: {"description": "No such tool (or it is disabled)."},
+        422: {"description": "Arguments do not match the tool's schema; `errors` names each."},
+    },
+)
+async def invoke(name: str, body: Invocation, state: State, key: ToolsKey) -> ResultBody:
+    """A tool's own failure (e.g. division by zero) is a 200 with `ok: false`."""
+    result = await state.require_tools().acall(
+        name, body.arguments, tenant=key.tenant, timeout_s=body.timeout_s
+    )
+    return ResultBody.model_validate(result.as_dict())
+
+
+def _summary(info: Any) -> ToolSummary:
+    return ToolSummary(
+        name=info.name,
+        description=info.description,
+        category=info.category,
+        input_schema=info.input_schema,
+        output_schema=info.output_schema,
+        pure=info.pure,
+        read_only=info.read_only,
+        idempotent=info.idempotent,
+        timeout_s=info.timeout_s,
+    )
+
+
+class McpEndpoint:
+    """The ASGI endpoint of `/mcp`: hands requests to the MCP server the lifespan started."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one MCP request for a key with the `tools` scope, or 503 before start-up."""
+        state: AppState = scope["app"].state.companion
+        try:
+            await require("tools")(Request(scope))  # the same guard as every /v1 route
+        except CompanionError as exc:
+            await problem_response(exc, scope)(scope, receive, send)
+            return
+        handler = state.mcp
+        if handler is None:
+            raise ServiceUnavailable("the MCP server is not started")
+        await handler.app(scope, receive, send)
+
+
+class _McpService:
+    def __init__(self, app: StreamableHTTPASGIApp, stack: contextlib.AsyncExitStack) -> None:
+        self.app = app
+        self.stack = stack
+
+
+def _tenant_of_request(context: Any) -> str | None:
+    """The tenant the guard stored in the HTTP request's scope (MCP over HTTP only)."""
+    request = getattr(context, "request", None)
+    scope = getattr(request, "scope", None)
+    tenant = scope.get(TENANT) if isinstance(scope, dict) else None
+    return tenant if isinstance(tenant, str) else None
+
+
+async def start(state: AppState) -> None:
+    """Build the registry (built-ins, settings applied) and start the MCP session manager."""
+    settings = state.settings
+    registry = ToolRegistry(
+        cache=state.require_cache(),
+        monitor=state.monitor,
+        cache_ttl_s=settings.tools_cache_ttl_s,
+        default_timeout_s=settings.tools_default_timeout_s,
+        max_threads=settings.tools_pool_size,
+        max_concurrency=settings.tools_max_concurrent_calls,
+        disabled=[name.strip() for name in settings.tools_disabled.split(",") if name.strip()],
+    )
+    register_builtins(
+        registry, executor=state.require_executor if settings.execution_enabled else None
+    )
+    state.tools = registry
+    server = _build_mcp_server(registry, tenant_of=_tenant_of_request)
+    hosts = [host.strip() for host in settings.mcp_allowed_hosts.split(",") if host.strip()]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection="*" not in hosts,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{host}" for host in hosts]
+        + [f"https://{host}" for host in hosts],
+    )
+    server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        transport_security=security,
+    )
+    # A mounted app's own lifespan never runs: the session manager must run inside ours.
+    stack = contextlib.AsyncExitStack()
+    await stack.enter_async_context(server.session_manager.run())
+    state.mcp = _McpService(StreamableHTTPASGIApp(server.session_manager), stack)
+
+
+async def stop(state: AppState) -> None:
+    """Stop the MCP session manager and the registry's threads."""
+    service, state.mcp = state.mcp, None
+    try:
+        if service is not None:
+            await service.stack.aclose()
+    finally:
+        if state.tools is not None:
+            state.tools.close()

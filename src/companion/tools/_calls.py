@@ -1,0 +1,113 @@
+"""One call's steps: encode and validate the arguments, derive the cache key, turn failures into results."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from companion.errors import CompanionError, FieldError
+from companion.tools._errors import ToolArgumentsInvalid, ToolError
+from companion.tools._models import ToolErrorInfo
+from companion.tools._tool import ToolRecord
+
+__all__ = [
+    "MEMO_MAX_ENTRIES",
+    "arguments_error",
+    "cache_key",
+    "encode_arguments",
+    "failure",
+    "timeout_failure",
+    "validate",
+]
+
+_log = logging.getLogger("companion.tools")
+_SORT = orjson.OPT_SORT_KEYS
+MEMO_MAX_ENTRIES = 4096
+# Canonical arguments longer than this are hashed so keys stay short (and readable when short).
+_KEY_MAX_CHARS = 160
+
+
+def encode_arguments(name: str, arguments: object) -> bytes:
+    """The raw JSON of `arguments` (a dict, or JSON text/bytes); keys sorted for dicts."""
+    if type(arguments) is dict:
+        try:
+            return orjson.dumps(arguments, option=_SORT)
+        except TypeError as exc:
+            raise ToolArgumentsInvalid(
+                f"{name}: arguments are not JSON ({exc})",
+                [FieldError("", str(exc), "json_type")],
+            ) from None
+    if isinstance(arguments, bytes):
+        return arguments
+    if isinstance(arguments, str):
+        return arguments.encode()
+    if arguments is None:
+        return b"{}"
+    raise ToolArgumentsInvalid(
+        f"{name}: arguments must be an object, got {type(arguments).__name__}",
+        [FieldError("", "Input should be an object", "dict_type")],
+    )
+
+
+def validate(record: ToolRecord, raw: bytes) -> dict[str, Any]:
+    """Strictly validate raw JSON arguments into keyword arguments, or `ToolArgumentsInvalid`."""
+    try:
+        kwargs = record.validate_json(raw)
+    except ValidationError as exc:
+        raise arguments_error(record.name, exc) from None
+    if record.null_means_default:
+        # null for an optional parameter means "use its default" (OpenAI strict mode sends it).
+        skip = record.null_means_default
+        kwargs = {k: v for k, v in kwargs.items() if v is not None or k not in skip}
+    return kwargs
+
+
+def arguments_error(name: str, exc: ValidationError) -> ToolArgumentsInvalid:
+    """One `FieldError` per problem, each with a JSON pointer to the argument."""
+    errors = [
+        FieldError(
+            "".join(f"/{part}" for part in error["loc"]),
+            error["msg"],
+            error["type"],
+        )
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    summary = "; ".join(
+        f"{error['pointer'] or 'arguments'}: {error['message']}" for error in errors
+    )
+    return ToolArgumentsInvalid(f"invalid arguments for {name}: {summary}", errors)
+
+
+def cache_key(record: ToolRecord, raw: bytes, kwargs: dict[str, Any]) -> str:
+    """The canonical JSON of the validated arguments (hashed when long), memoised by raw bytes."""
+    canonical = orjson.dumps(to_jsonable_python(kwargs), option=_SORT).decode()
+    if len(canonical) > _KEY_MAX_CHARS:
+        canonical = "#" + hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+    memo = record.memo
+    if len(memo) >= MEMO_MAX_ENTRIES:
+        memo.clear()  # a crude bound: the memo only saves validation, never changes a result
+    memo[raw] = canonical
+    return canonical
+
+
+def failure(name: str, exc: BaseException) -> ToolErrorInfo:
+    """What the caller sees of a tool's exception: its message and code, never the traceback."""
+    if isinstance(exc, ToolArgumentsInvalid):
+        return ToolErrorInfo(exc.code, exc.message, {"errors": list(exc.errors)})
+    if isinstance(exc, ToolError | CompanionError):
+        return ToolErrorInfo(exc.code, exc.message, dict(exc.details))
+    _log.warning("tool %s raised %s", name, type(exc).__name__, exc_info=exc)
+    message = str(exc) or type(exc).__name__
+    return ToolErrorInfo("tool_error", message, {"type": type(exc).__name__})
+
+
+def timeout_failure(name: str, timeout_s: float) -> ToolErrorInfo:
+    """The error of a call that ran past its timeout."""
+    return ToolErrorInfo(
+        "timeout", f"tool {name} did not finish within {timeout_s:g} s", {"timeout_s": timeout_s}
+    )

@@ -1,0 +1,81 @@
+"""The tools subsystem's leaves of the `companion.errors` tree.
+
+NotFound
+└── ToolNotFound (404 tool_not_found)              no such tool, or it is disabled
+Conflict
+└── ToolAlreadyRegistered (409 tool_exists)        a second tool under one name
+InvalidInput
+├── InvalidToolDefinition (400 invalid_tool)       a function that cannot be described as a tool
+└── ValidationFailed
+    └── ToolArgumentsInvalid (422 invalid_arguments)  names each bad argument (JSON pointer)
+CompanionError
+└── ToolError (422 tool_error)                     raised by a tool: reported in its result
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from companion.errors import (
+    CompanionError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ValidationFailed,
+)
+
+__all__ = [
+    "InvalidToolDefinition",
+    "ToolAlreadyRegistered",
+    "ToolArgumentsInvalid",
+    "ToolError",
+    "ToolNotFound",
+]
+
+
+class ToolNotFound(NotFound):
+    """No tool of that name is registered and enabled."""
+
+    code = "tool_not_found"
+    title = "Tool not found"
+
+
+class ToolAlreadyRegistered(Conflict):
+    """A tool of that name is already registered."""
+
+    code = "tool_exists"
+    title = "Tool already registered"
+
+
+class InvalidToolDefinition(InvalidInput, TypeError):
+    """The function cannot be described as a tool (untyped parameter, `*args`, ...)."""
+
+    code = "invalid_tool"
+    title = "Invalid tool definition"
+
+
+class ToolArgumentsInvalid(ValidationFailed):
+    """The arguments do not match the tool's input schema; `errors` names each bad one."""
+
+    code = "invalid_arguments"
+    title = "Invalid tool arguments"
+
+
+class ToolError(CompanionError):
+    """Raise inside a tool for a domain failure: the result carries its `code` and message.
+
+    `ToolError("cannot divide by zero", code="division_by_zero")` gives a result with
+    `ok: false, error: {code: "division_by_zero", message: "cannot divide by zero"}`.
+    """
+
+    status = 422
+    code = "tool_error"
+    title = "Tool failed"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # per-instance code, the class one is the default
