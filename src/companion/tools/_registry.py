@@ -75,9 +75,16 @@ class ToolRegistry:
         timeout_s: float | None = None,
         read_only: bool | None = None,
         idempotent: bool | None = None,
+        inline: bool | None = None,
     ) -> ToolInfo:
-        """Register `fn` (sync or async); options given here win over those of `@tool`."""
-        given = ToolOptions(name, description, category, pure, timeout_s, read_only, idempotent)
+        """Register `fn` (sync or async); options given here win over those of `@tool`.
+
+        `inline=True` runs a sync tool on the event loop instead of the thread pool: only for tools
+        that compute for microseconds and never block (the built-ins do).
+        """
+        given = ToolOptions(
+            name, description, category, pure, timeout_s, read_only, idempotent, inline
+        )
         record = ToolRecord(fn, given.over(marked_options(fn)), self.monitor)
         # The registry's default applies to tools without a tighter timeout of their own.
         record.timeout_s = _limit(self.default_timeout_s, record.timeout_s)
@@ -337,6 +344,8 @@ class ToolRegistry:
             async with asyncio.timeout(limit_s) as deadline:
                 if record.is_async:
                     value = await record.fn(**kwargs)
+                elif record.inline:
+                    value = record.fn(**kwargs)
                 else:
                     loop = asyncio.get_running_loop()
                     value = await loop.run_in_executor(self._pool(), partial(record.fn, **kwargs))

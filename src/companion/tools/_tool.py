@@ -31,6 +31,9 @@ class ToolOptions:
     timeout_s: float | None = None
     read_only: bool | None = None
     idempotent: bool | None = None
+    # A sync tool that only computes (no I/O, microseconds) runs on the event loop: a thread-pool
+    # hop costs 50-80 µs, far more than the call. Never for anything that can block.
+    inline: bool | None = None
 
     def over(self, other: ToolOptions) -> ToolOptions:
         """These options, falling back to `other` for each one not given."""
@@ -51,6 +54,7 @@ def _fields(options: ToolOptions) -> tuple[Any, ...]:
         options.timeout_s,
         options.read_only,
         options.idempotent,
+        options.inline,
     )
 
 
@@ -66,6 +70,7 @@ def tool(
     timeout_s: float | None = None,
     read_only: bool | None = None,
     idempotent: bool | None = None,
+    inline: bool | None = None,
 ) -> Callable[[F], F]: ...
 def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Mark a function as a tool (`@tool` or `@tool(category=..., pure=True)`); `register` reads it."""
@@ -93,6 +98,7 @@ class ToolRecord:
         "errors",
         "fn",
         "info",
+        "inline",
         "is_async",
         "memo",
         "name",
@@ -117,6 +123,7 @@ class ToolRecord:
         self.name = name
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.inline = bool(options.inline) and not self.is_async
         self.pure = pure
         self.timeout_s = options.timeout_s
         self.validate_json = self.schema.arguments.validate_json

@@ -12,7 +12,7 @@ from companion.tools._tool import tool
 __all__ = ["parse_json", "to_json"]
 
 
-@tool(category="json", pure=True)
+@tool(category="json", pure=True, inline=True)
 def parse_json(text: str) -> Any:
     """Parse a JSON document into a value.
 
@@ -25,7 +25,7 @@ def parse_json(text: str) -> Any:
         raise ToolError(f"invalid JSON: {exc}", code="invalid_json") from None
 
 
-@tool(category="json", pure=True)
+@tool(category="json", pure=True, inline=True)
 def to_json(value: Any, indent: bool = False, sort_keys: bool = False) -> str:
     """Serialise a value as JSON text.
 

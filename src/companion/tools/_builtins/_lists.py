@@ -16,13 +16,13 @@ NonEmpty = Annotated[list[float], Field(description="The numbers (at least one).
 Scalar = str | float
 
 
-@tool(category="lists", pure=True)
+@tool(category="lists", pure=True, inline=True)
 def list_sum(numbers: Numbers) -> float:
     """The sum of a list of numbers (0 for an empty list)."""
     return sum(numbers)
 
 
-@tool(category="lists", pure=True)
+@tool(category="lists", pure=True, inline=True)
 def list_average(numbers: NonEmpty) -> float:
     """The arithmetic mean of a list of numbers."""
     if not numbers:
@@ -30,7 +30,7 @@ def list_average(numbers: NonEmpty) -> float:
     return sum(numbers) / len(numbers)
 
 
-@tool(category="lists", pure=True)
+@tool(category="lists", pure=True, inline=True)
 def list_min(numbers: NonEmpty) -> float:
     """The smallest number of a list."""
     if not numbers:
@@ -38,7 +38,7 @@ def list_min(numbers: NonEmpty) -> float:
     return min(numbers)
 
 
-@tool(category="lists", pure=True)
+@tool(category="lists", pure=True, inline=True)
 def list_max(numbers: NonEmpty) -> float:
     """The largest number of a list."""
     if not numbers:
@@ -46,7 +46,7 @@ def list_max(numbers: NonEmpty) -> float:
     return max(numbers)
 
 
-@tool(category="lists", pure=True)
+@tool(category="lists", pure=True, inline=True)
 def list_unique(items: list[Scalar]) -> list[Scalar]:
     """The distinct items of a list, in order of first appearance.
 
@@ -59,7 +59,7 @@ def list_unique(items: list[Scalar]) -> list[Scalar]:
     return list(seen.values())
 
 
-@tool(category="lists", pure=True)
+@tool(category="lists", pure=True, inline=True)
 def list_sort(items: list[Scalar], descending: bool = False) -> list[Scalar]:
     """Sort a list: numbers before strings, each in natural order.
 

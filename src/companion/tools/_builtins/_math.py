@@ -10,7 +10,7 @@ from companion.tools._tool import tool
 __all__ = ["add", "divide", "multiply", "power", "sqrt", "subtract"]
 
 
-@tool(category="math", pure=True)
+@tool(category="math", pure=True, inline=True)
 def add(a: float, b: float) -> float:
     """Add two numbers.
 
@@ -21,7 +21,7 @@ def add(a: float, b: float) -> float:
     return a + b
 
 
-@tool(category="math", pure=True)
+@tool(category="math", pure=True, inline=True)
 def subtract(a: float, b: float) -> float:
     """Subtract `b` from `a`.
 
@@ -32,7 +32,7 @@ def subtract(a: float, b: float) -> float:
     return a - b
 
 
-@tool(category="math", pure=True)
+@tool(category="math", pure=True, inline=True)
 def multiply(a: float, b: float) -> float:
     """Multiply two numbers.
 
@@ -43,7 +43,7 @@ def multiply(a: float, b: float) -> float:
     return a * b
 
 
-@tool(category="math", pure=True)
+@tool(category="math", pure=True, inline=True)
 def divide(a: float, b: float) -> float:
     """Divide `a` by `b`.
 
@@ -56,7 +56,7 @@ def divide(a: float, b: float) -> float:
     return a / b
 
 
-@tool(category="math", pure=True)
+@tool(category="math", pure=True, inline=True)
 def power(base: float, exponent: float) -> float:
     """Raise `base` to the power `exponent`.
 
@@ -73,7 +73,7 @@ def power(base: float, exponent: float) -> float:
     return result
 
 
-@tool(category="math", pure=True)
+@tool(category="math", pure=True, inline=True)
 def sqrt(x: float) -> float:
     """The square root of a non-negative number.
 

@@ -18,7 +18,7 @@ __all__ = [
 _NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 
 
-@tool(category="text", pure=True)
+@tool(category="text", pure=True, inline=True)
 def uppercase(text: str) -> str:
     """Convert text to upper case.
 
@@ -28,7 +28,7 @@ def uppercase(text: str) -> str:
     return text.upper()
 
 
-@tool(category="text", pure=True)
+@tool(category="text", pure=True, inline=True)
 def lowercase(text: str) -> str:
     """Convert text to lower case.
 
@@ -38,7 +38,7 @@ def lowercase(text: str) -> str:
     return text.lower()
 
 
-@tool(category="text", pure=True)
+@tool(category="text", pure=True, inline=True)
 def reverse_text(text: str) -> str:
     """Reverse text character by character.
 
@@ -48,7 +48,7 @@ def reverse_text(text: str) -> str:
     return text[::-1]
 
 
-@tool(category="text", pure=True)
+@tool(category="text", pure=True, inline=True)
 def count_words(text: str) -> int:
     """Count the whitespace-separated words of a text.
 
@@ -58,7 +58,7 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
-@tool(category="text", pure=True)
+@tool(category="text", pure=True, inline=True)
 def count_characters(text: str, include_spaces: bool = True) -> int:
     """Count the characters of a text.
 
@@ -69,7 +69,7 @@ def count_characters(text: str, include_spaces: bool = True) -> int:
     return len(text) if include_spaces else sum(1 for char in text if not char.isspace())
 
 
-@tool(category="text", pure=True)
+@tool(category="text", pure=True, inline=True)
 def extract_numbers(text: str) -> list[float]:
     """Find every number in a text, in order (integers, decimals, exponents, signs).
 

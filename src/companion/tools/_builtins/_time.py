@@ -12,7 +12,7 @@ from companion.tools._tool import tool
 __all__ = ["current_datetime", "current_timestamp", "format_date"]
 
 
-@tool(category="time", read_only=True)
+@tool(category="time", read_only=True, inline=True)
 def current_datetime(timezone: str = "UTC") -> str:
     """The current date and time as ISO 8601.
 
@@ -22,13 +22,13 @@ def current_datetime(timezone: str = "UTC") -> str:
     return dt.datetime.now(_zone(timezone)).isoformat()
 
 
-@tool(category="time", read_only=True)
+@tool(category="time", read_only=True, inline=True)
 def current_timestamp() -> float:
     """The current Unix timestamp in seconds."""
     return time.time()
 
 
-@tool(category="time", pure=True)
+@tool(category="time", pure=True, inline=True)
 def format_date(date: str, format: str = "%Y-%m-%d") -> str:  # the seed's name
     """Reformat an ISO 8601 date or date-time with a `strftime` format.
 
