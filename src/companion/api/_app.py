@@ -20,7 +20,7 @@ from companion.api import (
 )
 from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._context import RequestContextMiddleware
-from companion.api._problems import install_error_handlers
+from companion.api._problems import GUARDED_RESPONSES, install_error_handlers
 from companion.config import Settings, load_settings
 from companion.monitoring import RequestMetricsMiddleware
 
@@ -48,8 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.companion = state
     install_error_handlers(app)
-    for module in (_health, _execute, _cache, _observability, _tracing, _tools):
-        app.include_router(module.router)
+    app.include_router(_health.router, responses={503: GUARDED_RESPONSES[503]})
+    for module in (_execute, _cache, _observability, _tracing, _tools):
+        # Every route documents the problem documents it may answer (fuzzers check conformance).
+        app.include_router(module.router, responses=GUARDED_RESPONSES)
     app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.

@@ -45,19 +45,11 @@ class Runtimes(BaseModel):
     isolation: list[IsolationInfo]
 
 
-_RESPONSES: dict[int | str, dict[str, str]] = {
-    429: {"description": "Rate limited, or too many runs in flight for this key."},
-    422: {
-        "description": "Bad request: unknown language, empty or oversized code, a limit too high."
-    },
-    503: {"description": "Every sandbox is busy (retry after `Retry-After`) or none is running."},
-}
-
-
 @router.post(
     "/execute",
     summary="Run a Python or JavaScript snippet in a sandbox",
-    responses=_RESPONSES,
+    description="429 also means too many runs in flight for this key; 503 `executor_busy` "
+    "means every sandbox is busy and the queue is full (retry after `Retry-After`).",
 )
 async def execute(request: ExecutionRequest, state: State, key: ExecuteKey) -> ExecutionResult:
     """User errors (exceptions, timeouts, limits) are reported in the result, with status 200."""

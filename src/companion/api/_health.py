@@ -49,7 +49,7 @@ async def livez() -> Liveness:
 @router.get(
     "/readyz",
     summary="Readiness: every configured dependency answers",
-    responses={503: {"description": "A critical check failed; `checks` says which and why."}},
+    description="503 (problem+json with a `checks` member) when a critical check fails.",
 )
 async def readyz(request: Request) -> Any:
     """200 with per-check timings, or 503 problem+json carrying the same `checks`."""

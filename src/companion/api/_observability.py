@@ -62,6 +62,7 @@ def alerts(state: State) -> dict[str, list[dict[str, Any]]]:
     tags=["observability"],
     summary="Profiled names with count, total, percentiles (admin)",
     response_model=None,
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
     dependencies=_admin,
 )
 def profiling_report(

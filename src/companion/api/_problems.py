@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
@@ -23,7 +24,13 @@ from companion.errors import (
     ValidationFailed,
 )
 
-__all__ = ["install_error_handlers", "problem_body", "problem_response"]
+__all__ = [
+    "GUARDED_RESPONSES",
+    "Problem",
+    "install_error_handlers",
+    "problem_body",
+    "problem_response",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = logging.getLogger("companion.api")
@@ -34,6 +41,50 @@ _HTTP_CODES = {
     405: ("method_not_allowed", "Method not allowed"),
     406: ("not_acceptable", "Not acceptable"),
     415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+class FieldProblem(BaseModel):
+    """One invalid field of a 422."""
+
+    pointer: str = Field(examples=["/limits/wall_time_ms"])
+    message: str
+    type: str
+    location: str | None = None
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error is rendered."""
+
+    type: str = Field(examples=["urn:companion:error:validation_failed"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: str = Field(examples=["validation_failed"])
+    request_id: str | None = None
+    errors: list[FieldProblem] | None = None
+    details: dict[str, Any] | None = None
+
+
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    # `model` puts the schema in the components; `content` names the media type we really send.
+    return {"description": description, "model": Problem, "content": _PROBLEM_CONTENT}
+
+
+# Errors any guarded route may answer; added to every route's OpenAPI responses.
+GUARDED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed JSON, or nested too deep."),
+    401: _problem("Missing, malformed, unknown, revoked or expired API key."),
+    403: _problem("The key lacks the scope this route needs."),
+    404: _problem("No such resource (or it belongs to another tenant)."),
+    413: _problem("The body is larger than the limit."),
+    422: _problem("A field is invalid; `errors` names each by JSON pointer."),
+    429: _problem("Rate limited; see `Retry-After` and `RateLimit-*`."),
+    503: _problem("A dependency or the sandbox pool is unavailable, or busy."),
 }
 
 

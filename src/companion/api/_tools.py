@@ -142,10 +142,8 @@ def get_tool(name: str, state: State, _: ToolsKey) -> ToolSummary:
 @router.post(
     "/{name}/invoke",
     summary="Call one tool",
-    responses={
-        404: {"description": "No such tool (or it is disabled)."},
-        422: {"description": "Arguments do not match the tool's schema; `errors` names each."},
-    },
+    description="404: no such tool (or it is disabled). 422: the arguments do not match the "
+    "tool's schema; `errors` names each field.",
 )
 async def invoke(name: str, body: Invocation, state: State, key: ToolsKey) -> ResultBody:
     """A tool's own failure (e.g. division by zero) is a 200 with `ok: false`."""

@@ -111,6 +111,7 @@ State = Annotated[AppState, Depends(app_state)]
     "/traces/{trace_id}",
     summary="The call tree of one traced request (admin)",
     response_model=None,
+    responses={200: {"content": {"text/plain": {}, "text/html": {}, "application/json": {}}}},
     dependencies=[Depends(require("admin"))],
 )
 def get_trace(
