@@ -25,6 +25,7 @@ class LiveServer:
     keys: dict[str, str]
     process: subprocess.Popen[bytes]
     env: dict[str, str]
+    log: Path
 
 
 def mint_key(env: dict[str, str], tenant: str, scopes: str) -> str:
@@ -51,24 +52,23 @@ def start_server(data_dir: Path, **settings: str) -> LiveServer:
         "zeta": mint_key(env, "zeta", "execute,tools,knowledge:read,knowledge:write"),
     }
     port = free_port()
-    process = subprocess.Popen(
-        [COMPANION, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = data_dir / "serve.log"
+    with log.open("wb") as sink:  # a file, not a pipe: an undrained pipe would stall the server
+        process = subprocess.Popen(
+            [COMPANION, "serve", "--port", str(port)], env=env, stdout=sink, stderr=sink
+        )
     if not wait_for_port(port, timeout_s=60):
         process.kill()
-        raise RuntimeError(f"companion serve did not start: {process.communicate()[1][-2000:]!r}")
-    return LiveServer(f"http://127.0.0.1:{port}", keys, process, env)
+        raise RuntimeError(f"companion serve did not start: {log.read_bytes()[-2000:]!r}")
+    return LiveServer(f"http://127.0.0.1:{port}", keys, process, env, log)
 
 
 def stop_server(server: LiveServer) -> bytes:
-    """SIGTERM and wait; returns what it wrote to stderr."""
+    """SIGTERM and wait; returns what it logged."""
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)
-    _, stderr = server.process.communicate(timeout=60)
-    return stderr
+    server.process.wait(timeout=60)
+    return server.log.read_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import sys
+import threading
 from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "logging_config"]
+__all__ = ["JsonFormatter", "NonBlockingStderrHandler", "logging_config"]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
@@ -38,9 +41,42 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class NonBlockingStderrHandler(logging.Handler):
+    """Formats in the caller, writes to stderr from a thread of its own.
+
+    A slow or full stderr (a pipe nobody drains, a backed-up journald) must never stall the event
+    loop: lines wait in a bounded queue, and past `max_lines` they are dropped and counted.
+    """
+
+    def __init__(self, max_lines: int = 10_000) -> None:
+        super().__init__()
+        self.dropped = 0
+        self._lines: queue.Queue[str] = queue.Queue(maxsize=max_lines)
+        self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the formatted line, or drop it when the queue is full."""
+        try:
+            self._lines.put_nowait(self.format(record))
+        except queue.Full:
+            self.dropped += 1
+        except Exception:
+            self.handleError(record)
+
+    def _write(self) -> None:
+        while True:
+            line = self._lines.get()
+            try:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                continue  # stderr closed: keep draining so emitters never block
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A `logging.config.dictConfig` for `companion serve` (uvicorn's loggers included)."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    handler = {"()": NonBlockingStderrHandler, "formatter": "json"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
