@@ -112,7 +112,9 @@ def test_every_setting_has_a_unit_or_is_unitless_by_nature() -> None:
         if field.annotation in (int, float) and name not in {"port", "workers"}
     }
     # Times and sizes carry their unit; counts say what they count.
-    pattern = r"_(s|ms|bytes|entries|files|pool_size|queue|runs_per_worker)$"
+    pattern = (
+        r"_(s|ms|bytes|chars|entries|files|pool_size|queue|runs_per_worker|weight|rank_offset)$"
+    )
     assert all(re.search(pattern, name) for name in numeric), numeric
 
 
