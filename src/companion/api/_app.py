@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from companion import __version__
-from companion.api import _cache, _execute, _health, _lifecycle, _observability
+from companion.api import _cache, _execute, _health, _knowledge, _lifecycle, _observability
 from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._problems import install_error_handlers
 from companion.config import Settings, load_settings
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.companion = state
     install_error_handlers(app)
-    for module in (_health, _execute, _cache, _observability):
+    for module in (_health, _execute, _cache, _observability, _knowledge):
         app.include_router(module.router)
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.

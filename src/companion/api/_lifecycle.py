@@ -13,6 +13,7 @@ from companion.cache import build_cache
 from companion.config import Settings
 from companion.errors import CompanionError
 from companion.execution import Executor, SandboxUnavailable
+from companion.knowledge import build_knowledge_base
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 
@@ -57,6 +58,7 @@ async def start(state: AppState) -> None:
     state.monitor.add_collector_source("cache", lambda: cache.stats().as_dict())
     if settings.execution_enabled:
         await _start_executor(state)
+    await _start_knowledge(state)
     await state.sampler.start()
 
 
@@ -69,8 +71,12 @@ async def stop(state: AppState) -> None:
             if state.executor is not None:
                 await state.executor.close()
         finally:
-            if state.cache is not None:
-                await state.cache.aclose()
+            try:
+                if state.knowledge is not None:
+                    await state.knowledge.close()
+            finally:
+                if state.cache is not None:
+                    await state.cache.aclose()
 
 
 async def _start_executor(state: AppState) -> None:
@@ -110,6 +116,26 @@ async def _start_executor(state: AppState) -> None:
 
     monitor.register_health_check(
         "sandbox", sandbox_ready, timeout_s=state.settings.readyz_timeout_s
+    )
+
+
+async def _start_knowledge(state: AppState) -> None:
+    """Start the knowledge base; if its store cannot start the service runs on and `/readyz` says why."""
+    knowledge = build_knowledge_base(state.settings, cache=state.cache)
+    try:
+        await knowledge.start()
+    except Exception as exc:
+        await knowledge.close()
+        state.knowledge_problem = f"the knowledge store did not start: {exc}"
+        _log.error("%s", state.knowledge_problem)
+    else:
+        state.knowledge = knowledge
+
+    async def knowledge_ready() -> str:
+        return await state.require_knowledge().health()
+
+    state.monitor.register_health_check(
+        "knowledge", knowledge_ready, timeout_s=state.settings.readyz_timeout_s
     )
 
 

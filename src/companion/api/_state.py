@@ -11,6 +11,7 @@ from companion.cache import TieredCache
 from companion.config import Settings
 from companion.errors import ServiceUnavailable
 from companion.execution import Executor, SandboxUnavailable
+from companion.knowledge import KnowledgeBase
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 
@@ -29,6 +30,8 @@ class AppState:
     cache: TieredCache | None = None
     executor: Executor | None = None
     executor_problem: str | None = None
+    knowledge: KnowledgeBase | None = None
+    knowledge_problem: str | None = None
 
     def require_executor(self) -> Executor:
         """The running executor, or `SandboxUnavailable` saying why there is none."""
@@ -38,6 +41,12 @@ class AppState:
             )
             raise SandboxUnavailable(reason)
         return self.executor
+
+    def require_knowledge(self) -> KnowledgeBase:
+        """The started knowledge base, or `ServiceUnavailable` saying why there is none."""
+        if self.knowledge is None:
+            raise ServiceUnavailable(self.knowledge_problem or "the knowledge base is not started")
+        return self.knowledge
 
     def require_cache(self) -> TieredCache:
         """The cache (built at start-up)."""

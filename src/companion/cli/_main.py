@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from companion import __version__
-from companion.cli import _bench, _config, _doctor, _exec, _serve
+from companion.cli import _bench, _config, _doctor, _exec, _knowledge, _serve
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,9 @@ app.command("serve")(_serve.serve)
 app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
 app.command("exec")(_exec.execute)
+app.command("ingest")(_knowledge.ingest)
+app.command("search")(_knowledge.search)
+app.command("reindex")(_knowledge.reindex)
 app.add_typer(_config.app, name="config")
 
 

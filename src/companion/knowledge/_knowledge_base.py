@@ -119,6 +119,16 @@ class KnowledgeBase:
         """Close the store."""
         await self.store.close()
 
+    async def health(self) -> str:
+        """The store's status and whether vector search works (and if not, why: a clear warning)."""
+        line = await self.store.health()
+        if self.embedder is None:
+            return f"{line}; vector/hybrid search off (no embedder: {EMBEDDER_HINT})"
+        problem = self.store.vector_problem
+        if problem is not None:
+            return f"{line}; WARNING vector/hybrid search degraded: {problem}"
+        return f"{line}; embedder {_model(self.embedder.info)}"
+
     # -- collections ---------------------------------------------------------------------------
 
     async def create_collection(self, tenant: str, name: str, description: str = "") -> Collection:
