@@ -152,3 +152,36 @@ def test_readyz_reports_the_knowledge_store(client: TestClient) -> None:
     checks = client.get("/readyz").json()["checks"]
     assert checks["knowledge"]["ok"] is True
     assert "sqlite" in checks["knowledge"]["detail"]
+
+
+def test_hybrid_search_with_the_real_model(tmp_path: Path) -> None:
+    from tests._services import unavailable
+    from tests.knowledge.conftest import MODEL_DIR
+
+    if not (MODEL_DIR / "manifest.json").exists():
+        unavailable("the exported MiniLM model (run `make model`)")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
+    settings = load_settings(
+        data_dir=tmp_path, execution_enabled=False, knowledge_embedder="minilm"
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.post("/v1/collections", json={"name": "docs"})
+        client.post(
+            "/v1/collections/docs/documents",
+            json={
+                "documents": [
+                    {"id": "dog", "text": "A puppy fetches a stick."},
+                    {"id": "tax", "text": "File the tax return."},
+                ]
+            },
+        )
+        body = client.post(
+            "/v1/collections/docs/search", json={"query": "young canine playing", "mode": "hybrid"}
+        ).json()
+        assert body["results"][0]["document_id"] == "dog"
+        assert body["embedding_ms"] > 0
+        assert (
+            "embedder sentence-transformers/all-MiniLM-L6-v2"
+            in client.get("/readyz").json()["checks"]["knowledge"]["detail"]
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,7 +14,7 @@ from companion.cache import build_cache
 from companion.config import Settings
 from companion.errors import CompanionError
 from companion.execution import Executor, SandboxUnavailable
-from companion.knowledge import build_knowledge_base
+from companion.knowledge import build_knowledge_base, load_embedder
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 
@@ -121,12 +122,17 @@ async def _start_executor(state: AppState) -> None:
 
 async def _start_knowledge(state: AppState) -> None:
     """Start the knowledge base; if its store cannot start the service runs on and `/readyz` says why."""
-    knowledge = build_knowledge_base(state.settings, cache=state.cache)
     try:
-        await knowledge.start()
+        # Loading the embedding model reads ~90 MB: off the event loop.
+        embedder = await asyncio.to_thread(load_embedder, state.settings)
+        knowledge = build_knowledge_base(state.settings, cache=state.cache, embedder=embedder)
+        try:
+            await knowledge.start()
+        except BaseException:
+            await knowledge.close()
+            raise
     except Exception as exc:
-        await knowledge.close()
-        state.knowledge_problem = f"the knowledge store did not start: {exc}"
+        state.knowledge_problem = f"the knowledge base did not start: {exc}"
         _log.error("%s", state.knowledge_problem)
     else:
         state.knowledge = knowledge

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from companion import __version__
-from companion.cli import _bench, _config, _doctor, _exec, _knowledge, _serve
+from companion.cli import _bench, _config, _doctor, _exec, _knowledge, _models, _serve
 
 __all__ = ["app", "main"]
 
@@ -30,6 +30,7 @@ app.command("ingest")(_knowledge.ingest)
 app.command("search")(_knowledge.search)
 app.command("reindex")(_knowledge.reindex)
 app.add_typer(_config.app, name="config")
+app.add_typer(_models.app, name="models")
 
 
 def _show_version(value: bool) -> None:

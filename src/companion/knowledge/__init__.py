@@ -3,6 +3,7 @@
 from companion.knowledge._build import build_knowledge_base
 from companion.knowledge._chunking import Chunker, TextSpan
 from companion.knowledge._embedder import Embedder
+from companion.knowledge._embedding_loader import load_embedder
 from companion.knowledge._errors import (
     CollectionExists,
     CollectionNotFound,
@@ -26,6 +27,7 @@ from companion.knowledge._models import (
     SearchHit,
     SearchMode,
 )
+from companion.knowledge._onnx_embedder import OnnxEmbedder
 from companion.knowledge._sqlite_store import SqliteStore
 from companion.knowledge._store import Store
 
@@ -47,6 +49,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidQuery",
     "KnowledgeBase",
+    "OnnxEmbedder",
     "Page",
     "SearchHit",
     "SearchMode",
@@ -57,5 +60,6 @@ __all__ = [
     "TextSpan",
     "build_knowledge_base",
     "html_to_text",
+    "load_embedder",
     "read_documents",
 ]
