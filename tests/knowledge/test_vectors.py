@@ -146,3 +146,23 @@ async def test_a_collection_made_without_a_model_needs_reindex(
         assert (await kb.search("t", "c", "a dog", mode="vector")).results[0].document_id == "pets"
     finally:
         await kb.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_without_pgvector_degrades_to_bm25(
+    database_url: str, pg_schema: str, minilm: OnnxEmbedder
+) -> None:
+    from companion.knowledge._postgres_store import PostgresStore
+
+    kb = KnowledgeBase(PostgresStore(database_url, schema=pg_schema), minilm)
+    await kb.start()
+    try:
+        assert "no pgvector" in await kb.health()
+        await kb.create_collection("t", "c")
+        await kb.upsert("t", "c", DOCS)
+        result = await kb.search("t", "c", "puppy park", mode="hybrid")
+        assert [hit.document_id for hit in result.results] == ["pets"]
+        assert result.warnings
+        assert "pgvector" in result.warnings[0]
+    finally:
+        await kb.close()

@@ -16,8 +16,14 @@ __all__ = ["build_knowledge_base"]
 def build_knowledge_base(
     settings: Settings, *, cache: TieredCache | None = None, embedder: Embedder | None = None
 ) -> KnowledgeBase:
-    """A knowledge base (not started) over the embedded store in `data_dir`."""
-    store: Store = SqliteStore(settings.data_dir / "knowledge")
+    """A knowledge base (not started) on PostgreSQL when `database_url` is set, else embedded."""
+    store: Store
+    if settings.database_url is not None:
+        from companion.knowledge._postgres_store import PostgresStore
+
+        store = PostgresStore(settings.database_url.get_secret_value())
+    else:
+        store = SqliteStore(settings.data_dir / "knowledge")
     return KnowledgeBase(
         store,
         embedder,

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from companion.knowledge._errors import InvalidFilter
 
-__all__ = ["Condition", "matches", "parse_filter", "to_sqlite"]
+__all__ = ["Condition", "matches", "parse_filter", "to_postgres", "to_sqlite"]
 
 Scalar = str | int | float | bool
 Operator = Literal["eq", "in", "gt", "gte", "lt", "lte"]
@@ -150,3 +152,32 @@ def to_sqlite(conditions: tuple[Condition, ...], column: str = "metadata") -> tu
                 params += [path, path, value]
         clauses.append("(" + " OR ".join(alternatives) + ")")
     return (" AND ".join(clauses) or "1"), params
+
+
+def to_postgres(
+    conditions: tuple[Condition, ...], column: str = "metadata"
+) -> tuple[str, list[Any]]:
+    """A PostgreSQL jsonb boolean expression for `conditions` and its `%s` parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for condition in conditions:
+        alternatives: list[str] = []
+        for value in condition.values:
+            if condition.op in ("eq", "in"):
+                # jsonb equality keeps types apart: "1" != 1 and true != 1.
+                alternatives.append(f"{column} -> %s = %s::jsonb")
+                params += [condition.field, orjson.dumps(value).decode()]
+            elif isinstance(value, str):
+                alternatives.append(
+                    f"(jsonb_typeof({column} -> %s) = 'string' AND {column} ->> %s "
+                    f'{_SQL_OPS[condition.op]} %s COLLATE "C")'
+                )
+                params += [condition.field, condition.field, value]
+            else:
+                alternatives.append(
+                    f"(jsonb_typeof({column} -> %s) = 'number' AND ({column} ->> %s)::numeric "
+                    f"{_SQL_OPS[condition.op]} %s)"
+                )
+                params += [condition.field, condition.field, value]
+        clauses.append("(" + " OR ".join(alternatives) + ")")
+    return (" AND ".join(clauses) or "TRUE"), params

@@ -55,6 +55,7 @@ class SearchResult:
     took_ms: float
     embedding_ms: float
     cached: bool
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The HTTP response body."""
@@ -63,6 +64,7 @@ class SearchResult:
             "took_ms": round(self.took_ms, 3),
             "embedding_ms": round(self.embedding_ms, 3),
             "cached": self.cached,
+            "warnings": list(self.warnings),
         }
 
 
@@ -313,6 +315,11 @@ class KnowledgeBase:
         k = check_k(k, self.max_k)
         text = clean_query(query, self.max_query_chars)
         conditions = parse_filter(filter)
+        warnings: tuple[str, ...] = ()
+        problem = self.store.vector_problem
+        if mode != "bm25" and self.embedder is not None and problem is not None:
+            warnings = (f"{mode} search ran as bm25: {problem}",)
+            mode = "bm25"
         key = self._cache_key(
             tenant=tenant,
             collection=collection,
@@ -326,7 +333,8 @@ class KnowledgeBase:
             hit = self.cache.get(key)
             if hit is not None:
                 hits = [SearchHit(**item) for item in hit]
-                return SearchResult(hits, (self._clock() - started) * 1000, 0.0, cached=True)
+                took_ms = (self._clock() - started) * 1000
+                return SearchResult(hits, took_ms, 0.0, cached=True, warnings=warnings)
         target = await self.store.get_collection(tenant, collection)
         terms = query_terms(text)
         embedding_ms = 0.0
@@ -368,7 +376,7 @@ class KnowledgeBase:
                 key, [h.to_dict() for h in hits], self.cache_ttl_s, tags=(_tag(tenant, collection),)
             )
         took_ms = (self._clock() - started) * 1000 - embedding_ms
-        return SearchResult(hits, took_ms, embedding_ms, cached=False)
+        return SearchResult(hits, took_ms, embedding_ms, cached=False, warnings=warnings)
 
     async def _bm25(
         self, tenant: str, collection: str, terms: list[str], k: int, conditions: Any
@@ -380,14 +388,11 @@ class KnowledgeBase:
         )
 
     async def _embed_query(self, target: Collection, text: str) -> Sequence[float]:
-        problem = self.store.vector_problem
         if self.embedder is None:
             raise EmbedderRequired(
                 f"vector and hybrid search need an embedding model, and none is loaded: "
                 f"{EMBEDDER_HINT}; mode 'bm25' works without one"
             )
-        if problem is not None:
-            raise EmbedderRequired(f"this store cannot search vectors: {problem}")
         if target.embedding is None:
             raise EmbedderRequired(
                 f"collection {target.name!r} was created without an embedding model; run "
