@@ -335,13 +335,14 @@ class KnowledgeBase:
                 hits = [SearchHit(**item) for item in hit]
                 took_ms = (self._clock() - started) * 1000
                 return SearchResult(hits, took_ms, 0.0, cached=True, warnings=warnings)
-        target = await self.store.get_collection(tenant, collection)
         terms = query_terms(text)
         embedding_ms = 0.0
         ranked: list[ScoredChunk]
         if mode == "bm25":
+            # The store raises CollectionNotFound itself; no separate lookup on the hot path.
             ranked = await self._bm25(tenant, collection, terms, k, conditions)
         else:
+            target = await self.store.get_collection(tenant, collection)
             embed_started = self._clock()
             vector = await self._embed_query(target, text)
             embedding_ms = (self._clock() - embed_started) * 1000
@@ -381,7 +382,8 @@ class KnowledgeBase:
     async def _bm25(
         self, tenant: str, collection: str, terms: list[str], k: int, conditions: Any
     ) -> list[ScoredChunk]:
-        if not terms:  # punctuation only: nothing can match
+        if not terms:  # punctuation only: nothing can match, but the collection must exist
+            await self.store.get_collection(tenant, collection)
             return []
         return await self.store.search_text(
             tenant, collection, terms, k=k, conditions=conditions, timeout_ms=self.query_timeout_ms

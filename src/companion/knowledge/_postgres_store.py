@@ -307,11 +307,20 @@ class PostgresStore:
             if await cursor.fetchone() is None:
                 raise DocumentNotFound(f"document {document_id!r} does not exist in {name!r}")
 
-    async def _search(self, sql: str, params: Sequence[Any], timeout_ms: int) -> list[ScoredChunk]:
+    async def _search(
+        self,
+        tenant: str,
+        name: str,
+        timeout_ms: int,
+        query: Callable[[int], tuple[str, Sequence[Any]]],
+    ) -> list[ScoredChunk]:
+        """Run the SQL `query(collection_key)` returns, under a statement timeout."""
         import psycopg
 
         async with self._pool.connection() as conn, conn.transaction():
+            key = await self._key(conn, tenant, name)
             await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+            sql, params = query(key)
             try:
                 cursor = await conn.execute(sql, params)
             except psycopg.errors.QueryCanceled:
@@ -332,14 +341,14 @@ class PostgresStore:
         where, params = to_postgres(conditions, "d.metadata")
         # Terms come from the analyzer: letters and digits only, so `|` is the only syntax here.
         query = " | ".join(terms)
-        return await self._search(
+        sql = (
             "SELECT c.key, ts_rank_cd(c.terms, q) AS score FROM kb_chunks c "
-            "JOIN kb_documents d ON d.key = c.document_key "
-            "JOIN kb_collections col ON col.key = c.collection_key, "
-            "to_tsquery('simple', %s) q WHERE col.tenant = %s AND col.name = %s "
-            f"AND c.terms @@ q AND {where} ORDER BY score DESC, c.key LIMIT %s",
-            (query, tenant, name, *params, k),
-            timeout_ms,
+            "JOIN kb_documents d ON d.key = c.document_key, to_tsquery('simple', %s) q "
+            f"WHERE c.collection_key = %s AND c.terms @@ q AND {where} "
+            "ORDER BY score DESC, c.key LIMIT %s"
+        )
+        return await self._search(
+            tenant, name, timeout_ms, lambda key: (sql, (query, key, *params, k))
         )
 
     async def search_vector(
@@ -357,14 +366,14 @@ class PostgresStore:
             raise FeatureUnavailable(self.vector_problem or "no pgvector")
         where, params = to_postgres(conditions, "d.metadata")
         literal = [float(x) for x in vector]
-        return await self._search(
+        sql = (
             "SELECT c.key, 1 - (c.embedding <=> %s::real[]::vector) AS score FROM kb_chunks c "
             "JOIN kb_documents d ON d.key = c.document_key "
-            "JOIN kb_collections col ON col.key = c.collection_key "
-            "WHERE col.tenant = %s AND col.name = %s AND c.embedding IS NOT NULL "
-            f"AND {where} ORDER BY c.embedding <=> %s::real[]::vector LIMIT %s",
-            (literal, tenant, name, *params, literal, k),
-            timeout_ms,
+            "WHERE c.collection_key = %s AND c.embedding IS NOT NULL "
+            f"AND {where} ORDER BY c.embedding <=> %s::real[]::vector LIMIT %s"
+        )
+        return await self._search(
+            tenant, name, timeout_ms, lambda key: (sql, (literal, key, *params, literal, k))
         )
 
     async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:

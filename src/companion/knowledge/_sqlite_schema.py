@@ -17,6 +17,9 @@ MIGRATIONS: tuple[str, ...] = (
         description TEXT NOT NULL DEFAULT '',
         created_at REAL NOT NULL,
         model TEXT, model_version TEXT, dimension INTEGER,
+        -- Kept in step by every write: counting 100k rows on each read would cost milliseconds.
+        document_count INTEGER NOT NULL DEFAULT 0,
+        chunk_count INTEGER NOT NULL DEFAULT 0,
         UNIQUE (tenant, name)
     );
     CREATE TABLE documents (

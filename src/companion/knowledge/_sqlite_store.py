@@ -44,7 +44,10 @@ __all__ = ["SqliteStore"]
 
 _log = logging.getLogger("companion.knowledge")
 T = TypeVar("T")
-_COLLECTION_COLUMNS = "key, tenant, name, description, created_at, model, model_version, dimension"
+_COLLECTION_COLUMNS = (
+    "key, tenant, name, description, created_at, model, model_version, dimension, "
+    "document_count, chunk_count"
+)
 _DOCUMENT_COLUMNS = "d.id, d.text, d.title, d.metadata, d.source, d.content_hash, d.created_at, "
 _DOCUMENT_COLUMNS += "d.updated_at, (SELECT COUNT(*) FROM chunks c WHERE c.document_key = d.key)"
 
@@ -146,15 +149,9 @@ class SqliteStore:
             return self._to_collection(row)
 
     def _to_collection(self, row: tuple[Any, ...]) -> Collection:
-        key, tenant, name, description, created_at, model, version, dimension = row
-        documents, chunks = self._db.execute(
-            "SELECT COUNT(*), (SELECT COUNT(*) FROM chunks c JOIN documents d "
-            "ON c.document_key = d.key WHERE d.collection_key = ?) "
-            "FROM documents WHERE collection_key = ?",
-            (key, key),
-        ).fetchone()
+        _, tenant, name, description, created_at, model, version, dimension, docs, chunks = row
         embedding = EmbeddingInfo(model, version, dimension) if model else None
-        return Collection(tenant, name, description, created_at, documents, chunks, embedding)
+        return Collection(tenant, name, description, created_at, docs, chunks, embedding)
 
     def _key(self, tenant: str, name: str) -> int:
         row = self._db.execute(
@@ -257,6 +254,17 @@ class SqliteStore:
             with self._transaction() as db:
                 key = self._key(tenant, name)
                 for doc in documents:
+                    (existed, old_chunks) = db.execute(
+                        "SELECT COUNT(*), (SELECT COUNT(*) FROM chunks c JOIN documents d "
+                        "ON c.document_key = d.key WHERE d.collection_key = ? AND d.id = ?) "
+                        "FROM documents WHERE collection_key = ? AND id = ?",
+                        (key, doc.id, key, doc.id),
+                    ).fetchone()
+                    db.execute(
+                        "UPDATE collections SET document_count = document_count + ?, "
+                        "chunk_count = chunk_count + ? WHERE key = ?",
+                        (1 - existed, len(doc.chunks) - old_chunks, key),
+                    )
                     (doc_key,) = db.execute(
                         "INSERT INTO documents (collection_key, id, title, text, metadata, source, "
                         "content_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -334,11 +342,18 @@ class SqliteStore:
             with self._transaction() as db:
                 key = self._key(tenant, name)
                 row = db.execute(
-                    "DELETE FROM documents WHERE collection_key = ? AND id = ? RETURNING key",
+                    "SELECT key, (SELECT COUNT(*) FROM chunks c WHERE c.document_key = d.key) "
+                    "FROM documents d WHERE collection_key = ? AND id = ?",
                     (key, document_id),
                 ).fetchone()
                 if row is None:
                     raise DocumentNotFound(f"document {document_id!r} does not exist in {name!r}")
+                db.execute("DELETE FROM documents WHERE key = ?", (row[0],))
+                db.execute(
+                    "UPDATE collections SET document_count = document_count - 1, "
+                    "chunk_count = chunk_count - ? WHERE key = ?",
+                    (row[1], key),
+                )
                 db.execute(
                     "INSERT INTO changes (collection_key, document_key) VALUES (?, ?)",
                     (key, row[0]),
