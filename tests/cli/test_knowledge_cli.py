@@ -41,3 +41,21 @@ def test_search_errors_are_one_line(tmp_path: Path) -> None:
     vector = _run("search", "x", "--collection", "empty", "--mode", "vector", env=env)
     assert vector.returncode == 2
     assert "embedding model" in vector.stderr
+
+
+def test_eval_retrieval_prints_scores(tmp_path: Path) -> None:
+    data = Path(__file__).parents[1] / "knowledge" / "data" / "tiny_beir"
+    env = {"COMPANION_DATA_DIR": str(tmp_path), "COMPANION_KNOWLEDGE_EMBEDDER": "none"}
+    done = _run(
+        "eval-retrieval",
+        str(data / "corpus.jsonl"),
+        str(data / "queries.jsonl"),
+        str(data / "qrels.tsv"),
+        "--json",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert row["mode"] == "bm25"
+    assert row["queries"] == 8
+    assert "bm25 only" in done.stderr

@@ -22,6 +22,7 @@ GROUPS: dict[str, str] = {
     "cache": "companion.bench.cases_cache",
     "monitoring": "companion.bench.cases_monitoring",
     "execution": "companion.bench.cases_execution",
+    "search": "companion.bench.cases_search",
 }
 
 

@@ -13,7 +13,7 @@ import typer
 if TYPE_CHECKING:
     from companion.knowledge import DocumentInput, KnowledgeBase
 
-__all__ = ["ingest", "reindex", "search"]
+__all__ = ["eval_retrieval", "ingest", "reindex", "search"]
 
 TENANT = "default"
 CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
@@ -141,3 +141,55 @@ def reindex(collection: CollectionOption) -> None:
 
     count = asyncio.run(run())
     typer.echo(f"re-embedded {count} chunks of {collection!r}")
+
+
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Argument(help="BEIR corpus.jsonl (_id, title, text).")],
+    queries: Annotated[Path, typer.Argument(help="BEIR queries.jsonl (_id, text).")],
+    qrels: Annotated[Path, typer.Argument(help="BEIR qrels TSV (query-id, corpus-id, score).")],
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated modes to score.")
+    ] = "bm25,vector,hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score nDCG@10 and recall@100 of each search mode on a BEIR-format dataset."""
+    import tempfile
+    from dataclasses import asdict
+
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from companion.config import load_settings
+    from companion.knowledge import KnowledgeBase, SqliteStore, load_embedder
+    from companion.knowledge._evaluation import evaluate
+    from companion.knowledge._validation import check_mode
+
+    wanted = [check_mode(mode.strip()) for mode in modes.split(",") if mode.strip()]
+    embedder = load_embedder(load_settings())
+    if embedder is None:
+        wanted = [mode for mode in wanted if mode == "bm25"]
+        typer.echo("companion: no embedding model: scoring bm25 only", err=True)
+
+    async def run(root: Path) -> list[dict[str, object]]:
+        kb = KnowledgeBase(SqliteStore(root), embedder)
+        await kb.start()
+        try:
+            return [asdict(s) for s in await evaluate(kb, corpus, queries, qrels, wanted)]
+        finally:
+            await kb.close()
+
+    with tempfile.TemporaryDirectory(prefix="companion-eval-") as root:
+        scores = asyncio.run(run(Path(root)))
+    if as_json:
+        typer.echo(orjson.dumps(scores, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table("mode", "nDCG@10", "recall@100", "queries", title=f"retrieval on {corpus.parent}")
+    for row in scores:
+        table.add_row(
+            str(row["mode"]),
+            f"{row['ndcg_at_10']:.4f}",
+            f"{row['recall_at_100']:.4f}",
+            str(row["queries"]),
+        )
+    Console().print(table)

@@ -29,6 +29,7 @@ app.command("exec")(_exec.execute)
 app.command("ingest")(_knowledge.ingest)
 app.command("search")(_knowledge.search)
 app.command("reindex")(_knowledge.reindex)
+app.command("eval-retrieval")(_knowledge.eval_retrieval)
 app.add_typer(_config.app, name="config")
 app.add_typer(_models.app, name="models")
 
