@@ -28,6 +28,7 @@ def test_ingest_a_folder_then_search(tmp_path: Path) -> None:
     assert body["results"][0]["document_id"] == "c1"
     again = _run("ingest", str(corpus), "--collection", "space", env=env)
     assert again.returncode == 0
+    assert "│     3 │         3 │         3 │" in again.stdout  # all unchanged: nothing rewritten
     table = _run("search", "moon", "--collection", "space", env=env)
     assert "Moon" in table.stdout or "moon" in table.stdout
 

@@ -58,7 +58,13 @@ def test_read_documents_by_format(tmp_path: Path) -> None:
     [markdown] = read_documents(tmp_path / "a.md")
     assert (markdown.title, markdown.text) == ("Guide", "# Guide\n\nHello.")
     rows = list(read_documents(tmp_path / "b.jsonl"))
-    assert [(r.id, r.text, r.metadata) for r in rows] == [("x", "one", {"n": 1}), (None, "two", {})]
+    assert [(r.id, r.text, r.metadata) for r in rows] == [
+        ("x", "one", {"n": 1}),
+        ("b.jsonl:3", "two", {}),
+    ]
+    assert markdown.id == "a.md"
+    [nested] = read_documents(tmp_path / "a.md", base=tmp_path.parent)
+    assert nested.id == f"{tmp_path.name}/a.md"
 
 
 @pytest.mark.parametrize(

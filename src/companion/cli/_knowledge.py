@@ -55,8 +55,9 @@ def ingest(
     console = Console(stderr=True)
 
     def documents() -> Iterator[DocumentInput]:
+        base = path if path.is_dir() else path.parent
         for file in files:
-            yield from read_documents(file)
+            yield from read_documents(file, base=base)
             progress.advance(task)
 
     async def run() -> tuple[int, int, int, float]:

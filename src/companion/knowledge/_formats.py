@@ -91,13 +91,20 @@ def _decode(data: bytes, source: str) -> str:
         raise InvalidDocument(f"{source}: not valid UTF-8 (byte {exc.start})") from None
 
 
-def read_documents(path: Path, fmt: Format | None = None) -> Iterator[DocumentInput]:
-    """The documents in one file: one per file, or one per line for JSON lines."""
+def read_documents(
+    path: Path, fmt: Format | None = None, *, base: Path | None = None
+) -> Iterator[DocumentInput]:
+    """The documents in one file: one per file, or one per line for JSON lines.
+
+    Ids are stable, so ingesting the same files again updates instead of duplicating: the path
+    relative to `base` (the file name without it), and `path:line` for JSON lines without an id.
+    """
     fmt = fmt or detect_format(path) or "text"
     text = _decode(path.read_bytes(), str(path))
     source = str(path)
+    doc_id = str(path.relative_to(base)) if base is not None else path.name
     if fmt == "jsonl":
-        yield from _jsonl_documents(text, source)
+        yield from _jsonl_documents(text, source, doc_id)
         return
     title: str | None = None
     if fmt == "html":
@@ -105,10 +112,10 @@ def read_documents(path: Path, fmt: Format | None = None) -> Iterator[DocumentIn
     elif fmt == "markdown":
         heading = re.search(r"^#\s+(.+)$", text, re.M)
         title = heading.group(1).strip() if heading else None
-    yield DocumentInput(text=text, title=title or path.stem, source=source)
+    yield DocumentInput(text=text, id=doc_id, title=title or path.stem, source=source)
 
 
-def _jsonl_documents(text: str, source: str) -> Iterator[DocumentInput]:
+def _jsonl_documents(text: str, source: str, doc_id: str) -> Iterator[DocumentInput]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -125,10 +132,10 @@ def _jsonl_documents(text: str, source: str) -> Iterator[DocumentInput]:
         metadata = row.get("metadata", {})
         if not isinstance(metadata, dict):
             raise InvalidDocument(f"{where}: 'metadata' must be a JSON object")
-        doc_id = row.get("id", row.get("_id"))
+        row_id = row.get("id", row.get("_id"))
         yield DocumentInput(
             text=body,
-            id=None if doc_id is None else str(doc_id),
+            id=f"{doc_id}:{number}" if row_id is None else str(row_id),
             title=row.get("title") if isinstance(row.get("title"), str) else None,
             metadata=metadata,
             source=where,
