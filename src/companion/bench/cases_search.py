@@ -34,7 +34,7 @@ _INFO = EmbeddingInfo("bench/seeded-random", "1", _DIMENSION)
 
 
 def generate_corpus(chunks: int, seed: int = 7) -> tuple[list[str], list[str]]:
-    """`chunks` passages of 40-80 Zipf-drawn words, and `_QUERIES` 2-5 word queries, deterministic."""
+    """`chunks` passages of 40-80 Zipf-drawn words, and `_QUERIES` 2-6 word queries, deterministic."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible corpus, not a secret
     syllables = "ka lo mi ne ta ru si po ve da qu ex an or ti fe".split()
     vocabulary = list(
@@ -48,9 +48,11 @@ def generate_corpus(chunks: int, seed: int = 7) -> tuple[list[str], list[str]]:
         " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=rng.randint(40, 80)))
         for _ in range(chunks)
     ]
-    # Queries mix frequent and rarer words, as user questions do.
+    # Queries are drawn from the same word distribution as the text, so like real questions they
+    # mix very frequent words (long posting lists: the expensive case for BM25) with rarer ones.
     queries = [
-        " ".join(rng.choices(vocabulary[:5000], k=rng.randint(2, 5))) for _ in range(_QUERIES)
+        " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=rng.randint(2, 6)))
+        for _ in range(_QUERIES)
     ]
     return passages, queries
 

@@ -9,7 +9,8 @@ punctuation, and can never be a syntax error.
 from __future__ import annotations
 
 import html
-from functools import cache
+import re
+from functools import cache, lru_cache
 
 import tantivy
 
@@ -20,6 +21,7 @@ __all__ = [
     "SNIPPET_CHARS",
     "clean_query",
     "make_snippet",
+    "match_spans",
     "query_terms",
     "text_analyzer",
 ]
@@ -66,13 +68,38 @@ def query_terms(text: str) -> list[str]:
     return terms[:MAX_QUERY_TERMS]
 
 
+@lru_cache(maxsize=65_536)
+def _stem(word: str) -> str:
+    analyzed = text_analyzer().analyze(word)
+    return analyzed[0] if len(analyzed) == 1 else ""
+
+
+@lru_cache(maxsize=1024)
+def _candidate_words(terms: frozenset[str]) -> re.Pattern[str] | None:
+    # A stem is a prefix of its word except, at most, for its last letter (happy -> happi): words
+    # starting with a stem minus its last letter are the only candidates, found by one C-level scan.
+    prefixes = sorted({term[:-1] or term for term in terms if term}, key=len, reverse=True)
+    if not prefixes:
+        return None
+    alternation = "|".join(re.escape(prefix) for prefix in prefixes)
+    return re.compile(rf"(?<![^\W_])(?:{alternation})[^\W_]*", re.IGNORECASE)
+
+
+def match_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
+    """The `[start, end)` character spans of the words of `text` whose analyzed term is in `terms`."""
+    pattern = _candidate_words(terms)
+    if pattern is None:
+        return []
+    return [
+        (match.start(), match.end())
+        for match in pattern.finditer(text)
+        if _stem(match.group()) in terms
+    ]
+
+
 def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHARS) -> str:
     """The window of `text` with the most query terms, HTML-escaped, each match in `<mark>`."""
-    spans = [
-        (token.char_offset_from, token.char_offset_to)
-        for token in text_analyzer().pre_tokenize(text).tokens
-        if token.text in terms
-    ]
+    spans = match_spans(text, terms)
     start = _best_window_start(spans, len(text), max_chars)
     end = min(len(text), start + max_chars)
     # Move the edges to word boundaries so the snippet starts and ends on whole words.

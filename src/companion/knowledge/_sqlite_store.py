@@ -66,6 +66,10 @@ class SqliteStore:
         self._clock = clock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        # Point reads of result rows run inline on the caller's thread through a second connection:
+        # in WAL mode it never waits for a writer, and it is cheaper than a thread hop (~0.2 ms here).
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
         self._fulltext = FullTextIndex(root / "index" / "fulltext")
         self._vectors = VectorIndex(
             root / "index" / "vectors",
@@ -89,6 +93,7 @@ class SqliteStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._conn = connect(str(self.root / "knowledge.sqlite3"))
         migrate(self._conn)
+        self._reader = connect(str(self.root / "knowledge.sqlite3"))
         if not self._seq_file.exists():
             self._rebuild()
         self._apply_changes()
@@ -100,9 +105,10 @@ class SqliteStore:
     def _close(self) -> None:
         with self._lock:
             self._fulltext.close()
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            for conn in (self._conn, self._reader):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._reader = None
 
     async def health(self) -> str:
         """Counts of collections and chunks (a real read of the database)."""
@@ -443,24 +449,22 @@ class SqliteStore:
         return chunks
 
     async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
-        """The chunks of `keys` with their documents' id, title and metadata."""
-
-        def read() -> dict[int, ChunkRecord]:
-            if not keys:
-                return {}
-            marks = ",".join("?" * len(keys))
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata FROM chunks c "
-                    f"JOIN documents d ON c.document_key = d.key WHERE c.key IN ({marks})",
-                    list(keys),
-                ).fetchall()
-            return {
-                row[0]: ChunkRecord(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]))
-                for row in rows
-            }
-
-        return await self._run(read)
+        """The chunks of `keys` with their documents' id, title and metadata (read inline)."""
+        if not keys:
+            return {}
+        if self._reader is None:
+            raise RuntimeError("SqliteStore is not started")
+        marks = ",".join("?" * len(keys))
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata FROM chunks c "
+                f"JOIN documents d ON c.document_key = d.key WHERE c.key IN ({marks})",
+                list(keys),
+            ).fetchall()
+        return {
+            row[0]: ChunkRecord(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]))
+            for row in rows
+        }
 
     async def chunks_to_embed(
         self, tenant: str, name: str, after_key: int, limit: int
