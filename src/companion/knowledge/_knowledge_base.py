@@ -266,21 +266,22 @@ class KnowledgeBase:
         hashes: dict[str | None, str],
         embedder: Embedder | None,
     ) -> list[PreparedDocument]:
+        splits = [self.chunker.split(doc.text) for doc in documents]
+        # One embedding call for every chunk of the batch: the model runs full batches, not one
+        # document's few chunks at a time.
+        texts = [span.text for spans in splits for span in spans]
+        vectors = iter(embedder.embed(texts) if embedder is not None and texts else ())
         prepared: list[PreparedDocument] = []
-        for doc in documents:
-            spans = self.chunker.split(doc.text)
-            vectors: Sequence[Sequence[float] | None] = [None] * len(spans)
-            if embedder is not None and spans:
-                vectors = embedder.embed([span.text for span in spans])
+        for doc, spans in zip(documents, splits, strict=True):
             chunks = [
                 PreparedChunk(
                     i,
                     span.text,
                     span.start_char,
                     span.end_char,
-                    None if vector is None else to_float32_bytes(vector),
+                    to_float32_bytes(next(vectors)) if embedder is not None else None,
                 )
-                for i, (span, vector) in enumerate(zip(spans, vectors, strict=True))
+                for i, span in enumerate(spans)
             ]
             assert doc.id is not None
             prepared.append(

@@ -76,13 +76,15 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str]) -> Any:
         """A float32 matrix with one unit row per text (blocking: call it off the event loop)."""
         np = self._np
-        rows = [
-            self._embed_batch(texts[i : i + self.batch_size])
-            for i in range(0, len(texts), self.batch_size)
-        ]
-        if not rows:
+        if not texts:
             return np.empty((0, self._info.dimension), dtype=np.float32)
-        return np.concatenate(rows)
+        # Batches of similar lengths waste less work on padding; rows go back to input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        result = np.empty((len(texts), self._info.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            result[batch] = self._embed_batch([texts[i] for i in batch])
+        return result
 
     def _embed_batch(self, texts: Sequence[str]) -> Any:
         np = self._np
