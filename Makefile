@@ -8,12 +8,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lint typecheck pytest fmt bench lock clean
+.PHONY: run test install lint typecheck pytest fmt bench lock clean model
 
 run: $(VENV)/.installed
 	$(VENV)/bin/companion serve
 
-test: $(VENV)/.installed lint typecheck pytest
+test: $(VENV)/.installed model lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,13 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --all-extras --python $(PY_REAL)
 	@touch $@
+
+# The ONNX embedding model the knowledge tests use; exported once with torch in a throwaway venv.
+MODEL_DIR := .models/all-MiniLM-L6-v2
+model: $(MODEL_DIR)/manifest.json
+
+$(MODEL_DIR)/manifest.json: | $(VENV)/.installed
+	$(VENV)/bin/companion models export --out $(MODEL_DIR) --venv .models/.export-venv
 
 lint:
 	$(VENV)/bin/ruff check src tests

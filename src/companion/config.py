@@ -120,6 +120,41 @@ class Settings(BaseSettings):
     profiling_trace_ring_entries: int = Field(
         32, ge=1, le=1000, description="Deep traces kept for reading back (oldest dropped)."
     )
+    knowledge_chunk_chars: int = Field(
+        800, ge=50, le=100_000, description="Largest chunk a document is split into."
+    )
+    knowledge_chunk_overlap_chars: int = Field(
+        100,
+        ge=0,
+        le=10_000,
+        description="Text repeated between neighbouring chunks of a paragraph.",
+    )
+    knowledge_max_document_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest document text accepted (413 above)."
+    )
+    knowledge_max_query_chars: int = Field(
+        1000, ge=10, le=100_000, description="Longer queries are cut at the last space before this."
+    )
+    knowledge_query_timeout_ms: int = Field(
+        2000, ge=1, le=600_000, description="Deadline of one search's filter scan (503 after)."
+    )
+    knowledge_cache_ttl_s: float = Field(
+        60.0, gt=0, description="Time to live of cached search results (writes invalidate them)."
+    )
+    knowledge_rrf_rank_offset: int = Field(
+        60, ge=1, description="Rank offset of hybrid reciprocal rank fusion."
+    )
+    knowledge_hybrid_bm25_weight: float = Field(
+        1.0, ge=0, description="Weight of the BM25 ranking in hybrid fusion."
+    )
+    knowledge_hybrid_vector_weight: float = Field(
+        1.0, ge=0, description="Weight of the vector ranking in hybrid fusion."
+    )
+    knowledge_embedder: Literal["auto", "none", "minilm"] = Field(
+        "auto",
+        description="`minilm` requires the exported ONNX model; `auto` uses it when present; "
+        "`none` serves BM25 only.",
+    )
     execution_enabled: bool = Field(True, description="Start the code-execution sandbox pool.")
     execution_pool_size: int = Field(
         0, ge=0, le=256, description="Sandbox zygotes; 0 means two per CPU core."
@@ -220,6 +255,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults_within_maximums(self) -> Settings:
+        if self.knowledge_chunk_overlap_chars >= self.knowledge_chunk_chars:
+            raise ValueError("knowledge_chunk_overlap_chars must be below knowledge_chunk_chars")
         for what in ("wall_time_ms", "cpu_time_ms", "memory_bytes", "output_bytes"):
             default = getattr(self, f"execution_default_{what}")
             maximum = getattr(self, f"execution_max_{what}")

@@ -28,7 +28,9 @@ def test_readyz_on_embedded_defaults_is_ready() -> None:
     with _client() as client:
         response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {}}
+    body = response.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"knowledge"}  # the embedded store is always checked
 
 
 @pytest.mark.sandbox
@@ -49,7 +51,7 @@ def test_readyz_checks_real_redis_and_postgres(redis_url: str, database_url: str
         response = client.get("/readyz")
     assert response.status_code == 200, response.text
     checks = response.json()["checks"]
-    assert set(checks) == {"redis", "postgres"}
+    assert set(checks) == {"redis", "postgres", "knowledge"}
     assert all(check["ok"] for check in checks.values())
 
 

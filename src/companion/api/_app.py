@@ -13,6 +13,7 @@ from companion.api import (
     _cache,
     _execute,
     _health,
+    _knowledge,
     _lifecycle,
     _observability,
     _tools,
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.companion = state
     install_error_handlers(app)
     app.include_router(_health.router, responses={503: GUARDED_RESPONSES[503]})
-    for module in (_execute, _cache, _observability, _tracing, _tools):
+    for module in (_execute, _cache, _observability, _tracing, _tools, _knowledge):
         # Every route documents the problem documents it may answer (fuzzers check conformance).
         app.include_router(module.router, responses=GUARDED_RESPONSES)
     app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from companion.cache import build_cache
 from companion.config import Settings
 from companion.errors import CompanionError
 from companion.execution import Executor, SandboxUnavailable
+from companion.knowledge import build_knowledge_base, load_embedder
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 
@@ -65,6 +67,7 @@ async def start(state: AppState) -> None:
     if settings.execution_enabled:
         await _start_executor(state)
     await _tools.start(state)
+    await _start_knowledge(state)
     await state.sampler.start()
 
 
@@ -78,11 +81,15 @@ async def stop(state: AppState) -> None:
             if state.executor is not None:
                 await state.executor.close()
         finally:
-            if state.cache is not None:
-                await state.cache.aclose()
-            if state.key_ring is not None:
-                state.key_ring.close()
-            await state.rate_limits.close()
+            try:
+                if state.knowledge is not None:
+                    await state.knowledge.close()
+            finally:
+                if state.cache is not None:
+                    await state.cache.aclose()
+                if state.key_ring is not None:
+                    state.key_ring.close()
+                await state.rate_limits.close()
 
 
 async def _start_executor(state: AppState) -> None:
@@ -122,6 +129,31 @@ async def _start_executor(state: AppState) -> None:
 
     monitor.register_health_check(
         "sandbox", sandbox_ready, timeout_s=state.settings.readyz_timeout_s
+    )
+
+
+async def _start_knowledge(state: AppState) -> None:
+    """Start the knowledge base; if its store cannot start the service runs on and `/readyz` says why."""
+    try:
+        # Loading the embedding model reads ~90 MB: off the event loop.
+        embedder = await asyncio.to_thread(load_embedder, state.settings)
+        knowledge = build_knowledge_base(state.settings, cache=state.cache, embedder=embedder)
+        try:
+            await knowledge.start()
+        except BaseException:
+            await knowledge.close()
+            raise
+    except Exception as exc:
+        state.knowledge_problem = f"the knowledge base did not start: {exc}"
+        _log.error("%s", state.knowledge_problem)
+    else:
+        state.knowledge = knowledge
+
+    async def knowledge_ready() -> str:
+        return await state.require_knowledge().health()
+
+    state.monitor.register_health_check(
+        "knowledge", knowledge_ready, timeout_s=state.settings.readyz_timeout_s
     )
 
 

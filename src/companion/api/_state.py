@@ -16,6 +16,7 @@ from companion.config import Settings
 from companion.errors import CompanionError, DependencyUnavailable, ServiceUnavailable
 from companion.execution import Executor, SandboxUnavailable
 from companion.keys import KeyRing, open_key_store
+from companion.knowledge import KnowledgeBase
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 from companion.tools import ToolRegistry
@@ -47,6 +48,8 @@ class AppState:
     executor_problem: str | None = None
     tools: ToolRegistry | None = None
     mcp: Any = None  # the running MCP endpoint (companion.api._tools.McpService)
+    knowledge: KnowledgeBase | None = None
+    knowledge_problem: str | None = None
 
     def require_executor(self) -> Executor:
         """The running executor, or `SandboxUnavailable` saying why there is none."""
@@ -87,6 +90,12 @@ class AppState:
         if self.tools is None:
             raise ServiceUnavailable("the tool registry is not started")
         return self.tools
+
+    def require_knowledge(self) -> KnowledgeBase:
+        """The started knowledge base, or `ServiceUnavailable` saying why there is none."""
+        if self.knowledge is None:
+            raise ServiceUnavailable(self.knowledge_problem or "the knowledge base is not started")
+        return self.knowledge
 
     def require_cache(self) -> TieredCache:
         """The cache (built at start-up)."""

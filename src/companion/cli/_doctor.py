@@ -81,11 +81,33 @@ def _dependencies() -> list[Finding]:
     return findings + asyncio.run(run_all())
 
 
+def _knowledge() -> Finding:
+    from companion.config import load_settings
+    from companion.knowledge import build_knowledge_base, load_embedder
+
+    async def check() -> str:
+        settings = load_settings()
+        kb = build_knowledge_base(settings, embedder=load_embedder(settings))
+        await kb.start()
+        try:
+            return await kb.health()
+        finally:
+            await kb.close()
+
+    try:
+        detail = asyncio.run(check())
+    except Exception as exc:
+        return Finding("service", "knowledge", "fail", str(exc))
+    # BM25 always works; vector search missing or degraded is a warning, not a failure.
+    degraded = "WARNING" in detail or "vector/hybrid search off" in detail
+    return Finding("service", "knowledge", "missing" if degraded else "ok", detail)
+
+
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Check Python, Node, sandbox layers and configured services; exit 1 when something fails."""
-    findings = [_python(), _node(), *_isolation(), *_dependencies()]
+    findings = [_python(), _node(), *_isolation(), *_dependencies(), _knowledge()]
     if as_json:
         import orjson
 

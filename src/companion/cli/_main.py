@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from companion import __version__
-from companion.cli import _bench, _config, _doctor, _exec, _keys, _serve, _tools
+from companion.cli import (
+    _bench,
+    _config,
+    _doctor,
+    _exec,
+    _keys,
+    _knowledge,
+    _models,
+    _serve,
+    _tools,
+)
 
 __all__ = ["app", "main"]
 
@@ -26,10 +36,15 @@ app.command("serve")(_serve.serve)
 app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
 app.command("exec")(_exec.execute)
+app.command("ingest")(_knowledge.ingest)
+app.command("search")(_knowledge.search)
+app.command("reindex")(_knowledge.reindex)
+app.command("eval-retrieval")(_knowledge.eval_retrieval)
 app.add_typer(_config.app, name="config")
 app.add_typer(_keys.app, name="keys")
 app.add_typer(_tools.app, name="tools")
 app.command("mcp")(_tools.mcp)
+app.add_typer(_models.app, name="models")
 
 
 def _show_version(value: bool) -> None:

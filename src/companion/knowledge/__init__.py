@@ -1,3 +1,65 @@
-"""companion.knowledge: see docs/knowledge.md."""
+"""companion.knowledge: collections of documents searched by BM25, vectors or both; see docs/knowledge.md."""
 
-__all__: list[str] = []
+from companion.knowledge._build import build_knowledge_base
+from companion.knowledge._chunking import Chunker, TextSpan
+from companion.knowledge._embedder import Embedder
+from companion.knowledge._embedding_loader import load_embedder
+from companion.knowledge._errors import (
+    CollectionExists,
+    CollectionNotFound,
+    DocumentNotFound,
+    DocumentTooLarge,
+    EmbedderRequired,
+    EmbeddingModelMismatch,
+    InvalidDocument,
+    InvalidFilter,
+    InvalidQuery,
+    SearchTimeout,
+)
+from companion.knowledge._formats import html_to_text, read_documents
+from companion.knowledge._knowledge_base import IngestProgress, KnowledgeBase, SearchResult
+from companion.knowledge._models import (
+    Collection,
+    Document,
+    DocumentInput,
+    EmbeddingInfo,
+    Page,
+    SearchHit,
+    SearchMode,
+)
+from companion.knowledge._onnx_embedder import OnnxEmbedder
+from companion.knowledge._sqlite_store import SqliteStore
+from companion.knowledge._store import Store
+
+__all__ = [
+    "Chunker",
+    "Collection",
+    "CollectionExists",
+    "CollectionNotFound",
+    "Document",
+    "DocumentInput",
+    "DocumentNotFound",
+    "DocumentTooLarge",
+    "Embedder",
+    "EmbedderRequired",
+    "EmbeddingInfo",
+    "EmbeddingModelMismatch",
+    "IngestProgress",
+    "InvalidDocument",
+    "InvalidFilter",
+    "InvalidQuery",
+    "KnowledgeBase",
+    "OnnxEmbedder",
+    "Page",
+    "SearchHit",
+    "SearchMode",
+    "SearchResult",
+    "SearchTimeout",
+    "SqliteStore",
+    "Store",
+    "TextSpan",
+    "build_knowledge_base",
+    "html_to_text",
+    "load_embedder",
+    "read_documents",
+]

@@ -1,0 +1,169 @@
+"""`/v1/collections`: collections, documents and search, always within the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from companion.api._auth import require
+from companion.api._state import AppState, app_state
+from companion.keys import ApiKey
+from companion.knowledge import KnowledgeBase
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/collections", tags=["knowledge"])
+ReadKey = Annotated[ApiKey, Depends(require("knowledge:read"))]
+WriteKey = Annotated[ApiKey, Depends(require("knowledge:write"))]
+
+
+def _knowledge(state: Annotated[AppState, Depends(app_state)]) -> KnowledgeBase:
+    return state.require_knowledge()
+
+
+Knowledge = Annotated[KnowledgeBase, Depends(_knowledge)]
+
+
+class CollectionCreate(BaseModel):
+    """A new collection."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=1000)
+
+
+class DocumentIn(BaseModel):
+    """One document; `metadata` must be a JSON object (validated by the knowledge base)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, min_length=1, max_length=256)
+    text: str
+    title: str | None = None
+    metadata: Any = None
+    source: str | None = None
+
+
+class DocumentsIn(BaseModel):
+    """Several documents, written in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+    documents: list[DocumentIn] = Field(min_length=1, max_length=1000)
+
+
+class DocumentIds(BaseModel):
+    """The ids of the written documents, in request order."""
+
+    ids: list[str]
+
+
+class SearchRequest(BaseModel):
+    """A search; `filter` is documented in docs/knowledge.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str
+    mode: Literal["bm25", "vector", "hybrid"] = "bm25"
+    k: int = Field(10, ge=1, le=100)
+    filter: dict[str, Any] | None = None
+    with_snippets: bool = True
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a collection",
+    responses={409: {"description": "The name is taken."}},
+)
+async def create_collection(body: CollectionCreate, kb: Knowledge, key: WriteKey) -> dict[str, Any]:
+    """201 with the collection; 409 when the name is taken."""
+    return (await kb.create_collection(key.tenant, body.name, body.description)).to_dict()
+
+
+@router.get("", summary="List collections")
+async def list_collections(kb: Knowledge, key: ReadKey) -> dict[str, Any]:
+    """Every collection of the tenant, by name."""
+    return {"collections": [c.to_dict() for c in await kb.list_collections(key.tenant)]}
+
+
+@router.get("/{collection}", summary="Get a collection")
+async def get_collection(collection: str, kb: Knowledge, key: ReadKey) -> dict[str, Any]:
+    """The collection with its document and chunk counts and embedding model."""
+    return (await kb.get_collection(key.tenant, collection)).to_dict()
+
+
+@router.delete("/{collection}", status_code=204, summary="Delete a collection")
+async def delete_collection(collection: str, kb: Knowledge, key: WriteKey) -> Response:
+    """Delete the collection and all its documents."""
+    await kb.delete_collection(key.tenant, collection)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{collection}/documents",
+    status_code=201,
+    summary="Add or replace documents",
+)
+async def add_documents(
+    collection: str, body: DocumentsIn | DocumentIn, kb: Knowledge, key: WriteKey
+) -> DocumentIds:
+    """One document or `{documents: [...]}`; all are written in one transaction or none is."""
+    items = body.documents if isinstance(body, DocumentsIn) else [body]
+    raw = [item.model_dump(exclude_none=True) for item in items]
+    return DocumentIds(ids=await kb.upsert(key.tenant, collection, raw))
+
+
+@router.get("/{collection}/documents", summary="List documents")
+async def list_documents(
+    collection: str,
+    kb: Knowledge,
+    key: ReadKey,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
+) -> dict[str, Any]:
+    """Documents ordered by id; pass `next_after` as `after` for the next page."""
+    page = await kb.list_documents(key.tenant, collection, limit=limit, after=after)
+    return {"documents": [d.to_dict() for d in page.documents], "next_after": page.next_after}
+
+
+@router.get("/{collection}/documents/{document_id}", summary="Get a document")
+async def get_document(
+    collection: str, document_id: str, kb: Knowledge, key: ReadKey
+) -> dict[str, Any]:
+    """The stored document."""
+    return (await kb.get_document(key.tenant, collection, document_id)).to_dict()
+
+
+@router.delete(
+    "/{collection}/documents/{document_id}",
+    status_code=204,
+    summary="Delete a document",
+)
+async def delete_document(
+    collection: str, document_id: str, kb: Knowledge, key: WriteKey
+) -> Response:
+    """Delete the document and its chunks."""
+    await kb.delete_document(key.tenant, collection, document_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{collection}/search",
+    summary="Search a collection",
+    description="400: empty query, bad filter, or vector search without an embedder.",
+)
+async def search(
+    collection: str, body: SearchRequest, kb: Knowledge, key: ReadKey
+) -> dict[str, Any]:
+    """`{results: [...], took_ms}`; `took_ms` excludes `embedding_ms` (the query embedding)."""
+    result = await kb.search(
+        key.tenant,
+        collection,
+        body.query,
+        mode=body.mode,
+        k=body.k,
+        filter=body.filter,
+        with_snippets=body.with_snippets,
+    )
+    return result.to_dict()

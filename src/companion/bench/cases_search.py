@@ -1,0 +1,275 @@
+"""Benchmark rows of `companion.knowledge` on a 100k-chunk corpus, next to raw tantivy and raw FTS5.
+
+The corpus is generated deterministically (seeded): Zipf-distributed words from a synthetic
+vocabulary, one chunk per document, so term statistics look like text. It is built once per process
+in a temporary folder. Vectors for the corpus are seeded random unit vectors (search cost does not
+depend on what the vectors mean); queries in vector and hybrid rows use precomputed vectors so the
+rows exclude query embedding, which has its own row when the MiniLM model is exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from companion.bench._case import Case, Operation, Target
+from companion.knowledge import EmbeddingInfo, KnowledgeBase, SqliteStore
+from companion.knowledge._models import PreparedChunk, PreparedDocument
+
+__all__ = ["CORPUS_CHUNKS", "cases", "generate_corpus"]
+
+_GROUP = "search"
+CORPUS_CHUNKS = 100_000
+_DIMENSION = 384
+_QUERIES = 200
+_INFO = EmbeddingInfo("bench/seeded-random", "1", _DIMENSION)
+
+
+def generate_corpus(chunks: int, seed: int = 7) -> tuple[list[str], list[str]]:
+    """`chunks` passages of 40-80 Zipf-drawn words, and `_QUERIES` 2-6 word queries, deterministic."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible corpus, not a secret
+    syllables = "ka lo mi ne ta ru si po ve da qu ex an or ti fe".split()
+    vocabulary = list(
+        dict.fromkeys(
+            "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(40_000)
+        )
+    )
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+    cumulative = list(itertools.accumulate(weights))
+    passages = [
+        " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=rng.randint(40, 80)))
+        for _ in range(chunks)
+    ]
+    # Queries are drawn from the same word distribution as the text, so like real questions they
+    # mix very frequent words (long posting lists: the expensive case for BM25) with rarer ones.
+    queries = [
+        " ".join(rng.choices(vocabulary, cum_weights=cumulative, k=rng.randint(2, 6)))
+        for _ in range(_QUERIES)
+    ]
+    return passages, queries
+
+
+def _unit_vectors(count: int, seed: int) -> Any:
+    import numpy as np
+
+    matrix = np.random.default_rng(seed).standard_normal((count, _DIMENSION), dtype=np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix
+
+
+class _FixedEmbedder:
+    """Returns precomputed query vectors: the search rows exclude embedding time."""
+
+    def __init__(self, vectors: Any) -> None:
+        self._vectors = vectors
+        self._next = itertools.cycle(range(len(vectors)))
+        self.info = _INFO
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return [self._vectors[next(self._next)] for _ in texts]
+
+
+class _Corpus:
+    """The 100k-chunk knowledge base and its raw peers, built once."""
+
+    def __init__(self, chunks: int = CORPUS_CHUNKS) -> None:
+        import tantivy
+
+        self.loop = asyncio.new_event_loop()
+        self.root = Path(tempfile.mkdtemp(prefix="companion-bench-search-"))
+        self.passages, self.queries = generate_corpus(chunks)
+        vectors = _unit_vectors(chunks, seed=11)
+        self.kb = KnowledgeBase(
+            SqliteStore(self.root / "kb"), _FixedEmbedder(_unit_vectors(_QUERIES, seed=13))
+        )
+        self.loop.run_until_complete(self._load(vectors))
+        # Raw tantivy: the same texts, its built-in English analyzer, an OR of the query's words.
+        schema = tantivy.SchemaBuilder().add_text_field("text", tokenizer_name="en_stem").build()
+        self.raw_index = tantivy.Index(schema, path=str(self._mkdir("raw-tantivy")))
+        writer = self.raw_index.writer(100_000_000, 1)
+        for passage in self.passages:
+            writer.add_document(tantivy.Document(text=passage))
+        writer.commit()
+        writer.wait_merging_threads()
+        self.raw_index.reload()
+        # Raw SQLite FTS5 with its BM25, the same OR queries.
+        self.fts = sqlite3.connect(str(self.root / "fts.sqlite3"))
+        self.fts.execute("CREATE VIRTUAL TABLE passages USING fts5(text, tokenize='porter')")
+        self.fts.executemany(
+            "INSERT INTO passages (text) VALUES (?)", ((p,) for p in self.passages)
+        )
+        self.fts.commit()
+
+    def close(self) -> None:
+        """Close the knowledge base, the loop and the FTS5 database, and delete the files."""
+        import shutil
+
+        self.loop.run_until_complete(self.kb.close())
+        self.loop.close()
+        self.fts.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _mkdir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir()
+        return path
+
+    async def _load(self, vectors: Any) -> None:
+        await self.kb.start()
+        await self.kb.store.create_collection("bench", "corpus", "", _INFO)
+        started = time.perf_counter()
+        batch = 5000
+        for start in range(0, len(self.passages), batch):
+            await self.kb.store.upsert(
+                "bench",
+                "corpus",
+                [
+                    PreparedDocument(
+                        f"d{i}",
+                        text,
+                        None,
+                        {"n": i % 10},
+                        None,
+                        str(i),
+                        [PreparedChunk(0, text, 0, len(text), vectors[i].tobytes())],
+                    )
+                    for i, text in enumerate(self.passages[start : start + batch], start=start)
+                ],
+            )
+        self.load_s = time.perf_counter() - started
+
+    def search(self, mode: str) -> Operation:
+        queries = itertools.cycle(self.queries)
+
+        def run() -> object:
+            return self.loop.run_until_complete(
+                self.kb.search("bench", "corpus", next(queries), mode=mode, k=10)
+            )
+
+        return run
+
+    def raw_tantivy(self) -> Operation:
+
+        queries = itertools.cycle(self.queries)
+        index = self.raw_index
+
+        def run() -> object:
+            words = next(queries).split()
+            query = index.parse_query(" OR ".join(words), ["text"])
+            return index.searcher().search(query, 10).hits
+
+        return run
+
+    def raw_fts5(self) -> Operation:
+        queries = itertools.cycle(self.queries)
+
+        def run() -> object:
+            match = " OR ".join(f'"{w}"' for w in next(queries).split())
+            return self.fts.execute(
+                "SELECT rowid FROM passages WHERE passages MATCH ? ORDER BY bm25(passages) LIMIT 10",
+                (match,),
+            ).fetchall()
+
+        return run
+
+
+@functools.cache
+def _corpus() -> _Corpus:
+    return _Corpus()
+
+
+def _ingest(with_embeddings: bool) -> Operation:
+    """Ingest 64 fresh one-chunk documents per operation (a new collection each time)."""
+    from companion.config import load_settings
+    from companion.knowledge import load_embedder
+
+    embedder = load_embedder(load_settings()) if with_embeddings else None
+    loop = asyncio.new_event_loop()
+    root = Path(tempfile.mkdtemp(prefix="companion-bench-ingest-"))
+    kb = KnowledgeBase(SqliteStore(root), embedder)
+    loop.run_until_complete(kb.start())
+    passages, _ = generate_corpus(64, seed=3)
+    counter = itertools.count()
+
+    def run() -> object:
+        name = f"c{next(counter)}"
+        loop.run_until_complete(kb.create_collection("bench", name))
+        return loop.run_until_complete(
+            kb.upsert("bench", name, [{"id": str(i), "text": p} for i, p in enumerate(passages)])
+        )
+
+    return run
+
+
+def _query_embedding() -> Operation:
+    from companion.config import load_settings
+    from companion.errors import FeatureUnavailable
+    from companion.knowledge import load_embedder
+
+    embedder = load_embedder(load_settings(knowledge_embedder="minilm"))
+    if embedder is None:
+        raise FeatureUnavailable("the MiniLM model is not exported")
+    _, queries = generate_corpus(1)
+    cycle = itertools.cycle(queries)
+    return lambda: embedder.embed([next(cycle)])
+
+
+def _lazy(make: Callable[[_Corpus], Operation]) -> Callable[[], Operation]:
+    return lambda: make(_corpus())
+
+
+def _model_exported() -> bool:
+    from companion.config import load_settings
+    from companion.knowledge._embedding_loader import model_dir
+
+    return (model_dir(load_settings()) / "manifest.json").exists()
+
+
+def cases() -> list[Case]:
+    """The search rows of SPEC section 6, plus ingest throughput and query embedding."""
+    chunks = f"{CORPUS_CHUNKS // 1000}k chunks"
+    model_rows = [
+        Case(_GROUP, "MiniLM query embedding (onnxruntime)", ours=_query_embedding),
+        Case(_GROUP, "ingest 64 one-chunk documents, with MiniLM", ours=lambda: _ingest(True)),
+    ]
+    return [
+        Case(
+            _GROUP,
+            f"BM25 search, {chunks}, k=10 (with snippets)",
+            ours=_lazy(lambda c: c.search("bm25")),
+            peer=_lazy(lambda c: c.raw_tantivy()),
+            peer_name="raw tantivy OR query, same data",
+            target=Target(max_ratio=1.5, max_median_ns=10e6),
+            seed_figure="< 30 ms",
+        ),
+        Case(
+            _GROUP,
+            f"raw SQLite FTS5 OR query, {chunks}",
+            ours=_lazy(lambda c: c.raw_fts5()),
+            peer=_lazy(lambda c: c.raw_tantivy()),
+            peer_name="raw tantivy OR query, same data",
+        ),
+        Case(
+            _GROUP,
+            f"vector search (exact numpy), {chunks} x {_DIMENSION}",
+            ours=_lazy(lambda c: c.search("vector")),
+            target=Target(max_median_ns=20e6),
+        ),
+        Case(
+            _GROUP,
+            f"hybrid search (RRF), {chunks}, query embedding excluded",
+            ours=_lazy(lambda c: c.search("hybrid")),
+            target=Target(max_median_ns=20e6),
+            seed_figure="< 30 ms",
+        ),
+        Case(_GROUP, "ingest 64 one-chunk documents, BM25 only", ours=lambda: _ingest(False)),
+        *(model_rows if _model_exported() else []),
+    ]

@@ -1,0 +1,196 @@
+"""`companion ingest`, `companion search` and `companion reindex`: the knowledge base from a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from companion.knowledge import DocumentInput, KnowledgeBase
+
+__all__ = ["eval_retrieval", "ingest", "reindex", "search"]
+
+TENANT = "default"
+CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+
+
+def _knowledge_base() -> KnowledgeBase:
+    from companion.config import load_settings
+    from companion.knowledge import build_knowledge_base
+    from companion.knowledge._embedding_loader import load_embedder
+
+    settings = load_settings()
+    return build_knowledge_base(settings, embedder=load_embedder(settings))
+
+
+def _files(path: Path) -> list[Path]:
+    from companion.errors import InvalidInput
+    from companion.knowledge._formats import detect_format
+
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise InvalidInput(f"{path}: no such file or folder")
+    return sorted(p for p in path.rglob("*") if p.is_file() and detect_format(p) is not None)
+
+
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A file, or a folder read recursively.")],
+    collection: CollectionOption,
+    batch_size: Annotated[int, typer.Option(help="Documents committed per transaction.")] = 64,
+) -> None:
+    """Add the documents in PATH (text, Markdown, HTML, JSON lines) to a collection."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
+
+    from companion.knowledge import CollectionNotFound, read_documents
+
+    files = _files(path)
+    console = Console(stderr=True)
+
+    def documents() -> Iterator[DocumentInput]:
+        base = path if path.is_dir() else path.parent
+        for file in files:
+            yield from read_documents(file, base=base)
+            progress.advance(task)
+
+    async def run() -> tuple[int, int, int, float]:
+        kb = _knowledge_base()
+        await kb.start()
+        try:
+            try:
+                await kb.get_collection(TENANT, collection)
+            except CollectionNotFound:
+                await kb.create_collection(TENANT, collection)
+            started = time.perf_counter()
+            report = await kb.ingest(TENANT, collection, documents(), batch_size=batch_size)
+            elapsed = time.perf_counter() - started
+        finally:
+            await kb.close()
+        return report.documents_done, report.documents_skipped, report.chunks_written, elapsed
+
+    columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*Progress.get_default_columns()[:1], *columns, console=console) as progress:
+        task = progress.add_task("ingesting files", total=len(files))
+        done, skipped, chunks, elapsed = asyncio.run(run())
+    table = Table(title=f"ingested into {collection!r}")
+    for column in ("files", "documents", "unchanged", "chunks written", "seconds", "chunks/s"):
+        table.add_column(column, justify="right")
+    rate = chunks / elapsed if elapsed > 0 else 0.0
+    table.add_row(
+        str(len(files)), str(done), str(skipped), str(chunks), f"{elapsed:.2f}", f"{rate:.0f}"
+    )
+    Console().print(table)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to search for.")],
+    collection: CollectionOption,
+    mode: Annotated[str, typer.Option(help="bm25, vector or hybrid.")] = "bm25",
+    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Search a collection and print the best chunks."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    async def run() -> dict[str, object]:
+        kb = _knowledge_base()
+        await kb.start()
+        try:
+            result = await kb.search(TENANT, collection, query, mode=mode, k=k)
+        finally:
+            await kb.close()
+        return result.to_dict()
+
+    body = asyncio.run(run())
+    if as_json:
+        typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"{query!r} in {collection!r} ({mode}, {body['took_ms']} ms)")
+    for column in ("#", "score", "document", "snippet"):
+        table.add_column(column)
+    results = body["results"]
+    assert isinstance(results, list)
+    for rank, hit in enumerate(results, start=1):
+        snippet = (
+            (hit["snippet"] or hit["text"][:200])
+            .replace("<mark>", "[bold]")
+            .replace("</mark>", "[/bold]")
+        )
+        table.add_row(str(rank), f"{hit['score']:.3f}", hit["chunk_id"], snippet)
+    Console().print(table)
+
+
+def reindex(collection: CollectionOption) -> None:
+    """Re-embed every chunk of a collection with the configured embedding model."""
+
+    async def run() -> int:
+        kb = _knowledge_base()
+        await kb.start()
+        try:
+            return await kb.reindex(TENANT, collection)
+        finally:
+            await kb.close()
+
+    count = asyncio.run(run())
+    typer.echo(f"re-embedded {count} chunks of {collection!r}")
+
+
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Argument(help="BEIR corpus.jsonl (_id, title, text).")],
+    queries: Annotated[Path, typer.Argument(help="BEIR queries.jsonl (_id, text).")],
+    qrels: Annotated[Path, typer.Argument(help="BEIR qrels TSV (query-id, corpus-id, score).")],
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated modes to score.")
+    ] = "bm25,vector,hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score nDCG@10 and recall@100 of each search mode on a BEIR-format dataset."""
+    import tempfile
+    from dataclasses import asdict
+
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from companion.config import load_settings
+    from companion.knowledge import KnowledgeBase, SqliteStore, load_embedder
+    from companion.knowledge._evaluation import evaluate
+    from companion.knowledge._validation import check_mode
+
+    wanted = [check_mode(mode.strip()) for mode in modes.split(",") if mode.strip()]
+    embedder = load_embedder(load_settings())
+    if embedder is None:
+        wanted = [mode for mode in wanted if mode == "bm25"]
+        typer.echo("companion: no embedding model: scoring bm25 only", err=True)
+
+    async def run(root: Path) -> list[dict[str, object]]:
+        kb = KnowledgeBase(SqliteStore(root), embedder)
+        await kb.start()
+        try:
+            return [asdict(s) for s in await evaluate(kb, corpus, queries, qrels, wanted)]
+        finally:
+            await kb.close()
+
+    with tempfile.TemporaryDirectory(prefix="companion-eval-") as root:
+        scores = asyncio.run(run(Path(root)))
+    if as_json:
+        typer.echo(orjson.dumps(scores, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table("mode", "nDCG@10", "recall@100", "queries", title=f"retrieval on {corpus.parent}")
+    for row in scores:
+        table.add_row(
+            str(row["mode"]),
+            f"{row['ndcg_at_10']:.4f}",
+            f"{row['recall_at_100']:.4f}",
+            str(row["queries"]),
+        )
+    Console().print(table)

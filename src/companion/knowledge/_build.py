@@ -1,0 +1,39 @@
+"""Building the knowledge base the settings describe (the service and the CLI share this)."""
+
+from __future__ import annotations
+
+from companion.cache import TieredCache
+from companion.config import Settings
+from companion.knowledge._chunking import Chunker
+from companion.knowledge._embedder import Embedder
+from companion.knowledge._knowledge_base import KnowledgeBase
+from companion.knowledge._sqlite_store import SqliteStore
+from companion.knowledge._store import Store
+
+__all__ = ["build_knowledge_base"]
+
+
+def build_knowledge_base(
+    settings: Settings, *, cache: TieredCache | None = None, embedder: Embedder | None = None
+) -> KnowledgeBase:
+    """A knowledge base (not started) on PostgreSQL when `database_url` is set, else embedded."""
+    store: Store
+    if settings.database_url is not None:
+        from companion.knowledge._postgres_store import PostgresStore
+
+        store = PostgresStore(settings.database_url.get_secret_value())
+    else:
+        store = SqliteStore(settings.data_dir / "knowledge")
+    return KnowledgeBase(
+        store,
+        embedder,
+        cache=cache,
+        chunker=Chunker(settings.knowledge_chunk_chars, settings.knowledge_chunk_overlap_chars),
+        max_document_bytes=settings.knowledge_max_document_bytes,
+        max_query_chars=settings.knowledge_max_query_chars,
+        query_timeout_ms=settings.knowledge_query_timeout_ms,
+        rrf_k=settings.knowledge_rrf_rank_offset,
+        bm25_weight=settings.knowledge_hybrid_bm25_weight,
+        vector_weight=settings.knowledge_hybrid_vector_weight,
+        cache_ttl_s=settings.knowledge_cache_ttl_s,
+    )

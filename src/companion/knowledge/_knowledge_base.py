@@ -1,0 +1,491 @@
+"""`KnowledgeBase`: validation, chunking, embedding, search fusion, snippets and result caching."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from companion.cache import TieredCache
+from companion.knowledge._chunking import Chunker
+from companion.knowledge._embedder import Embedder, to_float32_bytes
+from companion.knowledge._errors import EmbedderRequired, EmbeddingModelMismatch, InvalidDocument
+from companion.knowledge._filters import parse_filter
+from companion.knowledge._fusion import reciprocal_rank_fusion
+from companion.knowledge._models import (
+    Collection,
+    Document,
+    DocumentInput,
+    Page,
+    PreparedChunk,
+    PreparedDocument,
+    ScoredChunk,
+    SearchHit,
+    SearchMode,
+)
+from companion.knowledge._query import clean_query, make_snippet, query_terms
+from companion.knowledge._store import Store
+from companion.knowledge._validation import (
+    check_document,
+    check_k,
+    check_mode,
+    check_name,
+    check_tenant,
+)
+
+__all__ = ["IngestProgress", "KnowledgeBase", "SearchResult"]
+
+DocumentLike = DocumentInput | Mapping[str, Any]
+EMBEDDER_HINT = (
+    "install the embeddings extra (`pip install 'companion[embeddings]'`) and export the model "
+    "once with `companion models export`"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits best first; `took_ms` excludes `embedding_ms`, the time spent embedding the query."""
+
+    results: list[SearchHit]
+    took_ms: float
+    embedding_ms: float
+    cached: bool
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP response body."""
+        return {
+            "results": [hit.to_dict() for hit in self.results],
+            "took_ms": round(self.took_ms, 3),
+            "embedding_ms": round(self.embedding_ms, 3),
+            "cached": self.cached,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Progress of a bulk ingest, reported after each committed batch."""
+
+    documents_done: int
+    documents_skipped: int
+    chunks_written: int
+
+
+class KnowledgeBase:
+    """Collections of documents per tenant, searched by BM25, vectors or both; see docs/knowledge.md."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder | None = None,
+        *,
+        cache: TieredCache | None = None,
+        chunker: Chunker | None = None,
+        max_document_bytes: int = 1_048_576,
+        max_query_chars: int = 1000,
+        max_k: int = 100,
+        query_timeout_ms: int = 2000,
+        rrf_k: int = 60,
+        bm25_weight: float = 1.0,
+        vector_weight: float = 1.0,
+        fusion_depth: int = 100,
+        cache_ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.cache = cache
+        self.chunker = chunker or Chunker()
+        self.max_document_bytes = max_document_bytes
+        self.max_query_chars = max_query_chars
+        self.max_k = max_k
+        self.query_timeout_ms = query_timeout_ms
+        self.rrf_k = rrf_k
+        self.bm25_weight = bm25_weight
+        self.vector_weight = vector_weight
+        self.fusion_depth = fusion_depth
+        self.cache_ttl_s = cache_ttl_s
+        self._clock = clock
+
+    async def start(self) -> None:
+        """Start the store (migrations, index catch-up)."""
+        await self.store.start()
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    async def health(self) -> str:
+        """The store's status and whether vector search works (and if not, why: a clear warning)."""
+        line = await self.store.health()
+        if self.embedder is None:
+            return f"{line}; vector/hybrid search off (no embedder: {EMBEDDER_HINT})"
+        problem = self.store.vector_problem
+        if problem is not None:
+            return f"{line}; WARNING vector/hybrid search degraded: {problem}"
+        return f"{line}; embedder {_model(self.embedder.info)}"
+
+    # -- collections ---------------------------------------------------------------------------
+
+    async def create_collection(self, tenant: str, name: str, description: str = "") -> Collection:
+        """Create a collection, recording the embedder's model when there is one."""
+        check_tenant(tenant)
+        check_name(name)
+        if not isinstance(description, str) or len(description) > 1000:
+            raise InvalidDocument("description must be a string of at most 1000 characters")
+        info = self.embedder.info if self.embedder is not None else None
+        return await self.store.create_collection(tenant, name, description, info)
+
+    async def list_collections(self, tenant: str) -> list[Collection]:
+        """The tenant's collections by name."""
+        return await self.store.list_collections(check_tenant(tenant))
+
+    async def get_collection(self, tenant: str, name: str) -> Collection:
+        """One collection, or `CollectionNotFound` (also for another tenant's)."""
+        return await self.store.get_collection(check_tenant(tenant), check_name(name))
+
+    async def delete_collection(self, tenant: str, name: str) -> None:
+        """Delete a collection and all its documents."""
+        await self.store.delete_collection(check_tenant(tenant), check_name(name))
+        self._invalidate(tenant, name)
+
+    # -- documents -----------------------------------------------------------------------------
+
+    async def upsert(
+        self, tenant: str, collection: str, documents: Sequence[DocumentLike]
+    ) -> list[str]:
+        """Add or replace documents in one transaction; return their ids in input order.
+
+        A document whose content hash is unchanged is not chunked, embedded or rewritten.
+        """
+        ids, _, _ = await self._upsert(tenant, collection, documents)
+        return ids
+
+    async def _upsert(
+        self, tenant: str, collection: str, documents: Sequence[DocumentLike]
+    ) -> tuple[list[str], int, int]:
+        check_tenant(tenant)
+        check_name(collection)
+        valid = [check_document(doc, self.max_document_bytes) for doc in documents]
+        ids = [doc.id for doc in valid if doc.id is not None]
+        if len(set(ids)) != len(ids):
+            raise InvalidDocument("the same document id appears twice in one request")
+        target = await self.store.get_collection(tenant, collection)
+        embedder = self._writing_embedder(target)
+        stored = await self.store.content_hashes(tenant, collection, ids)
+        hashes = {doc.id: self._content_hash(doc, target) for doc in valid}
+        changed = [doc for doc in valid if stored.get(doc.id or "") != hashes[doc.id]]
+        prepared = await asyncio.to_thread(self._prepare, changed, hashes, embedder)
+        if prepared:
+            await self.store.upsert(tenant, collection, prepared)
+            self._invalidate(tenant, collection)
+        chunks = sum(len(doc.chunks) for doc in prepared)
+        return ids, len(valid) - len(changed), chunks
+
+    async def ingest(
+        self,
+        tenant: str,
+        collection: str,
+        documents: Iterable[DocumentLike],
+        *,
+        batch_size: int = 64,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> IngestProgress:
+        """Bulk upsert committed in batches of `batch_size`; `on_progress` after each batch."""
+        done = skipped = chunks = 0
+        batch: list[DocumentLike] = []
+
+        async def flush() -> None:
+            nonlocal done, skipped, chunks
+            _, batch_skipped, batch_chunks = await self._upsert(tenant, collection, batch)
+            done += len(batch)
+            skipped += batch_skipped
+            chunks += batch_chunks
+            batch.clear()
+            if on_progress is not None:
+                on_progress(IngestProgress(done, skipped, chunks))
+
+        for document in documents:
+            batch.append(document)
+            if len(batch) >= batch_size:
+                await flush()
+        if batch:
+            await flush()
+        return IngestProgress(done, skipped, chunks)
+
+    async def get_document(self, tenant: str, collection: str, document_id: str) -> Document:
+        """One document, or `DocumentNotFound`."""
+        check_tenant(tenant)
+        return await self.store.get_document(tenant, check_name(collection), document_id)
+
+    async def list_documents(
+        self, tenant: str, collection: str, *, limit: int = 100, after: str | None = None
+    ) -> Page:
+        """Documents ordered by id; pass `Page.next_after` as `after` for the next page."""
+        check_tenant(tenant)
+        if not 1 <= limit <= 1000:
+            raise InvalidDocument(f"limit must be from 1 to 1000, got {limit}")
+        return await self.store.list_documents(tenant, check_name(collection), limit, after)
+
+    async def delete_document(self, tenant: str, collection: str, document_id: str) -> None:
+        """Delete one document, or `DocumentNotFound`."""
+        check_tenant(tenant)
+        await self.store.delete_document(tenant, check_name(collection), document_id)
+        self._invalidate(tenant, collection)
+
+    def _writing_embedder(self, target: Collection) -> Embedder | None:
+        if target.embedding is None or self.embedder is None:
+            return None
+        if target.embedding != self.embedder.info:
+            raise EmbeddingModelMismatch(
+                f"collection {target.name!r} holds vectors of {_model(target.embedding)} but this "
+                f"service embeds with {_model(self.embedder.info)}; run `companion reindex "
+                f"--collection {target.name}` to re-embed it"
+            )
+        return self.embedder
+
+    def _content_hash(self, doc: DocumentInput, target: Collection) -> str:
+        # The chunking policy and model are part of the hash: changing either re-indexes on upsert.
+        policy = (self.chunker.size, self.chunker.overlap, self.chunker.unit)
+        model = _model(target.embedding) if target.embedding and self.embedder else None
+        canonical = orjson.dumps(
+            [doc.text, doc.title, doc.metadata, doc.source, policy, model],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return hashlib.sha256(canonical).hexdigest()
+
+    def _prepare(
+        self,
+        documents: list[DocumentInput],
+        hashes: dict[str | None, str],
+        embedder: Embedder | None,
+    ) -> list[PreparedDocument]:
+        splits = [self.chunker.split(doc.text) for doc in documents]
+        # One embedding call for every chunk of the batch: the model runs full batches, not one
+        # document's few chunks at a time.
+        texts = [span.text for spans in splits for span in spans]
+        vectors = iter(embedder.embed(texts) if embedder is not None and texts else ())
+        prepared: list[PreparedDocument] = []
+        for doc, spans in zip(documents, splits, strict=True):
+            chunks = [
+                PreparedChunk(
+                    i,
+                    span.text,
+                    span.start_char,
+                    span.end_char,
+                    to_float32_bytes(next(vectors)) if embedder is not None else None,
+                )
+                for i, span in enumerate(spans)
+            ]
+            assert doc.id is not None
+            prepared.append(
+                PreparedDocument(
+                    doc.id, doc.text, doc.title, doc.metadata, doc.source, hashes[doc.id], chunks
+                )
+            )
+        return prepared
+
+    def _invalidate(self, tenant: str, collection: str) -> None:
+        if self.cache is not None:
+            self.cache.invalidate_tags(_tag(tenant, collection))
+
+    # -- search --------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        tenant: str,
+        collection: str,
+        query: str,
+        *,
+        mode: SearchMode | str = "bm25",
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        with_snippets: bool = True,
+    ) -> SearchResult:
+        """The `k` best chunks for `query`; see docs/knowledge.md for modes and filters."""
+        started = self._clock()
+        check_tenant(tenant)
+        check_name(collection)
+        mode = check_mode(mode)
+        k = check_k(k, self.max_k)
+        text = clean_query(query, self.max_query_chars)
+        conditions = parse_filter(filter)
+        warnings: tuple[str, ...] = ()
+        problem = self.store.vector_problem
+        if mode != "bm25" and self.embedder is not None and problem is not None:
+            warnings = (f"{mode} search ran as bm25: {problem}",)
+            mode = "bm25"
+        key = self._cache_key(
+            tenant=tenant,
+            collection=collection,
+            text=text,
+            mode=mode,
+            k=k,
+            filter=filter,
+            with_snippets=with_snippets,
+        )
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                hits = [SearchHit(**item) for item in hit]
+                took_ms = (self._clock() - started) * 1000
+                return SearchResult(hits, took_ms, 0.0, cached=True, warnings=warnings)
+        terms = query_terms(text)
+        embedding_ms = 0.0
+        ranked: list[ScoredChunk]
+        if mode == "bm25":
+            # The store raises CollectionNotFound itself; no separate lookup on the hot path.
+            ranked = await self._bm25(tenant, collection, terms, k, conditions)
+        else:
+            target = await self.store.get_collection(tenant, collection)
+            embed_started = self._clock()
+            vector = await self._embed_query(target, text)
+            embedding_ms = (self._clock() - embed_started) * 1000
+            if mode == "vector":
+                ranked = await self.store.search_vector(
+                    tenant,
+                    collection,
+                    vector,
+                    k=k,
+                    conditions=conditions,
+                    timeout_ms=self.query_timeout_ms,
+                )
+            else:
+                depth = max(k, self.fusion_depth)
+                lexical, semantic = await asyncio.gather(
+                    self._bm25(tenant, collection, terms, depth, conditions),
+                    self.store.search_vector(
+                        tenant,
+                        collection,
+                        vector,
+                        k=depth,
+                        conditions=conditions,
+                        timeout_ms=self.query_timeout_ms,
+                    ),
+                )
+                ranked = reciprocal_rank_fusion(
+                    [(self.bm25_weight, lexical), (self.vector_weight, semantic)], self.rrf_k, k
+                )
+        hits = await self._hits(ranked, frozenset(terms) if with_snippets else None)
+        if self.cache is not None:
+            self.cache.set(
+                key, [h.to_dict() for h in hits], self.cache_ttl_s, tags=(_tag(tenant, collection),)
+            )
+        took_ms = (self._clock() - started) * 1000 - embedding_ms
+        return SearchResult(hits, took_ms, embedding_ms, cached=False, warnings=warnings)
+
+    async def _bm25(
+        self, tenant: str, collection: str, terms: list[str], k: int, conditions: Any
+    ) -> list[ScoredChunk]:
+        if not terms:  # punctuation only: nothing can match, but the collection must exist
+            await self.store.get_collection(tenant, collection)
+            return []
+        return await self.store.search_text(
+            tenant, collection, terms, k=k, conditions=conditions, timeout_ms=self.query_timeout_ms
+        )
+
+    async def _embed_query(self, target: Collection, text: str) -> Sequence[float]:
+        if self.embedder is None:
+            raise EmbedderRequired(
+                f"vector and hybrid search need an embedding model, and none is loaded: "
+                f"{EMBEDDER_HINT}; mode 'bm25' works without one"
+            )
+        if target.embedding is None:
+            raise EmbedderRequired(
+                f"collection {target.name!r} was created without an embedding model; run "
+                f"`companion reindex --collection {target.name}` to embed it"
+            )
+        self._writing_embedder(target)
+        embedder = self.embedder
+        vectors = await asyncio.to_thread(embedder.embed, [text])
+        return vectors[0]
+
+    async def _hits(
+        self, ranked: list[ScoredChunk], terms: frozenset[str] | None
+    ) -> list[SearchHit]:
+        records = await self.store.fetch_chunks([hit.key for hit in ranked])
+        hits: list[SearchHit] = []
+        for scored in ranked:
+            record = records.get(scored.key)
+            if record is None:  # deleted between the index read and this fetch
+                continue
+            snippet = make_snippet(record.text, terms) if terms is not None else None
+            hits.append(
+                SearchHit(
+                    document_id=record.document_id,
+                    chunk_id=f"{record.document_id}#{record.ordinal}",
+                    score=round(scored.score, 6),
+                    text=record.text,
+                    snippet=snippet,
+                    title=record.title,
+                    metadata=record.metadata,
+                )
+            )
+        return hits
+
+    def _cache_key(
+        self,
+        *,
+        tenant: str,
+        collection: str,
+        text: str,
+        mode: str,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        with_snippets: bool,
+    ) -> str:
+        canonical = orjson.dumps(
+            [text, mode, k, filter, with_snippets], option=orjson.OPT_SORT_KEYS
+        )
+        digest = hashlib.sha256(canonical).hexdigest()[:32]
+        return f"t:{tenant}:knowledge:{collection}:{digest}"
+
+    # -- re-embedding --------------------------------------------------------------------------
+
+    async def reindex(
+        self,
+        tenant: str,
+        collection: str,
+        *,
+        batch_size: int = 64,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Re-embed every chunk with the current embedder and record its model; return the count."""
+        if self.embedder is None:
+            raise EmbedderRequired(f"reindex needs an embedding model: {EMBEDDER_HINT}")
+        check_tenant(tenant)
+        check_name(collection)
+        await self.store.get_collection(tenant, collection)
+        embedder = self.embedder
+        after, done = 0, 0
+        while True:
+            rows = await self.store.chunks_to_embed(tenant, collection, after, batch_size)
+            if not rows:
+                break
+            vectors = await asyncio.to_thread(embedder.embed, [text for _, text in rows])
+            await self.store.set_vectors(
+                tenant,
+                collection,
+                [(key, to_float32_bytes(v)) for (key, _), v in zip(rows, vectors, strict=True)],
+            )
+            after, done = rows[-1][0], done + len(rows)
+            if on_progress is not None:
+                on_progress(done)
+        await self.store.set_embedding(tenant, collection, embedder.info)
+        self._invalidate(tenant, collection)
+        return done
+
+
+def _tag(tenant: str, collection: str) -> str:
+    # Tenant-owned cache entries start with `t:<tenant>:`, as the service's invalidation expects.
+    return f"t:{tenant}:knowledge:{collection}"
+
+
+def _model(info: Any) -> str:
+    return f"{info.model}@{info.version} ({info.dimension} dims)"

@@ -1,0 +1,149 @@
+"""The values the knowledge base takes and returns: collections, documents, chunks and search hits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ChunkRecord",
+    "Collection",
+    "Document",
+    "DocumentInput",
+    "EmbeddingInfo",
+    "Page",
+    "PreparedChunk",
+    "PreparedDocument",
+    "ScoredChunk",
+    "SearchHit",
+    "SearchMode",
+]
+
+SearchMode = Literal["bm25", "vector", "hybrid"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingInfo:
+    """The model a collection's vectors come from; searching with another one is an error."""
+
+    model: str
+    version: str
+    dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A named set of documents belonging to one tenant."""
+
+    tenant: str
+    name: str
+    description: str
+    created_at: float
+    document_count: int = 0
+    chunk_count: int = 0
+    embedding: EmbeddingInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without the tenant, which the caller already knows)."""
+        body = asdict(self)
+        del body["tenant"]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInput:
+    """A document to store; `id` is generated when omitted."""
+
+    text: str
+    id: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A stored document."""
+
+    id: str
+    text: str
+    title: str | None
+    metadata: dict[str, Any]
+    source: str | None
+    content_hash: str
+    chunk_count: int
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of documents; pass `next_after` back as `after` for the next page."""
+
+    documents: list[Document]
+    next_after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChunk:
+    """A chunk ready to store: its text, where it sits in the document, and its vector if any."""
+
+    ordinal: int
+    text: str
+    start_char: int
+    end_char: int
+    vector: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A validated, chunked (and maybe embedded) document: what a store writes in one transaction."""
+
+    id: str
+    text: str
+    title: str | None
+    metadata: dict[str, Any]
+    source: str | None
+    content_hash: str
+    chunks: list[PreparedChunk]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    """A store's hit before fusion: the chunk's store key and its score (higher is better)."""
+
+    key: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """A chunk with its document's fields, as fetched for a result list."""
+
+    key: int
+    document_id: str
+    ordinal: int
+    text: str
+    title: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result; `snippet` is HTML-escaped text with `<mark>` around matched terms."""
+
+    document_id: str
+    chunk_id: str
+    score: float
+    text: str
+    snippet: str | None
+    title: str | None
+    metadata: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)

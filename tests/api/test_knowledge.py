@@ -1,0 +1,190 @@
+"""`/v1/collections` over HTTP against the real app and the embedded store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from companion.api import create_app
+from companion.config import load_settings
+from tests.api.conftest import key_headers
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = load_settings(
+        data_dir=tmp_path, execution_enabled=False, knowledge_max_document_bytes=2048
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.headers.update(key_headers(client, "knowledge:read", "knowledge:write"))
+        yield client
+
+
+def _problem(response: object, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    return body
+
+
+def test_collection_lifecycle(client: TestClient) -> None:
+    created = client.post("/v1/collections", json={"name": "docs", "description": "d"})
+    assert created.status_code == 201
+    assert created.json()["name"] == "docs"
+    assert _problem(client.post("/v1/collections", json={"name": "docs"}), 409)["code"] == (
+        "collection_exists"
+    )
+    assert [c["name"] for c in client.get("/v1/collections").json()["collections"]] == ["docs"]
+    assert client.get("/v1/collections/docs").json()["document_count"] == 0
+    assert client.delete("/v1/collections/docs").status_code == 204
+    assert _problem(client.get("/v1/collections/docs"), 404)["code"] == "collection_not_found"
+
+
+def test_documents_and_search(client: TestClient) -> None:
+    client.post("/v1/collections", json={"name": "docs"})
+    one = client.post("/v1/collections/docs/documents", json={"id": "a", "text": "Alpha particles"})
+    assert (one.status_code, one.json()) == (201, {"ids": ["a"]})
+    many = client.post(
+        "/v1/collections/docs/documents",
+        json={
+            "documents": [
+                {"text": "Beta decay", "metadata": {"n": 2}},
+                {"id": "c", "text": "Gamma rays"},
+            ]
+        },
+    )
+    assert many.status_code == 201
+    generated, given = many.json()["ids"]
+    assert given == "c"
+    assert client.get(f"/v1/collections/docs/documents/{generated}").json()["metadata"] == {"n": 2}
+    found = client.post("/v1/collections/docs/search", json={"query": "gamma", "k": 5})
+    assert found.status_code == 200
+    body = found.json()
+    assert [r["document_id"] for r in body["results"]] == ["c"]
+    assert set(body["results"][0]) >= {
+        "document_id",
+        "chunk_id",
+        "score",
+        "text",
+        "snippet",
+        "metadata",
+    }
+    assert body["took_ms"] >= 0
+    assert client.delete("/v1/collections/docs/documents/c").status_code == 204
+    assert (
+        _problem(client.get("/v1/collections/docs/documents/c"), 404)["code"]
+        == "document_not_found"
+    )
+    listed = client.get("/v1/collections/docs/documents", params={"limit": 1}).json()
+    assert len(listed["documents"]) == 1
+    assert listed["next_after"] is not None
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"query": "   "}, 400, "invalid_query"),
+        ({"query": "x", "k": 0}, 422, "validation_failed"),
+        ({"query": "x", "k": 1000}, 422, "validation_failed"),
+        ({"query": "x", "mode": "fuzzy"}, 422, "validation_failed"),
+        ({"query": "x", "filter": {"a": {"regex": "."}}}, 400, "invalid_filter"),
+        ({"query": "x", "filter": {"a": [1]}}, 400, "invalid_filter"),
+        ({"query": "x", "mode": "vector"}, 400, "embedder_required"),
+        ({"query": "x", "mode": "hybrid"}, 400, "embedder_required"),
+    ],
+)
+def test_bad_searches(
+    client: TestClient, payload: dict[str, object], status: int, code: str
+) -> None:
+    client.post("/v1/collections", json={"name": "docs"})
+    assert (
+        _problem(client.post("/v1/collections/docs/search", json=payload), status)["code"] == code
+    )
+
+
+def test_huge_query_is_truncated(client: TestClient) -> None:
+    client.post("/v1/collections", json={"name": "docs"})
+    client.post("/v1/collections/docs/documents", json={"id": "a", "text": "needle"})
+    response = client.post("/v1/collections/docs/search", json={"query": "needle " + "x" * 10_000})
+    assert response.status_code == 200
+    assert [r["document_id"] for r in response.json()["results"]] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("document", "status", "code"),
+    [
+        ({"text": "x" * 3000}, 413, "document_too_large"),
+        ({"text": "x", "metadata": [1, 2]}, 400, "invalid_document"),
+        ({"text": ""}, 400, "invalid_document"),
+        ({"text": "x", "extra": 1}, 422, "validation_failed"),
+    ],
+)
+def test_bad_documents_write_nothing(
+    client: TestClient, document: dict[str, object], status: int, code: str
+) -> None:
+    client.post("/v1/collections", json={"name": "docs"})
+    batch = {"documents": [{"id": "ok", "text": "fine"}, document]}
+    assert (
+        _problem(client.post("/v1/collections/docs/documents", json=batch), status)["code"] == code
+    )
+    assert client.get("/v1/collections/docs").json()["document_count"] == 0
+
+
+def test_invalid_utf8_body_is_a_400(client: TestClient) -> None:
+    client.post("/v1/collections", json={"name": "docs"})
+    response = client.post(
+        "/v1/collections/docs/documents",
+        content=b'{"text": "\xff\xfe"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code in (400, 422)
+    assert client.get("/v1/collections/docs").json()["document_count"] == 0
+
+
+def test_unknown_collection_is_404_everywhere(client: TestClient) -> None:
+    assert _problem(client.post("/v1/collections/nope/search", json={"query": "x"}), 404)
+    assert _problem(client.post("/v1/collections/nope/documents", json={"text": "x"}), 404)
+    assert _problem(client.delete("/v1/collections/nope"), 404)
+
+
+def test_readyz_reports_the_knowledge_store(client: TestClient) -> None:
+    checks = client.get("/readyz").json()["checks"]
+    assert checks["knowledge"]["ok"] is True
+    assert "sqlite" in checks["knowledge"]["detail"]
+
+
+def test_hybrid_search_with_the_real_model(tmp_path: Path) -> None:
+    from tests._services import unavailable
+    from tests.knowledge.conftest import MODEL_DIR
+
+    if not (MODEL_DIR / "manifest.json").exists():
+        unavailable("the exported MiniLM model (run `make model`)")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
+    settings = load_settings(
+        data_dir=tmp_path, execution_enabled=False, knowledge_embedder="minilm"
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.headers.update(key_headers(client, "knowledge:read", "knowledge:write"))
+        client.post("/v1/collections", json={"name": "docs"})
+        client.post(
+            "/v1/collections/docs/documents",
+            json={
+                "documents": [
+                    {"id": "dog", "text": "A puppy fetches a stick."},
+                    {"id": "tax", "text": "File the tax return."},
+                ]
+            },
+        )
+        body = client.post(
+            "/v1/collections/docs/search", json={"query": "young canine playing", "mode": "hybrid"}
+        ).json()
+        assert body["results"][0]["document_id"] == "dog"
+        assert body["embedding_ms"] > 0
+        assert (
+            "embedder sentence-transformers/all-MiniLM-L6-v2"
+            in client.get("/readyz").json()["checks"]["knowledge"]["detail"]
+        )

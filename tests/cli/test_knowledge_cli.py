@@ -1,0 +1,62 @@
+"""`companion ingest` and `companion search` as a user runs them (real subprocesses, real store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_cli import _run
+
+
+def test_ingest_a_folder_then_search(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.md").write_text("# Solar\n\nThe sun is a star.\n\nIt shines.")
+    (corpus / "sub" / "b.html").write_text(
+        "<html><title>Moon</title><p>The moon orbits.</p></html>"
+    )
+    (corpus / "sub" / "c.jsonl").write_text('{"id": "c1", "text": "Comets have tails."}\n')
+    (corpus / "ignored.bin").write_bytes(b"\x00\x01")
+    env = {"COMPANION_DATA_DIR": str(tmp_path / "data")}
+    done = _run("ingest", str(corpus), "--collection", "space", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ingested into 'space'" in done.stdout
+    assert " 3 " in done.stdout  # three files, three documents
+    found = _run("search", "comet tails", "--collection", "space", "--json", env=env)
+    assert found.returncode == 0, found.stderr
+    body = json.loads(found.stdout)
+    assert body["results"][0]["document_id"] == "c1"
+    again = _run("ingest", str(corpus), "--collection", "space", env=env)
+    assert again.returncode == 0
+    assert "│     3 │         3 │         3 │" in again.stdout  # all unchanged: nothing rewritten
+    table = _run("search", "moon", "--collection", "space", env=env)
+    assert "Moon" in table.stdout or "moon" in table.stdout
+
+
+def test_search_errors_are_one_line(tmp_path: Path) -> None:
+    env = {"COMPANION_DATA_DIR": str(tmp_path)}
+    missing = _run("search", "x", "--collection", "nope", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "companion: collection 'nope' does not exist"
+    _run("ingest", str(tmp_path), "--collection", "empty", env=env)
+    vector = _run("search", "x", "--collection", "empty", "--mode", "vector", env=env)
+    assert vector.returncode == 2
+    assert "embedding model" in vector.stderr
+
+
+def test_eval_retrieval_prints_scores(tmp_path: Path) -> None:
+    data = Path(__file__).parents[1] / "knowledge" / "data" / "tiny_beir"
+    env = {"COMPANION_DATA_DIR": str(tmp_path), "COMPANION_KNOWLEDGE_EMBEDDER": "none"}
+    done = _run(
+        "eval-retrieval",
+        str(data / "corpus.jsonl"),
+        str(data / "queries.jsonl"),
+        str(data / "qrels.tsv"),
+        "--json",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert row["mode"] == "bm25"
+    assert row["queries"] == 8
+    assert "bm25 only" in done.stderr

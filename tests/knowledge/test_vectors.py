@@ -1,0 +1,168 @@
+"""Vector and hybrid search with the real MiniLM model, over every store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from companion.knowledge import (
+    EmbedderRequired,
+    EmbeddingInfo,
+    EmbeddingModelMismatch,
+    KnowledgeBase,
+    SqliteStore,
+)
+from companion.knowledge._onnx_embedder import OnnxEmbedder
+from tests.knowledge.conftest import MODEL_DIR
+
+DOCS = [
+    {
+        "id": "cooking",
+        "text": "Simmer the tomato sauce slowly with garlic and basil.",
+        "metadata": {"topic": "food"},
+    },
+    {
+        "id": "space",
+        "text": "The rocket reached orbit and deployed its satellite.",
+        "metadata": {"topic": "science"},
+    },
+    {
+        "id": "pets",
+        "text": "My puppy loves chasing the ball in the park.",
+        "metadata": {"topic": "animals"},
+    },
+]
+
+
+def test_onnx_output_matches_torch_reference(minilm: OnnxEmbedder) -> None:
+    reference = json.loads((MODEL_DIR / "reference.json").read_text())
+    vectors = minilm.embed(reference["texts"])
+    cosines = (vectors * np.asarray(reference["vectors"], dtype=np.float32)).sum(axis=1)
+    assert cosines.min() > 0.9999
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert minilm.info.dimension == vectors.shape[1] == 384
+
+
+def test_a_tampered_model_is_refused(tmp_path: object, minilm: OnnxEmbedder) -> None:
+    from pathlib import Path
+
+    from companion.errors import ConfigError
+
+    copy = Path(str(tmp_path)) / "model"
+    copy.mkdir()
+    for name in ("tokenizer.json", "manifest.json"):
+        (copy / name).write_bytes((MODEL_DIR / name).read_bytes())
+    (copy / "model.onnx").write_bytes(b"not the model")
+    with pytest.raises(ConfigError, match="sha256"):
+        OnnxEmbedder(copy)
+
+
+async def test_vector_search_finds_meaning_without_shared_words(kb_vectors: KnowledgeBase) -> None:
+    await kb_vectors.create_collection("t", "c")
+    await kb_vectors.upsert("t", "c", DOCS)
+    result = await kb_vectors.search("t", "c", "a dog playing outside", mode="vector", k=3)
+    assert result.results[0].document_id == "pets"
+    assert result.embedding_ms > 0
+    bm25 = await kb_vectors.search("t", "c", "a dog playing outside", mode="bm25")
+    assert bm25.results == []
+
+
+async def test_hybrid_fuses_both_rankings_and_respects_filters(kb_vectors: KnowledgeBase) -> None:
+    await kb_vectors.create_collection("t", "c")
+    await kb_vectors.upsert("t", "c", DOCS)
+    result = await kb_vectors.search("t", "c", "satellite launch into space", mode="hybrid", k=3)
+    assert result.results[0].document_id == "space"
+    assert result.results[0].snippet is not None
+    assert "<mark>satellite</mark>" in result.results[0].snippet
+    filtered = await kb_vectors.search(
+        "t", "c", "satellite", mode="hybrid", k=3, filter={"topic": {"in": ["food", "animals"]}}
+    )
+    assert {hit.document_id for hit in filtered.results} <= {"cooking", "pets"}
+
+
+async def test_collection_records_its_model(
+    kb_vectors: KnowledgeBase, minilm: OnnxEmbedder
+) -> None:
+    created = await kb_vectors.create_collection("t", "c")
+    assert created.embedding == minilm.info
+
+
+async def test_a_different_model_is_a_clear_error_until_reindex(
+    tmp_path: object, minilm: OnnxEmbedder
+) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    kb = KnowledgeBase(SqliteStore(root), minilm)
+    await kb.start()
+    await kb.create_collection("t", "c")
+    await kb.upsert("t", "c", DOCS)
+    await kb.close()
+
+    class OtherVersion:
+        info = replace(minilm.info, version="other")
+
+        def embed(self, texts: list[str]) -> object:
+            return minilm.embed(texts)
+
+    other = KnowledgeBase(SqliteStore(root), OtherVersion())
+    await other.start()
+    try:
+        with pytest.raises(EmbeddingModelMismatch, match="companion reindex"):
+            await other.search("t", "c", "dog", mode="vector")
+        with pytest.raises(EmbeddingModelMismatch):
+            await other.upsert("t", "c", [{"text": "new"}])
+        assert await other.search("t", "c", "puppy", mode="bm25")  # BM25 needs no model
+        assert await other.reindex("t", "c") == 3
+        assert (await other.get_collection("t", "c")).embedding == EmbeddingInfo(
+            minilm.info.model, "other", 384
+        )
+        hits = await other.search("t", "c", "a dog playing outside", mode="vector")
+        assert hits.results[0].document_id == "pets"
+    finally:
+        await other.close()
+
+
+async def test_a_collection_made_without_a_model_needs_reindex(
+    tmp_path: object, minilm: OnnxEmbedder
+) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    plain = KnowledgeBase(SqliteStore(root))
+    await plain.start()
+    await plain.create_collection("t", "c")
+    await plain.upsert("t", "c", DOCS)
+    await plain.close()
+    kb = KnowledgeBase(SqliteStore(root), minilm)
+    await kb.start()
+    try:
+        with pytest.raises(EmbedderRequired, match="reindex"):
+            await kb.search("t", "c", "dog", mode="vector")
+        await kb.reindex("t", "c")
+        assert (await kb.search("t", "c", "a dog", mode="vector")).results[0].document_id == "pets"
+    finally:
+        await kb.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_without_pgvector_degrades_to_bm25(
+    database_url: str, pg_schema: str, minilm: OnnxEmbedder
+) -> None:
+    from companion.knowledge._postgres_store import PostgresStore
+
+    kb = KnowledgeBase(PostgresStore(database_url, schema=pg_schema), minilm)
+    await kb.start()
+    try:
+        assert "no pgvector" in await kb.health()
+        await kb.create_collection("t", "c")
+        await kb.upsert("t", "c", DOCS)
+        result = await kb.search("t", "c", "puppy park", mode="hybrid")
+        assert [hit.document_id for hit in result.results] == ["pets"]
+        assert result.warnings
+        assert "pgvector" in result.warnings[0]
+    finally:
+        await kb.close()
