@@ -188,3 +188,20 @@ def test_hybrid_search_with_the_real_model(tmp_path: Path) -> None:
             "embedder sentence-transformers/all-MiniLM-L6-v2"
             in client.get("/readyz").json()["checks"]["knowledge"]["detail"]
         )
+
+
+def test_search_knowledge_tool_searches_the_callers_own_collections(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, execution_enabled=False)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        acme = key_headers(client, "knowledge:write", "tools", tenant="acme")
+        zeta = key_headers(client, "knowledge:write", "tools", tenant="zeta")
+        for headers, text in ((acme, "acme keeps its red widgets in hall seven"), (zeta, "zeta")):
+            client.post("/v1/collections", json={"name": "notes"}, headers=headers)
+            client.post("/v1/collections/notes/documents", json={"text": text}, headers=headers)
+        call = {"arguments": {"collection": "notes", "query": "red widgets"}}
+        mine = client.post("/v1/tools/search_knowledge/invoke", json=call, headers=acme).json()
+        assert mine["ok"] is True, mine
+        assert "hall seven" in mine["value"]["results"][0]["text"]
+        theirs = client.post("/v1/tools/search_knowledge/invoke", json=call, headers=zeta).json()
+        assert theirs["ok"] is True
+        assert all("hall seven" not in hit["text"] for hit in theirs["value"]["results"])

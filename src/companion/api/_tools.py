@@ -211,7 +211,9 @@ async def start(state: AppState) -> None:
         disabled=[name.strip() for name in settings.tools_disabled.split(",") if name.strip()],
     )
     register_builtins(
-        registry, executor=state.require_executor if settings.execution_enabled else None
+        registry,
+        executor=state.require_executor if settings.execution_enabled else None,
+        knowledge=state.require_knowledge,
     )
     state.tools = registry
     server = _build_mcp_server(registry, tenant_of=_tenant_of_request)

@@ -4,6 +4,7 @@ See docs/tools.md.
 """
 
 from companion.tools._builtins import BUILTIN_NAMES, register_builtins
+from companion.tools._context import current_tenant
 from companion.tools._errors import (
     InvalidToolDefinition,
     ToolAlreadyRegistered,
@@ -30,6 +31,7 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "build_mcp_server",
+    "current_tenant",
     "register_builtins",
     "serve_mcp_stdio",
     "tool",

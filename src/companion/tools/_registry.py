@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from companion.errors import CompanionError, InvalidInput
 from companion.monitoring import Monitor
 from companion.tools import _export
 from companion.tools._calls import cache_key, encode_arguments, failure, timeout_failure, validate
+from companion.tools._context import CALLER_TENANT
 from companion.tools._errors import ToolAlreadyRegistered, ToolNotFound
 from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
 from companion.tools._tool import ToolOptions, ToolRecord, marked_options
@@ -204,6 +206,21 @@ class ToolRegistry:
             return prepared
         record, kwargs, key = prepared  # type: ignore[misc]
         limit_s = _limit(record.timeout_s, timeout_s)
+        token = CALLER_TENANT.set(tenant)
+        try:
+            return self._finish_sync(record, kwargs, key, limit_s, start)
+        finally:
+            CALLER_TENANT.reset(token)
+
+    def _finish_sync(
+        self,
+        record: ToolRecord,
+        kwargs: dict[str, Any],
+        key: str | None,
+        limit_s: float | None,
+        start: float,
+    ) -> ToolResult:
+        name = record.name
         if record.is_async:
             try:
                 asyncio.get_running_loop()
@@ -214,7 +231,7 @@ class ToolRegistry:
             if limit_s is None:
                 value = record.fn(**kwargs)
             else:
-                future = self._pool().submit(partial(record.fn, **kwargs))
+                future = self._pool().submit(copy_context().run, partial(record.fn, **kwargs))
                 try:
                     value = future.result(limit_s)
                 except TimeoutError:
@@ -240,9 +257,13 @@ class ToolRegistry:
         if type(prepared) is ToolResult:
             return prepared
         record, kwargs, key = prepared  # type: ignore[misc]
-        return await self._finish_async(
-            record, kwargs, key, _limit(record.timeout_s, timeout_s), start
-        )
+        token = CALLER_TENANT.set(tenant)
+        try:
+            return await self._finish_async(
+                record, kwargs, key, _limit(record.timeout_s, timeout_s), start
+            )
+        finally:
+            CALLER_TENANT.reset(token)
 
     async def acall_batch(
         self,
@@ -348,7 +369,8 @@ class ToolRegistry:
                     value = record.fn(**kwargs)
                 else:
                     loop = asyncio.get_running_loop()
-                    value = await loop.run_in_executor(self._pool(), partial(record.fn, **kwargs))
+                    call = partial(copy_context().run, partial(record.fn, **kwargs))
+                    value = await loop.run_in_executor(self._pool(), call)
         except TimeoutError as exc:
             if limit_s is not None and deadline.expired():
                 return self._failed(record, timeout_failure(record.name, limit_s), start)

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from companion.execution import ExecutionRequest, Executor, LimitOverrides
+from companion.tools._context import current_tenant
 
 __all__ = ["make_run_code"]
 
@@ -30,7 +31,7 @@ def make_run_code(executor: Executor | Callable[[], Executor]) -> Callable[..., 
         request = ExecutionRequest(
             language=language, code=code, limits=LimitOverrides(wall_time_ms=timeout_ms)
         )
-        result = await running.run(request)
+        result = await running.run(request, tenant=current_tenant())
         return result.model_dump(mode="json")
 
     return run_code
