@@ -69,6 +69,9 @@ class PostgresStore:
             max_size=max_connections,
             # `public` too: pgvector's `vector` type lives where the extension was created.
             kwargs={"options": f"-c search_path={schema},public", "autocommit": True},
+            # A connection the server dropped (restart, failover, idle kill) is replaced when
+            # checked out, so no request ever sees it.
+            check=AsyncConnectionPool.check_connection,
             open=False,
         )
         self._clock = clock
