@@ -69,14 +69,13 @@ class Chunker:
 
     def _cut(self, text: str, start: int, end: int) -> list[TextSpan]:
         """Cut one long paragraph into word-aligned windows of `size` with `overlap`."""
-        words = [(m.start(), m.end()) for m in _WORD.finditer(text, start, end)]
+        words = self._words(text, start, end)
         pieces: list[TextSpan] = []
         first = 0
         while first < len(words):
             last = first
             while last + 1 < len(words) and self._fits(words, first, last + 1):
                 last += 1
-            # A single word longer than `size` (a URL, base64) stays whole rather than cut mid-token.
             pieces.append(_span(text, words[first][0], words[last][1]))
             if last + 1 >= len(words):
                 break
@@ -86,6 +85,18 @@ class Chunker:
                 nxt -= 1
             first = nxt
         return pieces
+
+    def _words(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """Word spans; in `chars` mode a word longer than `size` (a URL, base64) is cut into
+        `size`-character pieces, so no chunk ever exceeds the size it promises."""
+        words: list[tuple[int, int]] = []
+        for match in _WORD.finditer(text, start, end):
+            first, last = match.span()
+            if self.unit == "chars" and last - first > self.size:
+                words.extend((i, min(i + self.size, last)) for i in range(first, last, self.size))
+            else:
+                words.append((first, last))
+        return words
 
     def _fits(self, words: list[tuple[int, int]], first: int, last: int) -> bool:
         return self._span_units(words, first, last) <= self.size
