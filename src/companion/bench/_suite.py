@@ -23,6 +23,7 @@ GROUPS: dict[str, str] = {
     "monitoring": "companion.bench.cases_monitoring",
     "execution": "companion.bench.cases_execution",
     "tools": "companion.bench.cases_tools",
+    "http": "companion.bench.cases_http",
 }
 
 
