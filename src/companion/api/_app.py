@@ -11,6 +11,7 @@ from starlette.routing import Route
 from companion import __version__
 from companion.api import (
     _cache,
+    _dashboard,
     _execute,
     _health,
     _lifecycle,
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.companion = state
     install_error_handlers(app)
-    for module in (_health, _execute, _cache, _observability, _tracing, _tools):
+    for module in (_health, _execute, _cache, _observability, _tracing, _tools, _dashboard):
         app.include_router(module.router)
     app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from companion.api import _tools
 from companion.api._auth import InFlight, RateLimits
+from companion.api._dashboard_feed import DashboardFeed
 from companion.api._dependencies import dependency_checks
 from companion.api._state import AppState
 from companion.api._tracing import TraceRing
@@ -40,6 +41,7 @@ def build_state(settings: Settings) -> AppState:
     )
     for name, check in dependency_checks(settings).items():
         monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)
+    state.dashboard = DashboardFeed(state)
     return state
 
 
@@ -66,11 +68,13 @@ async def start(state: AppState) -> None:
         await _start_executor(state)
     await _tools.start(state)
     await state.sampler.start()
+    await state.dashboard.start()
 
 
 async def stop(state: AppState) -> None:
     """Stop in reverse order; each part is stopped even if an earlier one fails."""
     try:
+        await state.dashboard.stop()
         await state.sampler.stop()
         await _tools.stop(state)
     finally:
