@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from companion import __version__
-from companion.cli import _bench, _config, _doctor, _exec, _keys, _serve, _tools
+from companion.cli import _bench, _config, _demo, _doctor, _exec, _keys, _serve, _tools
 
 __all__ = ["app", "main"]
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.command("serve")(_serve.serve)
 app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
+app.command("demo")(_demo.demo)
 app.command("exec")(_exec.execute)
 app.add_typer(_config.app, name="config")
 app.add_typer(_keys.app, name="keys")
