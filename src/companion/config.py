@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     monitoring_sample_interval_s: float = Field(
         5.0, gt=0, le=3600, description="How often RSS, CPU, threads, fds and loop lag are sampled."
     )
+    dashboard_sample_interval_s: float = Field(
+        2.0, gt=0, le=3600, description="How often `/dashboard` takes a point for its charts."
+    )
+    dashboard_history_entries: int = Field(
+        300, ge=2, le=100_000, description="Points each `/dashboard` chart keeps (oldest dropped)."
+    )
+    dashboard_session_ttl_s: float = Field(
+        8 * 3600.0, gt=0, description="A `/dashboard` sign-in lasts this long."
+    )
+    dashboard_session_secret: SecretStr | None = Field(
+        None,
+        description="Signs `/dashboard` session cookies; unset, a random secret per process "
+        "(set it when running several workers).",
+    )
     profiling_trace_requests: bool = Field(
         False,
         description="Let requests carrying `X-Companion-Trace: 1` be profiled in depth "

@@ -3,10 +3,10 @@ from __future__ import annotations
 from companion.bench.cases_cache import cases, memory_ratio
 
 
-def test_four_rows_whose_operations_run() -> None:
+def test_five_rows_whose_operations_run() -> None:
     rows = cases()
-    assert len(rows) == 4
-    for row in rows[:3]:
+    assert len(rows) == 5
+    for row in rows[:4]:
         assert row.peer is not None
         for setup in (row.ours, row.peer):
             operation = setup()

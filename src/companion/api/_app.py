@@ -11,6 +11,7 @@ from starlette.routing import Route
 from companion import __version__
 from companion.api import (
     _cache,
+    _dashboard,
     _execute,
     _health,
     _knowledge,
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (_execute, _cache, _observability, _tracing, _tools, _knowledge):
         # Every route documents the problem documents it may answer (fuzzers check conformance).
         app.include_router(module.router, responses=GUARDED_RESPONSES)
+    app.include_router(_dashboard.router)
     app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.

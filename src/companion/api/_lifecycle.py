@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from companion.api import _tools
 from companion.api._auth import InFlight, RateLimits
+from companion.api._dashboard_feed import DashboardFeed
 from companion.api._dependencies import dependency_checks
+from companion.api._logging import finish_logging
 from companion.api._state import AppState
 from companion.api._tracing import TraceRing
 from companion.cache import build_cache
@@ -42,6 +45,7 @@ def build_state(settings: Settings) -> AppState:
     )
     for name, check in dependency_checks(settings).items():
         monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)
+    state.dashboard = DashboardFeed(state)
     return state
 
 
@@ -69,27 +73,47 @@ async def start(state: AppState) -> None:
     await _tools.start(state)
     await _start_knowledge(state)
     await state.sampler.start()
+    await state.dashboard.start()
 
 
 async def stop(state: AppState) -> None:
     """Stop in reverse order; each part is stopped even if an earlier one fails."""
     try:
-        await state.sampler.stop()
-        await _tools.stop(state)
+        await _stop_parts(state)
     finally:
+        finish_logging()
+
+
+async def _stop_parts(state: AppState) -> None:
+    """Each part is stopped even when an earlier one fails; the first failure is re-raised."""
+
+    async def close_keys() -> None:
+        if state.key_ring is not None:
+            state.key_ring.close()
+
+    steps: list[Callable[[], Awaitable[None]]] = [
+        state.dashboard.stop,
+        state.sampler.stop,
+        lambda: _tools.stop(state),
+        state.executor.close if state.executor is not None else _nothing,
+        state.knowledge.close if state.knowledge is not None else _nothing,
+        state.cache.aclose if state.cache is not None else _nothing,
+        close_keys,
+        state.rate_limits.close,
+    ]
+    failures: list[Exception] = []
+    for step in steps:
         try:
-            if state.executor is not None:
-                await state.executor.close()
-        finally:
-            try:
-                if state.knowledge is not None:
-                    await state.knowledge.close()
-            finally:
-                if state.cache is not None:
-                    await state.cache.aclose()
-                if state.key_ring is not None:
-                    state.key_ring.close()
-                await state.rate_limits.close()
+            await step()
+        except Exception as exc:  # keep stopping the rest; report after
+            _log.exception("stopping a part of the service failed")
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _start_executor(state: AppState) -> None:

@@ -23,6 +23,7 @@ from companion.tools import ToolRegistry
 
 if TYPE_CHECKING:
     from companion.api._auth import InFlight, RateLimits
+    from companion.api._dashboard_feed import DashboardFeed
     from companion.api._tracing import TraceRing
 
 __all__ = ["AppState", "app_state"]
@@ -50,6 +51,7 @@ class AppState:
     mcp: Any = None  # the running MCP endpoint (companion.api._tools.McpService)
     knowledge: KnowledgeBase | None = None
     knowledge_problem: str | None = None
+    dashboard: DashboardFeed = None  # type: ignore[assignment]  # set by build_state
 
     def require_executor(self) -> Executor:
         """The running executor, or `SandboxUnavailable` saying why there is none."""

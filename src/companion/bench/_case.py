@@ -21,15 +21,16 @@ class Target:
     max_median_ns: float | None = None
     max_added_ns: float | None = None  # ours minus peer (e.g. profiler overhead over a bare call)
 
-    def describe(self) -> str:
+    def describe(self, unit: str = "ns") -> str:
         """Human form, e.g. `≤ 0.75× peer`."""
+        show = format_bytes if unit == "bytes" else format_ns
         parts: list[str] = []
         if self.max_ratio is not None:
             parts.append(f"≤ {self.max_ratio:g}× peer")
         if self.max_added_ns is not None:
             parts.append(f"≤ +{format_ns(self.max_added_ns)} over peer")
         if self.max_median_ns is not None:
-            parts.append(f"median ≤ {format_ns(self.max_median_ns)}")  # ns rows only
+            parts.append(f"median ≤ {show(self.max_median_ns)}")
         return ", ".join(parts) or "report only"
 
 
@@ -49,6 +50,9 @@ class Case:
     # "ns": the operations are timed. "bytes": each operation returns a size in bytes, which is
     # the figure (its median over a few calls), e.g. memory held by a structure.
     unit: Literal["ns", "bytes"] = "ns"
+    # True: each operation measures itself and returns its figure in ns (e.g. a load burst's
+    # time per request, or its p99); the runner calls it a few rounds, interleaved, untimed.
+    reported: bool = False
 
 
 def format_bytes(value: float) -> str:

@@ -45,9 +45,9 @@ def to_markdown(report: Report) -> str:
         f"Run: {report.started_at} ({report.mode}) on {machine['cpu']}, {machine['cores']} cores, "
         f"Python {machine['python']}, load average {machine['load_average']}.",
         "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
+        "| " + " | ".join((*HEADERS, "notes")) + " |",
+        "|" + "---|" * (len(HEADERS) + 1),
     ]
-    lines += ["| " + " | ".join(row_cells(row)) + " |" for row in report.rows]
+    lines += ["| " + " | ".join((*row_cells(row), row.note or "")) + " |" for row in report.rows]
     lines += ["", "Spread is half the interquartile range of our samples, relative to the median."]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from companion.bench._case import Case, Operation
 
@@ -22,10 +22,11 @@ class Budget:
     seconds_per_side: float
     min_samples: int = 15
     max_samples: int = 2_000
+    rounds: int = 3  # calls per side of rows whose operations report their own figure
 
 
 QUICK = Budget(seconds_per_side=0.25)
-FULL = Budget(seconds_per_side=2.0, min_samples=31)
+FULL = Budget(seconds_per_side=2.0, min_samples=31, rounds=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,9 @@ class RowResult:
     samples: int
     batch: int
     unit: str = "ns"
+    note: str | None = None  # what the operations said about themselves (e.g. requests/s)
+    # The figure over its bound, for the tightest of the target's checks: ≤ 1 passes (the chart).
+    target_fraction: float | None = None
 
 
 def _per_op_ns(op: Operation, batch: int) -> float:
@@ -84,9 +88,11 @@ def run_case(case: Case, budget: Budget) -> RowResult:
     ours = case.ours()
     peer = case.peer() if case.peer is not None else None
     try:
-        if case.unit == "bytes":
-            return _measure_sizes(case, ours, peer)
-        return _measure(case, budget, ours, peer)
+        if case.unit == "bytes" or case.reported:
+            row = _measure_reported(case, ours, peer, budget.rounds)
+        else:
+            row = _measure(case, budget, ours, peer)
+        return replace(row, note=_note(ours, peer))
     finally:
         for op in (ours, peer):
             close = getattr(op, "close", None)
@@ -123,15 +129,28 @@ def _measure(case: Case, budget: Budget, ours: Operation, peer: Operation | None
     return _summarise(case, ours_ns, peer_ns, batch)
 
 
-def _measure_sizes(case: Case, ours: Operation, peer: Operation | None) -> RowResult:
-    """Size rows: each operation returns bytes; three calls per side, interleaved."""
-    ours_bytes: list[float] = []
-    peer_bytes: list[float] = []
-    for _ in range(3):
-        ours_bytes.append(float(ours()))  # type: ignore[arg-type]
-        if peer is not None:
-            peer_bytes.append(float(peer()))  # type: ignore[arg-type]
-    return _summarise(case, ours_bytes, peer_bytes, batch=1)
+def _measure_reported(
+    case: Case, ours: Operation, peer: Operation | None, rounds: int
+) -> RowResult:
+    """Rows whose operations return their own figure (bytes, or ns they measured): interleaved."""
+    ours_values: list[float] = []
+    peer_values: list[float] = []
+    for index in range(rounds):
+        if peer is not None and index % 2:
+            peer_values.append(float(peer()))  # type: ignore[arg-type]
+        ours_values.append(float(ours()))  # type: ignore[arg-type]
+        if peer is not None and not index % 2:
+            peer_values.append(float(peer()))  # type: ignore[arg-type]
+    return _summarise(case, ours_values, peer_values, batch=1)
+
+
+def _note(ours: Operation, peer: Operation | None) -> str | None:
+    parts = []
+    for op in (ours, peer):
+        note = getattr(op, "note", None)
+        if callable(note):
+            parts.append(str(note()))
+    return "; ".join(parts) or None
 
 
 def _summarise(case: Case, ours_ns: list[float], peer_ns: list[float], batch: int) -> RowResult:
@@ -150,8 +169,9 @@ def _summarise(case: Case, ours_ns: list[float], peer_ns: list[float], batch: in
         peer_median_ns=peer_median,
         ratio=ratio,
         seed_figure=case.seed_figure,
-        target=case.target.describe(),
+        target=case.target.describe(case.unit),
         passed=_verdict(case, ours_median, peer_median, ratio),
+        target_fraction=_target_fraction(case, ours_median, peer_median, ratio),
         samples=len(ours_ns),
         batch=batch,
         unit=case.unit,
@@ -170,3 +190,17 @@ def _verdict(
     if target.max_median_ns is not None:
         checks.append(ours_median <= target.max_median_ns)
     return all(checks) if checks else None
+
+
+def _target_fraction(
+    case: Case, ours_median: float, peer_median: float | None, ratio: float | None
+) -> float | None:
+    target = case.target
+    fractions: list[float] = []
+    if target.max_ratio is not None and ratio is not None:
+        fractions.append(ratio / target.max_ratio)
+    if target.max_added_ns is not None and peer_median is not None:
+        fractions.append((ours_median - peer_median) / target.max_added_ns)
+    if target.max_median_ns is not None:
+        fractions.append(ours_median / target.max_median_ns)
+    return max(fractions) if fractions else None

@@ -24,6 +24,7 @@ GROUPS: dict[str, str] = {
     "execution": "companion.bench.cases_execution",
     "tools": "companion.bench.cases_tools",
     "search": "companion.bench.cases_search",
+    "http": "companion.bench.cases_http",
 }
 
 

@@ -11,6 +11,7 @@ from companion import __version__
 from companion.cli import (
     _bench,
     _config,
+    _demo,
     _doctor,
     _exec,
     _keys,
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.command("serve")(_serve.serve)
 app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
+app.command("demo")(_demo.demo)
 app.command("exec")(_exec.execute)
 app.command("ingest")(_knowledge.ingest)
 app.command("search")(_knowledge.search)

@@ -1,0 +1,87 @@
+"""Dashboard sign-in: HMAC-signed session cookies naming a key id, never the key itself.
+
+A cookie is `<key id>.<expiry unix s>.<hmac-sha256>`. It is HttpOnly and SameSite=Strict (so no other
+site can send it), scoped to `/dashboard`. Each request re-reads the key record (cached briefly), so
+a revoked or expired key ends its sessions within the key cache TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+from companion.api._auth import authenticate
+from companion.api._state import AppState, app_state
+from companion.errors import Forbidden, Unauthorized
+from companion.keys import ApiKey
+
+__all__ = ["COOKIE", "SessionSigner", "dashboard_admin"]
+
+COOKIE = "companion_dashboard"
+
+
+class SessionSigner:
+    """Issues and verifies session cookie values; the clock is injectable for tests."""
+
+    def __init__(
+        self, secret: bytes | None, ttl_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+
+    def _mac(self, payload: str) -> str:
+        digest = hmac.new(self._secret, payload.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def issue(self, key_id: str) -> str:
+        """A cookie value for `key_id`, valid for `ttl_s`."""
+        payload = f"{key_id}.{int(self._clock() + self.ttl_s)}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def verify(self, value: str) -> str | None:
+        """The key id of a genuine, unexpired cookie value; None otherwise."""
+        payload, _, mac = value.rpartition(".")
+        key_id, _, expires = payload.rpartition(".")
+        if not (key_id and expires.isdigit() and hmac.compare_digest(mac, self._mac(payload))):
+            return None
+        return key_id if int(expires) > self._clock() else None
+
+    async def key_of(self, state: AppState, key_id: str) -> ApiKey | None:
+        """The stored key record, cached for the key cache TTL (revocation applies within it)."""
+        now = self._clock()
+        cached = self._keys.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        key = await asyncio.to_thread(state.keys.store.get, key_id)
+        self._keys[key_id] = (now + state.settings.key_cache_ttl_s, key)
+        return key
+
+
+async def dashboard_admin(request: Request) -> ApiKey:
+    """The admin key of this request: from the session cookie, else from the API key headers."""
+    state = app_state(request)
+    if state.key_ring is None:
+        await state.open_keys(retry_interval_s=5.0)
+    signer: SessionSigner = state.dashboard.signer
+    cookie = request.cookies.get(COOKIE)
+    if cookie is not None and "authorization" not in request.headers:
+        key_id = signer.verify(cookie)
+        key = await signer.key_of(state, key_id) if key_id else None
+        if key is None:
+            raise Unauthorized("The dashboard session has expired: sign in again.")
+        key.check_usable(dt.datetime.now(dt.UTC))
+    else:
+        key = await authenticate(request, state.keys)
+    if not key.allows("admin"):
+        raise Forbidden("The dashboard needs a key with the `admin` scope.")
+    return key
