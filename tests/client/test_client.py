@@ -77,3 +77,30 @@ async def test_async_client(server: tuple[str, dict[str, str]]) -> None:
     async with AsyncClient(url, keys["execute"]) as client:
         result = await client.execute("javascript", "console.log([1, 2].map((x) => x * 3))")
         assert result["stdout"] == "[3,6]\n"
+
+
+def test_cli_remote_mode_uses_the_client(
+    server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, keys = server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    script = tmp_path / "remote.py"
+    script.write_text("print(sum(range(5)))")
+
+    def cli(*args: str, key: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [COMPANION, *args, "--url", url],
+            env={**env, "COMPANION_API_KEY": key},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    ran = cli("exec", str(script), key=keys["execute"])
+    assert (ran.returncode, ran.stdout) == (0, "10\n"), ran.stderr
+    denied = cli("exec", str(script), key=keys["tools"])
+    assert denied.returncode == 1
+    assert "lacks the `execute` scope" in denied.stderr
+    called = cli("tools", "call", "add", '{"a": 2, "b": 3}', key=keys["tools"])
+    assert called.returncode == 0, called.stderr
+    assert '"value": 5.0' in called.stdout

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
+
 __all__ = ["execute"]
 
 _BY_SUFFIX = {".py": "python", ".js": "javascript", ".mjs": "javascript"}
@@ -25,11 +27,13 @@ def execute(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole result as JSON.")
     ] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Run FILE in a sandbox; exit with its exit code (1 for timeouts and limits)."""
     from companion.config import load_settings
     from companion.errors import InvalidInput
-    from companion.execution import ExecutionRequest, SyncExecutor
+    from companion.execution import ExecutionRequest, ExecutionResult, SyncExecutor
 
     if source == "-":
         code = sys.stdin.read()
@@ -52,9 +56,12 @@ def execute(
             "limits": {k: v for k, v in limits.items() if v is not None},
         }
     )
-    settings = load_settings(execution_pool_size=1)
-    with SyncExecutor(settings) as executor:
-        result = executor.run(request)
+    if url is not None:
+        raw = remote_call(url, api_key, "POST", "/v1/execute", request.model_dump(mode="json"))
+        result = ExecutionResult.model_validate(raw)
+    else:
+        with SyncExecutor(load_settings(execution_pool_size=1)) as executor:
+            result = executor.run(request)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:

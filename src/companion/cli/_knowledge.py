@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
+
 if TYPE_CHECKING:
     from companion.knowledge import DocumentInput, KnowledgeBase
 
@@ -95,6 +97,8 @@ def search(
     mode: Annotated[str, typer.Option(help="bm25, vector or hybrid.")] = "bm25",
     k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Search a collection and print the best chunks."""
     import orjson
@@ -110,7 +114,11 @@ def search(
             await kb.close()
         return result.to_dict()
 
-    body = asyncio.run(run())
+    if url is not None:
+        path = f"/v1/collections/{collection}/search"
+        body = remote_call(url, api_key, "POST", path, {"query": query, "mode": mode, "k": k})
+    else:
+        body = asyncio.run(run())
     if as_json:
         typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
+
 if TYPE_CHECKING:
     from companion.tools import ToolRegistry
 
@@ -59,17 +61,28 @@ def list_tools(
 def call(
     name: Annotated[str, typer.Argument(help="The tool's name.")],
     arguments: Annotated[str, typer.Argument(help="The arguments as a JSON object.")] = "{}",
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Call a tool and print its result as JSON; a failed call exits 1."""
     import orjson
 
-    registry = _registry()
-    try:
-        result = registry.call(name, arguments, tenant="cli")
-    finally:
-        registry.close()
-    typer.echo(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
-    if not result.ok:
+    if url is not None:
+        from companion.errors import InvalidInput
+
+        try:
+            parsed = orjson.loads(arguments)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"the arguments are not valid JSON: {exc}") from None
+        body = remote_call(url, api_key, "POST", f"/v1/tools/{name}/invoke", {"arguments": parsed})
+    else:
+        registry = _registry()
+        try:
+            body = registry.call(name, arguments, tenant="cli").as_dict()
+        finally:
+            registry.close()
+    typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    if not body["ok"]:
         raise typer.Exit(1)
 
 
