@@ -8,13 +8,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from companion.api._auth import require
-from companion.api._state import AppState, app_state
+from companion.api._state import State
 from companion.keys import ApiKey
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/cache", tags=["cache"])
-State = Annotated[AppState, Depends(app_state)]
 AnyKey = Annotated[ApiKey, Depends(require())]
 TENANT_PREFIX = "t:{tenant}:"
 """Every tenant-owned cache key starts with this, so invalidation never crosses tenants."""

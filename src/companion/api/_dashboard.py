@@ -12,21 +12,19 @@ import asyncio
 import hashlib
 import html
 from importlib import resources
-from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from companion.api._dashboard_session import COOKIE, dashboard_admin
-from companion.api._state import AppState, app_state
+from companion.api._state import AppState, State
 from companion.errors import CompanionError, Forbidden, NotFound
 from companion.keys import ApiKey
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-State = Annotated[AppState, Depends(app_state)]
 _ASSETS = resources.files("companion.api") / "_dashboard_assets"
 _STATIC = {
     name: (_ASSETS / name).read_bytes() for name in ("dashboard.js", "dashboard.css", "favicon.svg")

@@ -8,14 +8,13 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from companion.api._auth import require
-from companion.api._state import AppState, app_state
+from companion.api._state import State
 from companion.execution import ExecutionRequest, ExecutionResult, Limits
 from companion.keys import ApiKey
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["execution"])
-State = Annotated[AppState, Depends(app_state)]
 ExecuteKey = Annotated[ApiKey, Depends(require("execute"))]
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from companion.api._auth import require
-from companion.api._state import AppState, app_state
+from companion.api._state import State
 from companion.keys import ApiKey
 from companion.knowledge import KnowledgeBase
 
@@ -20,7 +20,7 @@ ReadKey = Annotated[ApiKey, Depends(require("knowledge:read"))]
 WriteKey = Annotated[ApiKey, Depends(require("knowledge:write"))]
 
 
-def _knowledge(state: Annotated[AppState, Depends(app_state)]) -> KnowledgeBase:
+async def _knowledge(state: State) -> KnowledgeBase:
     return state.require_knowledge()
 
 

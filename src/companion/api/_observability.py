@@ -11,12 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from companion.api._auth import require
-from companion.api._state import AppState, app_state
+from companion.api._state import State
 
 __all__ = ["router"]
 
 router = APIRouter()
-State = Annotated[AppState, Depends(app_state)]
 _admin = [Depends(require("admin"))]
 SortKey = Literal[
     "total_s", "count", "errors", "avg_s", "min_s", "max_s", "p50_s", "p95_s", "p99_s"

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+from fastapi import Depends
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from companion.api._dashboard_feed import DashboardFeed
     from companion.api._tracing import TraceRing
 
-__all__ = ["AppState", "app_state"]
+__all__ = ["AppState", "State", "app_state"]
 
 _log = logging.getLogger("companion.api")
 
@@ -110,3 +111,12 @@ def app_state(request: Request) -> AppState:
     """The `AppState` of the app serving `request`."""
     state: AppState = request.app.state.companion
     return state
+
+
+async def _state_dependency(request: Request) -> AppState:
+    # Async on purpose: FastAPI runs a sync dependency in the thread pool, a ~50 µs hop per use.
+    return app_state(request)
+
+
+State = Annotated[AppState, Depends(_state_dependency)]
+"""Route parameter type giving the app's state."""

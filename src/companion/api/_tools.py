@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from companion.api._auth import require
 from companion.api._context import TENANT
 from companion.api._problems import problem_response
-from companion.api._state import AppState, app_state
+from companion.api._state import AppState, State
 from companion.errors import CompanionError, InvalidInput, ServiceUnavailable
 from companion.keys import ApiKey
 from companion.tools import ToolCall, ToolRegistry, register_builtins
@@ -24,7 +24,6 @@ from companion.tools import build_mcp_server as _build_mcp_server
 __all__ = ["McpEndpoint", "router", "start", "stop"]
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
-State = Annotated[AppState, Depends(app_state)]
 ToolsKey = Annotated[ApiKey, Depends(require("tools"))]
 _STRICT = ConfigDict(extra="forbid")
 

@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from companion.api._auth import authenticate, require
-from companion.api._state import AppState, app_state
+from companion.api._state import State
 from companion.errors import CompanionError, NotFound
 from companion.keys import KeyRing
 from companion.profiling import Profiler, Trace
@@ -104,7 +104,6 @@ class TracingMiddleware:
 
 
 router = APIRouter(prefix="/v1/profiling", tags=["observability"])
-State = Annotated[AppState, Depends(app_state)]
 
 
 @router.get(
