@@ -49,7 +49,7 @@ class AppState:
     executor: Executor | None = None
     executor_problem: str | None = None
     tools: ToolRegistry | None = None
-    mcp: Any = None  # the running MCP endpoint (companion.api._tools.McpService)
+    mcp: Any = None  # companion.api._tools.McpService: started on the first /mcp request
     knowledge: KnowledgeBase | None = None
     knowledge_problem: str | None = None
     dashboard: DashboardFeed = None  # type: ignore[assignment]  # set by build_state

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
@@ -19,9 +18,10 @@ from companion.api._state import AppState, State
 from companion.errors import CompanionError, InvalidInput, ServiceUnavailable
 from companion.keys import ApiKey
 from companion.tools import ToolCall, ToolRegistry, register_builtins
-from companion.tools import build_mcp_server as _build_mcp_server
 
-__all__ = ["McpEndpoint", "router", "start", "stop"]
+__all__ = ["McpEndpoint", "McpService", "router", "start", "stop"]
+
+_log = logging.getLogger("companion.api")
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
 ToolsKey = Annotated[ApiKey, Depends(require("tools"))]
@@ -167,26 +167,84 @@ def _summary(info: Any) -> ToolSummary:
 
 
 class McpEndpoint:
-    """The ASGI endpoint of `/mcp`: hands requests to the MCP server the lifespan started."""
+    """The ASGI endpoint of `/mcp`: guards the request, then hands it to the MCP server."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one MCP request for a key with the `tools` scope, or 503 before start-up."""
+        """Serve one MCP request for a key with the `tools` scope (the server starts on first use)."""
         state: AppState = scope["app"].state.companion
         try:
             await require("tools")(Request(scope))  # the same guard as every /v1 route
+            service = state.mcp
+            if service is None:
+                raise ServiceUnavailable("the MCP server is not started")
+            app = await service.ready()
         except CompanionError as exc:
             await problem_response(exc, scope)(scope, receive, send)
             return
-        handler = state.mcp
-        if handler is None:
-            raise ServiceUnavailable("the MCP server is not started")
-        await handler.app(scope, receive, send)
+        await app(scope, receive, send)
 
 
-class _McpService:
-    def __init__(self, app: StreamableHTTPASGIApp, stack: contextlib.AsyncExitStack) -> None:
-        self.app = app
-        self.stack = stack
+class McpService:
+    """The registry's MCP server, started on the first `/mcp` request in a task of its own.
+
+    Lazy because the MCP SDK costs ~15 MiB of memory; its own task because the session manager's
+    task group must be entered and left by the same task (never a request's).
+    """
+
+    def __init__(self, registry: ToolRegistry, allowed_hosts: list[str]) -> None:
+        self._registry = registry
+        self._hosts = allowed_hosts
+        self._app: Any = None
+        self._started = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    async def ready(self) -> Any:
+        """The ASGI app of the running server, starting it if needed."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._serve(), name="mcp-server")
+        await self._started.wait()
+        if self._app is None:
+            raise ServiceUnavailable(f"the MCP server could not start: {self._failure}")
+        return self._app
+
+    async def _serve(self) -> None:
+        try:
+            from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+            from mcp.server.transport_security import TransportSecuritySettings
+
+            from companion.tools import build_mcp_server
+
+            server = build_mcp_server(self._registry, tenant_of=_tenant_of_request)
+            hosts = self._hosts
+            security = TransportSecuritySettings(
+                enable_dns_rebinding_protection="*" not in hosts,
+                allowed_hosts=hosts,
+                allowed_origins=[f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts],
+            )
+            server.streamable_http_app(
+                streamable_http_path="/mcp",
+                stateless_http=True,
+                json_response=True,
+                transport_security=security,
+            )
+            async with server.session_manager.run():
+                self._app = StreamableHTTPASGIApp(server.session_manager)
+                self._started.set()
+                await self._stopping.wait()
+        except Exception as exc:  # reported to every waiting request as a 503
+            self._failure = exc
+            _log.error("the MCP server failed: %s", exc)
+        finally:
+            self._app = None
+            self._started.set()
+
+    async def stop(self) -> None:
+        """Stop the server if it ever started."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
 
 
 def _tenant_of_request(context: Any) -> str | None:
@@ -198,7 +256,7 @@ def _tenant_of_request(context: Any) -> str | None:
 
 
 async def start(state: AppState) -> None:
-    """Build the registry (built-ins, settings applied) and start the MCP session manager."""
+    """Build the registry (built-ins, settings applied); the MCP server waits for its first use."""
     settings = state.settings
     registry = ToolRegistry(
         cache=state.require_cache(),
@@ -215,32 +273,16 @@ async def start(state: AppState) -> None:
         knowledge=state.require_knowledge,
     )
     state.tools = registry
-    server = _build_mcp_server(registry, tenant_of=_tenant_of_request)
     hosts = [host.strip() for host in settings.mcp_allowed_hosts.split(",") if host.strip()]
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection="*" not in hosts,
-        allowed_hosts=hosts,
-        allowed_origins=[f"http://{host}" for host in hosts]
-        + [f"https://{host}" for host in hosts],
-    )
-    server.streamable_http_app(
-        streamable_http_path="/mcp",
-        stateless_http=True,
-        json_response=True,
-        transport_security=security,
-    )
-    # A mounted app's own lifespan never runs: the session manager must run inside ours.
-    stack = contextlib.AsyncExitStack()
-    await stack.enter_async_context(server.session_manager.run())
-    state.mcp = _McpService(StreamableHTTPASGIApp(server.session_manager), stack)
+    state.mcp = McpService(registry, hosts)
 
 
 async def stop(state: AppState) -> None:
-    """Stop the MCP session manager and the registry's threads."""
+    """Stop the MCP server and the registry's threads."""
     service, state.mcp = state.mcp, None
     try:
         if service is not None:
-            await service.stack.aclose()
+            await service.stop()
     finally:
         if state.tools is not None:
             state.tools.close()

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 
 from companion.cache._memory import MemoryTier
-from companion.cache._redis import RedisTier
 from companion.cache._tier import Tier
 from companion.cache._tiered import TieredCache
 
@@ -33,6 +32,8 @@ def build_cache(
     """
     l2: Tier
     if redis_url:
+        from companion.cache._redis import RedisTier  # redis-py only when Redis is configured
+
         l2 = RedisTier(
             redis_url,
             default_ttl_s=l2_ttl_s,

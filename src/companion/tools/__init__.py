@@ -3,6 +3,8 @@
 See docs/tools.md.
 """
 
+from typing import TYPE_CHECKING
+
 from companion.tools._builtins import BUILTIN_NAMES, register_builtins
 from companion.tools._context import current_tenant
 from companion.tools._errors import (
@@ -12,10 +14,22 @@ from companion.tools._errors import (
     ToolError,
     ToolNotFound,
 )
-from companion.tools._mcp import build_mcp_server, serve_mcp_stdio
 from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
 from companion.tools._registry import ToolRegistry
 from companion.tools._tool import ToolOptions, tool
+
+if TYPE_CHECKING:
+    from companion.tools._mcp import build_mcp_server, serve_mcp_stdio
+
+
+# The MCP SDK costs ~15 MiB of memory on import: loaded on first use of MCP, not with the tools.
+def __getattr__(name: str) -> object:
+    if name in {"build_mcp_server", "serve_mcp_stdio"}:
+        from companion.tools import _mcp
+
+        return getattr(_mcp, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BUILTIN_NAMES",
