@@ -114,12 +114,13 @@ def doctor(
         typer.echo(orjson.dumps([asdict(f) for f in findings], option=orjson.OPT_INDENT_2).decode())
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         colours = {"ok": "green", "missing": "yellow", "off": "dim", "fail": "red"}
         table = Table("area", "check", "status", "detail", title="companion doctor")
         for f in findings:
-            table.add_row(f.area, f.name, f"[{colours[f.status]}]{f.status}[/]", f.detail)
+            table.add_row(f.area, f.name, f"[{colours[f.status]}]{f.status}[/]", escape(f.detail))
         Console().print(table)
     if any(f.status == "fail" for f in findings):
         raise typer.Exit(1)
