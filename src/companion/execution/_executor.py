@@ -79,6 +79,9 @@ class Executor:
             seccomp_bpf=bpf,
             scratch_bytes=self.settings.execution_scratch_bytes,
             languages=[runtime.language for runtime in self.runtimes],
+            # Python and JavaScript share the limits of the settings table.
+            limit_defaults=self.runtimes.resolve("python").default_limits.model_dump(),
+            limit_maxima=self.runtimes.resolve("python").max_limits.model_dump(),
         )
         binary = node_binary()
         if binary is not None and any(r.language == "node" for r in self.runtimes):

@@ -96,7 +96,13 @@ def _copy_sandbox_lib(target: Path, with_quickjs: bool) -> None:
 
 
 def prepare_launch(
-    *, use_bwrap: bool, seccomp_bpf: bytes, scratch_bytes: int, languages: list[str]
+    *,
+    use_bwrap: bool,
+    seccomp_bpf: bytes,
+    scratch_bytes: int,
+    languages: list[str],
+    limit_defaults: dict[str, int],
+    limit_maxima: dict[str, int],
 ) -> LaunchPlan:
     """Lay out a private runtime directory and describe how zygotes start."""
     runtime_dir = Path(tempfile.mkdtemp(prefix="companion-sandbox-"))
@@ -107,6 +113,8 @@ def prepare_launch(
         "languages": languages,
         "seccomp_bpf": seccomp_bpf.hex(),
         "landlock_read_only": read_only,
+        "limit_defaults": limit_defaults,
+        "limit_maxima": limit_maxima,
     }
     # A venv's python is a symlink to the base interpreter, which is what the sandbox binds.
     interpreter = os.path.realpath(sys.executable)

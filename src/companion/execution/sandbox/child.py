@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Any
 
-__all__ = ["ERROR_FD", "SeccompLoader", "run_child", "warm_up"]
+__all__ = ["ERROR_FD", "LimitSetter", "SeccompLoader", "run_child", "warm_up"]
 
 ERROR_FD = 3  # the child reports a structured error here; stdout/stderr stay the user's
 # Bound at import: user code may replace module attributes (json.dumps = None) before we report.
@@ -33,7 +33,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _JS_STACK_BYTES = 1024 * 1024
-_JS_HEADROOM_BYTES = 8 * 1024 * 1024
+_JS_HEADROOM_BYTES = 32 * 1024 * 1024  # 8 MiB was seen to let a bomb reach RLIMIT_AS: SIGSEGV
 
 
 class _SockFprog(ctypes.Structure):
@@ -60,17 +60,51 @@ class SeccompLoader:
             raise OSError(ctypes.get_errno(), "seccomp filter load failed")
 
 
-def _set_limits(limits: dict[str, int], address_space_base: int) -> None:
-    cpu_s = max(1, -(-limits["cpu_time_ms"] // 1000))
-    # Soft < hard: SIGXCPU first (reported as a timeout), SIGKILL a second later as a backstop.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    memory = address_space_base + limits["memory_bytes"]
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_file_bytes"],) * 2)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["max_open_files"],) * 2)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # An oversized write fails with EFBIG (an exception the user sees) instead of killing silently.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+class LimitSetter:
+    """Rlimits in two steps, so a run's critical path usually makes no `setrlimit` call at all.
+
+    Before its request arrives, a pending child sets every soft limit to the runtime's default and
+    every hard limit to its maximum; the request then changes only the soft limits it lowered or
+    raised (within the hard limit). User code can move neither: seccomp denies setrlimit.
+    """
+
+    def __init__(self, defaults: dict[str, int], maxima: dict[str, int], as_base: int) -> None:
+        self._defaults = defaults
+        self._maxima = maxima
+        self._as_base = as_base
+
+    def _pairs(self, limits: dict[str, int]) -> dict[int, tuple[int, int]]:
+        def cpu_s(ms: int) -> int:
+            return max(1, -(-ms // 1000))
+
+        return {
+            # Soft < hard: SIGXCPU at the limit (reported as a timeout), SIGKILL later as a backstop.
+            resource.RLIMIT_CPU: (
+                cpu_s(limits["cpu_time_ms"]),
+                cpu_s(self._maxima["cpu_time_ms"]) + 1,
+            ),
+            resource.RLIMIT_AS: (
+                self._as_base + limits["memory_bytes"],
+                self._as_base + self._maxima["memory_bytes"],
+            ),
+            resource.RLIMIT_FSIZE: (limits["max_file_bytes"], self._maxima["max_file_bytes"]),
+            resource.RLIMIT_NOFILE: (limits["max_open_files"], self._maxima["max_open_files"]),
+        }
+
+    def prepare(self) -> None:
+        """In the pending child: defaults as soft limits, maxima as hard ones, no core dumps."""
+        for kind, pair in self._pairs(self._defaults).items():
+            resource.setrlimit(kind, pair)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # An oversized write fails with EFBIG (an exception the user sees) instead of killing.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def apply(self, limits: dict[str, int]) -> None:
+        """After the request: only the limits that differ from the defaults."""
+        wanted = self._pairs(limits)
+        for kind, pair in self._pairs(self._defaults).items():
+            if wanted[kind] != pair:
+                resource.setrlimit(kind, wanted[kind])
 
 
 def _report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
@@ -232,15 +266,17 @@ def warm_up() -> None:
     traceback.format_exception_only(ValueError, ValueError("x"))
 
 
-def run_child(request: dict[str, Any], seccomp: SeccompLoader, address_space_base: int) -> None:
-    """Lock down this freshly forked process, run the request, and exit; never returns."""
+def run_child(request: dict[str, Any], seccomp: SeccompLoader, rlimits: LimitSetter) -> None:
+    """Lock down this freshly forked process, run the request, and exit; never returns.
+
+    `rlimits.prepare()` and `setsid()` already ran while the child waited for its request.
+    """
     code = 70  # EX_SOFTWARE: the sandbox itself failed before user code ran
     try:
-        os.setsid()
         limits: dict[str, int] = request["limits"]
-        _set_limits(limits, address_space_base)
-        os.environ.clear()
-        os.environ.update(request.get("env", {}))
+        rlimits.apply(limits)
+        if request.get("env"):
+            os.environ.update(request["env"])
         seccomp.load()
         python = request["language"] == "python"
         code = _run_python(request) if python else _run_javascript(request, limits)

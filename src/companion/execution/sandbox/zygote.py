@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import landlock
-from .child import ERROR_FD, SeccompLoader, run_child, warm_up
+from .child import ERROR_FD, LimitSetter, SeccompLoader, run_child, warm_up
 from .protocol import read_frame, write_frame
 
 __all__ = ["main"]
@@ -131,7 +131,7 @@ class _Pending:
     pipes: dict[int, str]
 
 
-def _fork_pending(scratch: str, seccomp: SeccompLoader, as_base: int) -> _Pending:
+def _fork_pending(scratch: str, seccomp: SeccompLoader, rlimits: LimitSetter) -> _Pending:
     control_r, control_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -141,6 +141,10 @@ def _fork_pending(scratch: str, seccomp: SeccompLoader, as_base: int) -> _Pendin
         try:
             for fd in (control_w, out_r, err_r, res_r):
                 os.close(fd)
+            # Everything that does not depend on the request happens before it arrives.
+            os.setsid()
+            os.environ.clear()
+            rlimits.prepare()
             warm_up()
             request = read_frame(control_r)
             if request is None:
@@ -155,7 +159,7 @@ def _fork_pending(scratch: str, seccomp: SeccompLoader, as_base: int) -> _Pendin
                 os.dup2(source, target)
             os.closerange(ERROR_FD + 1, os.sysconf("SC_OPEN_MAX"))
             os.chdir(scratch)
-            run_child(request, seccomp, as_base)
+            run_child(request, seccomp, rlimits)
         finally:
             _exit(70)  # a child must never return into the zygote loop, whatever happened
     for fd in (control_r, out_w, err_w, res_w):
@@ -257,10 +261,11 @@ def main() -> None:
     scratch_root: str = init["scratch_root"]
     # Measured before Landlock closes /proc: children get their memory limit on top of this.
     as_base = _address_space_bytes()
+    rlimits = LimitSetter(init["limit_defaults"], init["limit_maxima"], as_base)
     abi = landlock.restrict_self(init["landlock_read_only"], [scratch_root])
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
-    child = _fork_pending(scratch, seccomp, as_base)
+    child = _fork_pending(scratch, seccomp, rlimits)
     write_frame(_OUT, {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]})
     while (request := read_frame(_IN)) is not None:
         to_reap = 0
@@ -275,4 +280,4 @@ def main() -> None:
         if to_reap:
             _reap(to_reap, _REAP_GRACE_S)
         shutil.rmtree(scratch, ignore_errors=True)
-        child = _fork_pending(scratch, seccomp, as_base)
+        child = _fork_pending(scratch, seccomp, rlimits)
