@@ -1,0 +1,135 @@
+"""`PostgresStore`'s search: full text and pgvector queries, chunk reads, re-embedding."""
+
+# ruff: noqa: S608 -- as for `_*_store.py` in pyproject: only constant column lists, validated
+# JSON paths and `%s` placeholder lists are interpolated.
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from companion.errors import FeatureUnavailable
+from companion.knowledge._errors import SearchTimeout
+from companion.knowledge._filters import Condition, to_postgres
+from companion.knowledge._models import ChunkRecord, ScoredChunk
+from companion.knowledge._postgres_base import PostgresBase, _floats
+
+__all__ = ["PostgresSearch"]
+
+
+class PostgresSearch(PostgresBase):
+    """The search and vector methods of `PostgresStore`."""
+
+    async def _search(
+        self,
+        tenant: str,
+        name: str,
+        timeout_ms: int,
+        query: Callable[[int], tuple[str, Sequence[Any]]],
+    ) -> list[ScoredChunk]:
+        """Run the SQL `query(collection_key)` returns, under a statement timeout."""
+        import psycopg
+
+        async with self._pool.connection() as conn, conn.transaction():
+            key = await self._key(conn, tenant, name)
+            await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+            sql, params = query(key)
+            try:
+                cursor = await conn.execute(sql, params)
+            except psycopg.errors.QueryCanceled:
+                raise SearchTimeout(f"the search took over {timeout_ms} ms") from None
+            return [ScoredChunk(int(k), float(s)) for k, s in await cursor.fetchall()]
+
+    async def search_text(
+        self,
+        tenant: str,
+        name: str,
+        terms: Sequence[str],
+        *,
+        k: int,
+        conditions: tuple[Condition, ...],
+        timeout_ms: int,
+    ) -> list[ScoredChunk]:
+        """Chunks matching any term, by `ts_rank_cd` (cover density), best first."""
+        where, params = to_postgres(conditions, "d.metadata")
+        # Terms come from the analyzer: letters and digits only, so `|` is the only syntax here.
+        query = " | ".join(terms)
+        sql = (
+            "SELECT c.key, ts_rank_cd(c.terms, q) AS score FROM kb_chunks c "
+            "JOIN kb_documents d ON d.key = c.document_key, to_tsquery('simple', %s) q "
+            f"WHERE c.collection_key = %s AND c.terms @@ q AND {where} "
+            "ORDER BY score DESC, c.key LIMIT %s"
+        )
+        return await self._search(
+            tenant, name, timeout_ms, lambda key: (sql, (query, key, *params, k))
+        )
+
+    async def search_vector(
+        self,
+        tenant: str,
+        name: str,
+        vector: Sequence[float],
+        *,
+        k: int,
+        conditions: tuple[Condition, ...],
+        timeout_ms: int,
+    ) -> list[ScoredChunk]:
+        """Nearest chunks by cosine distance through pgvector's HNSW index."""
+        if not self._pgvector:
+            raise FeatureUnavailable(self.vector_problem or "no pgvector")
+        where, params = to_postgres(conditions, "d.metadata")
+        literal = [float(x) for x in vector]
+        sql = (
+            "SELECT c.key, 1 - (c.embedding <=> %s::real[]::vector) AS score FROM kb_chunks c "
+            "JOIN kb_documents d ON d.key = c.document_key "
+            "WHERE c.collection_key = %s AND c.embedding IS NOT NULL "
+            f"AND {where} ORDER BY c.embedding <=> %s::real[]::vector LIMIT %s"
+        )
+        return await self._search(
+            tenant, name, timeout_ms, lambda key: (sql, (literal, key, *params, literal, k))
+        )
+
+    async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
+        """The chunks of `keys` with their documents' id, title and metadata."""
+        if not keys:
+            return {}
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata FROM kb_chunks c "
+                "JOIN kb_documents d ON d.key = c.document_key WHERE c.key = ANY(%s)",
+                (list(keys),),
+            )
+            rows = await cursor.fetchall()
+        return {row[0]: ChunkRecord(*row) for row in rows}
+
+    async def chunks_to_embed(
+        self, tenant: str, name: str, after_key: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """`(key, text)` of the collection's chunks in key order after `after_key`."""
+        async with self._pool.connection() as conn:
+            key = await self._key(conn, tenant, name)
+            cursor = await conn.execute(
+                "SELECT key, text FROM kb_chunks WHERE collection_key = %s AND key > %s "
+                "ORDER BY key LIMIT %s",
+                (key, after_key, limit),
+            )
+            return [(int(k), str(t)) for k, t in await cursor.fetchall()]
+
+    async def set_vectors(
+        self, tenant: str, name: str, vectors: Sequence[tuple[int, bytes]]
+    ) -> None:
+        """Replace the vectors of existing chunks in one transaction."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await self._key(conn, tenant, name)
+            async with conn.cursor() as cur:
+                if self._pgvector:
+                    await cur.executemany(
+                        "UPDATE kb_chunks SET vector_bytes = %s, embedding = %s::real[]::vector "
+                        "WHERE key = %s",
+                        [(v, _floats(v), k) for k, v in vectors],
+                    )
+                else:
+                    await cur.executemany(
+                        "UPDATE kb_chunks SET vector_bytes = %s WHERE key = %s",
+                        [(v, k) for k, v in vectors],
+                    )

@@ -1,0 +1,162 @@
+"""`SqliteStore`'s search: metadata filters, BM25 and vector queries, chunk reads, re-embedding."""
+
+# ruff: noqa: S608 -- as for `_*_store.py` in pyproject: only constant column lists and `?`
+# placeholder lists are interpolated.
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+import orjson
+
+from companion.knowledge._errors import SearchTimeout
+from companion.knowledge._filters import Condition, to_sqlite
+from companion.knowledge._models import ChunkRecord, ScoredChunk
+from companion.knowledge._sqlite_indexes import SqliteIndexes
+
+__all__ = ["SqliteSearch"]
+
+
+class SqliteSearch(SqliteIndexes):
+    """The search and vector methods of `SqliteStore`."""
+
+    # -- search --------------------------------------------------------------------------------
+
+    def _allowed_documents(
+        self, key: int, conditions: tuple[Condition, ...], timeout_ms: int
+    ) -> list[int] | None:
+        if not conditions:
+            return None
+        where, params = to_sqlite(conditions)
+        deadline = time.monotonic() + timeout_ms / 1000
+        with self._lock:
+            # The progress handler is the deadline: SQLite stops a filter that scans too long.
+            self._db.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            try:
+                rows = self._db.execute(
+                    f"SELECT key FROM documents WHERE collection_key = ? AND {where}",
+                    (key, *params),
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupted" in str(exc):
+                    raise SearchTimeout(f"the filter took over {timeout_ms} ms") from None
+                raise
+            finally:
+                self._db.set_progress_handler(None, 0)
+        return [row[0] for row in rows]
+
+    async def search_text(
+        self,
+        tenant: str,
+        name: str,
+        terms: Sequence[str],
+        *,
+        k: int,
+        conditions: tuple[Condition, ...],
+        timeout_ms: int,
+    ) -> list[ScoredChunk]:
+        """BM25 over the collection's chunks, only documents matching `conditions`."""
+
+        def search() -> list[ScoredChunk]:
+            with self._lock:
+                key = self._key(tenant, name)
+            allowed = self._allowed_documents(key, conditions, timeout_ms)
+            return self._fulltext.search(key, terms, k, allowed)
+
+        return await self._run(search)
+
+    async def search_vector(
+        self,
+        tenant: str,
+        name: str,
+        vector: Sequence[float],
+        *,
+        k: int,
+        conditions: tuple[Condition, ...],
+        timeout_ms: int,
+    ) -> list[ScoredChunk]:
+        """Nearest chunks by cosine similarity, only documents matching `conditions`."""
+
+        def search() -> list[ScoredChunk]:
+            with self._lock:
+                key = self._key(tenant, name)
+            allowed = self._allowed_documents(key, conditions, timeout_ms)
+            allowed_chunks = None if allowed is None else self._chunks_of(allowed)
+            return self._vectors.search(key, vector, k, allowed_chunks)
+
+        return await self._run(search)
+
+    def _chunks_of(self, doc_keys: list[int]) -> list[int]:
+        chunks: list[int] = []
+        with self._lock:
+            for start in range(0, len(doc_keys), 500):
+                batch = doc_keys[start : start + 500]
+                marks = ",".join("?" * len(batch))
+                chunks += [
+                    row[0]
+                    for row in self._db.execute(
+                        f"SELECT key FROM chunks WHERE document_key IN ({marks})", batch
+                    )
+                ]
+        return chunks
+
+    async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
+        """The chunks of `keys` with their documents' id, title and metadata (read inline)."""
+        if not keys:
+            return {}
+        if self._reader is None:
+            raise RuntimeError("SqliteStore is not started")
+        marks = ",".join("?" * len(keys))
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata FROM chunks c "
+                f"JOIN documents d ON c.document_key = d.key WHERE c.key IN ({marks})",
+                list(keys),
+            ).fetchall()
+        return {
+            row[0]: ChunkRecord(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]))
+            for row in rows
+        }
+
+    async def chunks_to_embed(
+        self, tenant: str, name: str, after_key: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """`(key, text)` of the collection's chunks in key order after `after_key`."""
+
+        def read() -> list[tuple[int, str]]:
+            with self._lock:
+                key = self._key(tenant, name)
+                rows = self._db.execute(
+                    "SELECT c.key, c.text FROM chunks c JOIN documents d ON c.document_key = d.key "
+                    "WHERE d.collection_key = ? AND c.key > ? ORDER BY c.key LIMIT ?",
+                    (key, after_key, limit),
+                ).fetchall()
+            return [(int(k), str(t)) for k, t in rows]
+
+        return await self._run(read)
+
+    async def set_vectors(
+        self, tenant: str, name: str, vectors: Sequence[tuple[int, bytes]]
+    ) -> None:
+        """Replace the vectors of existing chunks, then refresh the vector index."""
+
+        def write() -> None:
+            with self._transaction() as db:
+                key = self._key(tenant, name)
+                db.executemany(
+                    "UPDATE chunks SET vector = ? WHERE key = ?", [(v, k) for k, v in vectors]
+                )
+                doc_keys = {
+                    row[0]
+                    for k, _ in vectors
+                    for row in db.execute("SELECT document_key FROM chunks WHERE key = ?", (k,))
+                }
+                db.executemany(
+                    "INSERT INTO changes (collection_key, document_key) VALUES (?, ?)",
+                    [(key, doc_key) for doc_key in doc_keys],
+                )
+            self._catch_up()
+
+        await self._run(write)
