@@ -43,6 +43,7 @@ def _requests(keys: dict[str, str]) -> list[tuple[str, str, dict[str, Any], str]
             keys["acme"],
         ),
         ("GET", "/v1/tools", {}, keys["zeta"]),
+        ("POST", "/v1/collections/notes/search", {"query": "sandbox pool", "k": 5}, keys["acme"]),
     ]
     return [mix[i % len(mix)] for i in range(REQUESTS)]
 
@@ -72,7 +73,25 @@ async def _drive(
     return statuses, latencies_ms
 
 
+def _seed_collection(live: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {live.keys['acme']}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=30) as http:
+        http.post("/v1/collections", json={"name": "notes"})
+        documents = [
+            {
+                "id": f"n{i}",
+                "text": f"note {i}: the sandbox pool keeps warm zygotes, cache tier {i % 3}",
+            }
+            for i in range(50)
+        ]
+        assert (
+            http.post("/v1/collections/notes/documents", json={"documents": documents}).status_code
+            == 201
+        )
+
+
 def test_mixed_load_has_no_errors_and_stable_memory(live: LiveServer) -> None:
+    _seed_collection(live)
     process = psutil.Process(live.process.pid)
     warm_plan = _requests(live.keys)[:100]
     asyncio.run(_drive(live.url, warm_plan))  # warm-up: pools, caches, first imports

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -28,8 +29,8 @@ GROUPS: dict[str, str] = {
 }
 
 
-def load_cases(only: Sequence[str] | None = None) -> list[Case]:
-    """The cases of the named groups (all groups when `only` is empty)."""
+def load_cases(only: Sequence[str] | None = None, *, quick: bool = False) -> list[Case]:
+    """The cases of the named groups (all groups when `only` is empty); `quick` for smoke runs."""
     wanted = list(only) if only else list(GROUPS)
     unknown = sorted(set(wanted) - GROUPS.keys())
     if unknown:
@@ -39,7 +40,8 @@ def load_cases(only: Sequence[str] | None = None) -> list[Case]:
     cases: list[Case] = []
     for group in wanted:
         module = importlib.import_module(GROUPS[group])
-        cases.extend(module.cases())
+        takes_quick = "quick" in inspect.signature(module.cases).parameters
+        cases.extend(module.cases(quick=quick) if takes_quick else module.cases())
     return cases
 
 

@@ -181,9 +181,13 @@ class _Corpus:
         return run
 
 
+QUICK_CORPUS_CHUNKS = 20_000  # `--quick` is a smoke run: the rows say which size they measured
+_corpus_chunks = CORPUS_CHUNKS
+
+
 @functools.cache
 def _corpus() -> _Corpus:
-    return _Corpus()
+    return _Corpus(_corpus_chunks)
 
 
 def _ingest(with_embeddings: bool) -> Operation:
@@ -233,9 +237,14 @@ def _model_exported() -> bool:
     return (model_dir(load_settings()) / "manifest.json").exists()
 
 
-def cases() -> list[Case]:
-    """The search rows of SPEC section 6, plus ingest throughput and query embedding."""
-    chunks = f"{CORPUS_CHUNKS // 1000}k chunks"
+def cases(quick: bool = False) -> list[Case]:
+    """The search rows of SPEC section 6, plus ingest throughput and query embedding.
+
+    `quick` builds a 20k-chunk corpus instead of 100k (building is most of the group's time).
+    """
+    global _corpus_chunks  # noqa: PLW0603 - the corpus is built lazily, once, at the chosen size
+    _corpus_chunks = QUICK_CORPUS_CHUNKS if quick else CORPUS_CHUNKS
+    chunks = f"{_corpus_chunks // 1000}k chunks"
     model_rows = [
         Case(_GROUP, "MiniLM query embedding (onnxruntime)", ours=_query_embedding),
         Case(_GROUP, "ingest 64 one-chunk documents, with MiniLM", ours=lambda: _ingest(True)),

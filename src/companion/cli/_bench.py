@@ -42,7 +42,7 @@ def bench(
     from companion.bench._render import HEADERS, row_cells
 
     groups = [name.strip() for name in only.split(",") if name.strip()] if only else None
-    cases = load_cases(groups)
+    cases = load_cases(groups, quick=quick)
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
