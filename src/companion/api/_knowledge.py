@@ -31,18 +31,18 @@ class CollectionCreate(BaseModel):
     """A new collection."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=64)
-    description: str = Field("", max_length=1000)
+    name: str = Field(min_length=1, max_length=64, examples=["notes"])
+    description: str = Field("", max_length=1000, examples=["Meeting notes of the support team"])
 
 
 class DocumentIn(BaseModel):
     """One document; `metadata` must be a JSON object (validated by the knowledge base)."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str | None = Field(None, min_length=1, max_length=256)
-    text: str
-    title: str | None = None
-    metadata: Any = None
+    id: str | None = Field(None, min_length=1, max_length=256, examples=["faq-7"])
+    text: str = Field(examples=["Refunds are processed within five working days."])
+    title: str | None = Field(None, examples=["Refunds"])
+    metadata: Any = Field(None, examples=[{"team": "support", "year": 2026}])
     source: str | None = None
 
 
@@ -63,7 +63,7 @@ class SearchRequest(BaseModel):
     """A search; `filter` is documented in docs/knowledge.md."""
 
     model_config = ConfigDict(extra="forbid")
-    query: str
+    query: str = Field(examples=["how long do refunds take"])
     mode: Literal["bm25", "vector", "hybrid"] = "bm25"
     k: int = Field(10, ge=1, le=100)
     filter: dict[str, Any] | None = None
