@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import landlock
-from .child import ERROR_FD, LimitSetter, SeccompLoader, run_child, warm_up
+from .child import (
+    ERROR_FD,
+    LimitSetter,
+    SeccompLoader,
+    prepare_javascript,
+    prepare_python,
+    run_child,
+    warm_up,
+)
 from .protocol import read_frame, write_frame
 
 __all__ = ["main"]
@@ -131,7 +139,9 @@ class _Pending:
     pipes: dict[int, str]
 
 
-def _fork_pending(scratch: str, seccomp: SeccompLoader, rlimits: LimitSetter) -> _Pending:
+def _fork_pending(
+    scratch: str, seccomp: SeccompLoader, rlimits: LimitSetter, javascript: bool
+) -> _Pending:
     control_r, control_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -146,6 +156,9 @@ def _fork_pending(scratch: str, seccomp: SeccompLoader, rlimits: LimitSetter) ->
             os.environ.clear()
             rlimits.prepare()
             warm_up()
+            prepare_python()
+            if javascript:
+                prepare_javascript()
             request = read_frame(control_r)
             if request is None:
                 os._exit(0)
@@ -167,9 +180,14 @@ def _fork_pending(scratch: str, seccomp: SeccompLoader, rlimits: LimitSetter) ->
     return _Pending(pid, control_w, {out_r: "stdout", err_r: "stderr", res_r: "error"})
 
 
-def _prepare_scratch(scratch: str, request: dict[str, Any]) -> None:
+def _fresh_scratch(scratch: str) -> None:
+    """An empty scratch directory; called after every run, once its child was reaped."""
     shutil.rmtree(scratch, ignore_errors=True)
     os.mkdir(scratch, 0o700)
+
+
+def _prepare_scratch(scratch: str, request: dict[str, Any]) -> None:
+    # The directory is already fresh (made after the previous run): only the request's files remain.
     for name, content in request.get("files", {}).items():
         with open(os.path.join(scratch, name), "w", encoding="utf-8") as handle:
             handle.write(content)
@@ -262,10 +280,12 @@ def main() -> None:
     # Measured before Landlock closes /proc: children get their memory limit on top of this.
     as_base = _address_space_bytes()
     rlimits = LimitSetter(init["limit_defaults"], init["limit_maxima"], as_base)
+    javascript = "javascript" in languages
     abi = landlock.restrict_self(init["landlock_read_only"], [scratch_root])
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
-    child = _fork_pending(scratch, seccomp, rlimits)
+    _fresh_scratch(scratch)
+    child = _fork_pending(scratch, seccomp, rlimits, javascript)
     write_frame(_OUT, {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]})
     while (request := read_frame(_IN)) is not None:
         to_reap = 0
@@ -279,5 +299,5 @@ def main() -> None:
         # part of exiting), wipe scratch, and fork the next child. Nothing of a run outlives it.
         if to_reap:
             _reap(to_reap, _REAP_GRACE_S)
-        shutil.rmtree(scratch, ignore_errors=True)
-        child = _fork_pending(scratch, seccomp, rlimits)
+        _fresh_scratch(scratch)
+        child = _fork_pending(scratch, seccomp, rlimits, javascript)
