@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import queue
@@ -54,7 +53,7 @@ class NonBlockingStderrHandler(logging.Handler):
         super().__init__()
         self.dropped = 0
         self._direct = False
-        self._lines: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=max_lines)
+        self._lines: queue.Queue[str] = queue.Queue(maxsize=max_lines)
         self._writer = threading.Thread(target=self._write, name="log-writer", daemon=True)
         self._writer.start()
 
@@ -65,8 +64,7 @@ class NonBlockingStderrHandler(logging.Handler):
             sys.stderr.flush()
             return
         try:
-            # Formatting (JSON encoding) happens on the writer thread, off the request path.
-            self._lines.put_nowait(record)
+            self._lines.put_nowait(self.format(record))
         except queue.Full:
             self.dropped += 1
         except Exception:
@@ -86,12 +84,14 @@ class NonBlockingStderrHandler(logging.Handler):
 
     def _write(self) -> None:
         while True:
-            record = self._lines.get()
-            # A closed stderr or an unformattable record must not stop the draining.
-            with contextlib.suppress(Exception):
-                sys.stderr.write(self.format(record) + "\n")
+            line = self._lines.get()
+            try:
+                sys.stderr.write(line + "\n")
                 sys.stderr.flush()
-            self._lines.task_done()
+            except (OSError, ValueError):
+                pass  # stderr closed: keep draining so emitters never block
+            finally:
+                self._lines.task_done()
 
 
 def finish_logging() -> None:
