@@ -115,3 +115,11 @@ def test_a_tenant_invalidates_only_its_own_tool_results(client: TestClient) -> N
     assert removed["removed"] >= 1
     assert client.post("/v1/tools/add/invoke", json=call).json()["cached"] is False
     assert client.post("/v1/tools/add/invoke", json=call, headers=zeta).json()["cached"] is True
+
+
+def test_invoke_bodies_match_the_documented_result_model(client: TestClient) -> None:
+    from companion.api._tools import ResultBody
+
+    for arguments, tool in (({"a": 6, "b": 7}, "multiply"), ({"a": 1, "b": 0}, "divide")):
+        raw = client.post(f"/v1/tools/{tool}/invoke", json={"arguments": arguments}).json()
+        assert ResultBody.model_validate(raw).model_dump() == raw
