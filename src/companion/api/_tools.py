@@ -154,9 +154,9 @@ async def invoke(name: str, body: Invocation, state: State, key: ToolsKey) -> Re
     )
     # The registry's result is already JSON-ready and shaped as `ResultBody` (a test checks it):
     # encoding it once here saves the response model's validate-then-serialize on the hot path.
-    body = result.as_dict()
-    body.setdefault("id", None)
-    return Response(orjson.dumps(body), media_type="application/json")
+    payload = result.as_dict()
+    payload.setdefault("id", None)
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _summary(info: Any) -> ToolSummary:
