@@ -94,7 +94,9 @@ class InvalidationBus:
                     message = pubsub.get_message(timeout=_POLL_S)
                     if message is not None and message["type"] == "message":
                         self._handle(message["data"])
-            except (redis.RedisError, OSError):
+            # redis-py (with hiredis) can also raise TypeError/ValueError when the server drops the
+            # socket while it is selecting on it: that is a lost connection too, not a bug here.
+            except (redis.RedisError, OSError, TypeError, ValueError):
                 if self.connected.is_set():
                     logger.warning("cache invalidation bus %s lost its connection", self._channel)
                 self.connected.clear()
