@@ -17,6 +17,12 @@ _LIMIT_STATUS: dict[str, Status] = {
     "time": "timeout",
     "output": "output_limit",
 }
+# Why the zygote killed a run, when it did.
+_KILLED_STATUS: dict[str, Status] = {"timeout": "timeout", "output_limit": "output_limit"}
+# Signals an allocation failing at the address-space cap can end in (a NULL dereferenced, abort()).
+_ALLOCATION_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT})
+# Peak RSS at or above this share of the memory limit means the cap, not a bug, caused the crash.
+_NEAR_MEMORY_LIMIT_SHARE = 0.75
 
 
 def _parse_error(raw: str) -> tuple[ErrorInfo | None, str | None]:
@@ -34,10 +40,9 @@ def _parse_error(raw: str) -> tuple[ErrorInfo | None, str | None]:
 
 
 def _status(raw: dict[str, Any], limit: str | None, limits: Limits) -> Status:
-    if raw.get("killed") == "timeout":
-        return "timeout"
-    if raw.get("killed") == "output_limit":
-        return "output_limit"
+    killed_for = raw.get("killed")
+    if killed_for in _KILLED_STATUS:
+        return _KILLED_STATUS[killed_for]
     signal_number = raw.get("signal")
     if signal_number == signal.SIGXCPU or (
         signal_number == signal.SIGKILL and raw.get("cpu_ms", 0) >= limits.cpu_time_ms
@@ -45,6 +50,13 @@ def _status(raw: dict[str, Any], limit: str | None, limits: Limits) -> Status:
         return "timeout"
     if limit in _LIMIT_STATUS:
         return _LIMIT_STATUS[limit]
+    if (
+        signal_number in _ALLOCATION_CRASH_SIGNALS
+        and raw.get("memory_bytes", 0) >= _NEAR_MEMORY_LIMIT_SHARE * limits.memory_bytes
+    ):
+        # A runtime that does not check every allocation (QuickJS under GC pressure) can crash
+        # rather than raise when RLIMIT_AS refuses memory: the user hit the memory limit.
+        return "memory_limit"
     if raw.get("exit_code") == 0 and signal_number is None:
         return "ok"
     return "runtime_error"
