@@ -189,6 +189,15 @@ def test_state_never_leaks_between_runs(sandbox: SyncExecutor) -> None:
         assert clean.stdout == "[2] ['main.py'] False\n", clean
 
 
+def test_a_segfault_under_a_small_memory_limit_is_a_runtime_error(sandbox: SyncExecutor) -> None:
+    # The interpreter's own pages exceed 8 MiB; only what the snippet adds counts toward the limit.
+    result = run(
+        sandbox, "import ctypes\nctypes.string_at(0)", limits={"memory_bytes": 8 * 1024 * 1024}
+    )
+    assert (result.status, result.signal) == ("runtime_error", 11), result
+    assert_healthy(sandbox)
+
+
 def test_environment_is_only_what_the_request_gives(sandbox: SyncExecutor) -> None:
     result = run(sandbox, "import os\nprint(dict(os.environ))", env={"GREETING": "hi"})
     assert result.stdout == "{'GREETING': 'hi'}\n"

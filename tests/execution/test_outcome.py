@@ -29,8 +29,12 @@ _RUNTIME = Runtime(
 )
 
 
+_BASE = 14 * _MiB  # resident pages a child inherits from its zygote
+
+
 def _status(**raw: object) -> str:
-    return to_result({"exit_code": None, "cpu_ms": 10.0, **raw}, _RUNTIME, _LIMITS).status
+    report = {"exit_code": None, "cpu_ms": 10.0, "memory_base_bytes": _BASE, **raw}
+    return to_result(report, _RUNTIME, _LIMITS).status
 
 
 @pytest.mark.parametrize("crash", [signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS])
@@ -40,6 +44,12 @@ def test_a_crash_at_the_memory_cap_is_the_memory_limit(crash: int) -> None:
 
 def test_a_crash_far_below_the_memory_cap_stays_a_runtime_error() -> None:
     assert _status(signal=signal.SIGSEGV, memory_bytes=20 * _MiB) == "runtime_error"
+
+
+def test_inherited_pages_do_not_count_toward_the_cap() -> None:
+    small = _LIMITS.model_copy(update={"memory_bytes": 8 * _MiB})
+    report = {"signal": signal.SIGSEGV, "memory_bytes": _BASE, "memory_base_bytes": _BASE}
+    assert to_result(report, _RUNTIME, small).status == "runtime_error"
 
 
 def test_an_ordinary_exit_with_high_memory_is_still_ok() -> None:

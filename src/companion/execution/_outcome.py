@@ -21,8 +21,8 @@ _LIMIT_STATUS: dict[str, Status] = {
 _KILLED_STATUS: dict[str, Status] = {"timeout": "timeout", "output_limit": "output_limit"}
 # Signals an allocation failing at the address-space cap can end in (a NULL dereferenced, abort()).
 _ALLOCATION_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT})
-# Peak RSS at or above this share of the memory limit means the cap, not a bug, caused the crash.
-_NEAR_MEMORY_LIMIT_SHARE = 0.75
+# Peak RSS growth at or above this share of the memory limit means the cap, not a bug, caused the crash.
+_NEAR_MEMORY_LIMIT_SHARE = 0.5
 
 
 def _parse_error(raw: str) -> tuple[ErrorInfo | None, str | None]:
@@ -50,9 +50,11 @@ def _status(raw: dict[str, Any], limit: str | None, limits: Limits) -> Status:
         return "timeout"
     if limit in _LIMIT_STATUS:
         return _LIMIT_STATUS[limit]
+    # The limit is on what the snippet adds, so the interpreter's inherited pages do not count.
+    added_bytes = raw.get("memory_bytes", 0) - raw.get("memory_base_bytes", 0)
     if (
         signal_number in _ALLOCATION_CRASH_SIGNALS
-        and raw.get("memory_bytes", 0) >= _NEAR_MEMORY_LIMIT_SHARE * limits.memory_bytes
+        and added_bytes >= _NEAR_MEMORY_LIMIT_SHARE * limits.memory_bytes
     ):
         # A runtime that does not check every allocation (QuickJS under GC pressure) can crash
         # rather than raise when RLIMIT_AS refuses memory: the user hit the memory limit.

@@ -263,9 +263,12 @@ def _discard(child: _Pending) -> None:
         pass  # already reaped by the failed run
 
 
-def _address_space_bytes() -> int:
+def _statm_bytes() -> tuple[int, int]:
+    """This process's (address space, resident set) in bytes."""
     with open("/proc/self/statm", encoding="ascii") as handle:
-        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        size_pages, resident_pages = handle.read().split()[:2]
+    page_bytes = os.sysconf("SC_PAGE_SIZE")
+    return int(size_pages) * page_bytes, int(resident_pages) * page_bytes
 
 
 def main() -> None:
@@ -277,8 +280,9 @@ def main() -> None:
     _preload(languages)
     seccomp = SeccompLoader(bytes.fromhex(init["seccomp_bpf"]))
     scratch_root: str = init["scratch_root"]
-    # Measured before Landlock closes /proc: children get their memory limit on top of this.
-    as_base = _address_space_bytes()
+    # Measured before Landlock closes /proc: children get their memory limit on top of the address
+    # space, and their peak RSS starts from the resident set they inherit.
+    as_base, memory_base_bytes = _statm_bytes()
     rlimits = LimitSetter(init["limit_defaults"], init["limit_maxima"], as_base)
     javascript = "javascript" in languages
     abi = landlock.restrict_self(init["landlock_read_only"], [scratch_root])
@@ -294,6 +298,7 @@ def main() -> None:
         except Exception as exc:  # a failed run is reported, the zygote lives on
             result = {"killed": None, "internal_error": f"{type(exc).__name__}: {exc}"}
             _discard(child)
+        result["memory_base_bytes"] = memory_base_bytes
         write_frame(_OUT, result)
         # While the service reads the result: reap the child (its memory teardown is the slow
         # part of exiting), wipe scratch, and fork the next child. Nothing of a run outlives it.
