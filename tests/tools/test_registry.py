@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+from datetime import date
 from typing import Annotated
 
 import pytest
@@ -400,3 +402,35 @@ def test_injected_clock_sets_durations() -> None:
 def test_bad_tenant_is_refused(registry: ToolRegistry) -> None:
     with pytest.raises(ValueError, match="tenant"):
         registry.call("add", {"a": 1, "b": 2}, tenant="a:b*")
+
+
+def schedule(day: date, span: tuple[int, int], ratio: float = 1.0) -> str:
+    """Describe a schedule.
+
+    Args:
+        day: The day.
+        span: First and last hour.
+        ratio: A factor.
+    """
+    return f"{day.isoformat()} {span[0]}-{span[1]} x{ratio}"
+
+
+def test_a_dict_gets_the_json_forms_its_schema_allows() -> None:
+    # Python-mode validation of a dict refuses an ISO string for a date and a list for a tuple;
+    # the registry then lets the JSON form decide, as for raw JSON from a remote caller.
+    registry = ToolRegistry()
+    registry.register(schedule)
+    from_dict = registry.call("schedule", {"day": "2026-11-27", "span": [9, 17]})
+    from_json = registry.call("schedule", '{"day": "2026-11-27", "span": [9, 17]}')
+    assert from_dict.value == from_json.value == "2026-11-27 9-17 x1.0"
+    native = {"day": date(2026, 11, 27), "span": (9, 17)}
+    assert registry.call("schedule", native).value == from_dict.value
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_dict_cannot_pass_numbers_json_has_not(bad: float) -> None:
+    registry = ToolRegistry()
+    registry.register(schedule)
+    with pytest.raises(ToolArgumentsInvalid) as caught:
+        registry.call("schedule", {"day": "2026-11-27", "span": [9, 17], "ratio": bad})
+    assert caught.value.errors[0]["pointer"] == "/ratio"

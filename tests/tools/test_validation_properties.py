@@ -72,6 +72,11 @@ def test_accepts_exactly_what_the_schema_accepts(
             registry.call("describe", raw)
         assert refused.value.errors, "every refusal names at least one field"
         assert all(error["pointer"].startswith("/") for error in refused.value.errors)
+        # The same arguments as a dict (validated in Python mode first) are refused the same way.
+        with pytest.raises(ToolArgumentsInvalid) as refused_dict:
+            registry.call("describe", arguments)
+        assert refused_dict.value.errors == refused.value.errors
         return
     result = registry.call("describe", raw)
     assert result.ok, (arguments, result)
+    assert registry.call("describe", arguments).value == result.value

@@ -9,18 +9,30 @@ sort answer any quantile.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from math import ceil, log
+from typing import NamedTuple
 
 from companion.errors import InvalidInput
 from companion.monitoring._errors import InvalidQuantile
 
-__all__ = ["QuantileSketch"]
+__all__ = ["Batch", "QuantileSketch"]
 
 # Magnitudes below MIN_VALUE count as zero; above MAX_VALUE they share the top bucket. The range bounds
 # the number of buckets: about 3,100 per sign at α = 1 %, whatever the number of values added.
 MIN_VALUE = 1e-9
 MAX_VALUE = 1e18
+
+
+class Batch(NamedTuple):
+    """Values summarised once (bucket counts, count, sum, extremes) to add to several sketches."""
+
+    counts: dict[int, int]
+    size: int
+    total: float
+    low: float
+    high: float
 
 
 class QuantileSketch:
@@ -111,23 +123,41 @@ class QuantileSketch:
 
     def add_many(self, values: Iterable[float]) -> None:
         """Add every value of an iterable (several times faster per value than `add`)."""
-        counts, mult, offset = self._counts, self._mult, self._offset
-        count, total, low, high = self._count, self._sum, self._min, self._max
+        self.add_batch(self.summarize(list(values)))
+
+    def summarize(self, values: list[float]) -> Batch:
+        """Bucket counts, count, sum and extremes of `values`, to add to one sketch or several."""
+        if not values:
+            return Batch({}, 0, 0.0, math.inf, -math.inf)
+        total, low, high = sum(values), min(values), max(values)
+        if not math.isnan(total) and low > MIN_VALUE and high < MAX_VALUE:
+            # The common case, no NaN and nothing out of range: the keys in one comprehension and
+            # counted in C, ~4x cheaper per value than the general loop below.
+            mult, offset = self._mult, self._offset
+            keyed = Counter([ceil(log(value) * mult) for value in values])
+            counts = {key + offset: n for key, n in keyed.items()}
+            return Batch(counts, len(values), total, low, high)
+        counts = {}
+        count, total, low, high = 0, 0.0, math.inf, -math.inf
         for value in values:
-            if MIN_VALUE < value < MAX_VALUE:
-                key = ceil(log(value) * mult) + offset
-            elif math.isnan(value):
+            if math.isnan(value):
                 continue
-            else:
-                key = self.key(value)
+            key = self.key(value)
             counts[key] = counts.get(key, 0) + 1
             count += 1
             total += value
-            if value < low:  # noqa: PLR1730
-                low = value
-            if value > high:  # noqa: PLR1730
-                high = value
-        self._count, self._sum, self._min, self._max = count, total, low, high
+            low, high = min(low, value), max(high, value)
+        return Batch(counts, count, total, low, high)
+
+    def add_batch(self, batch: Batch) -> None:
+        """Add what `summarize` counted."""
+        counts = self._counts
+        for key, n in batch.counts.items():
+            counts[key] = counts.get(key, 0) + n
+        self._count += batch.size
+        self._sum += batch.total
+        self._min = min(self._min, batch.low)
+        self._max = max(self._max, batch.high)
 
     def merge(self, other: QuantileSketch) -> None:
         """Fold `other` (same accuracy) into this sketch."""

@@ -17,11 +17,11 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable
-from math import ceil, log
+from math import ceil
 
 from companion.errors import InvalidInput
 from companion.monitoring._errors import InvalidWindow
-from companion.monitoring._sketch import MAX_VALUE, MIN_VALUE, QuantileSketch
+from companion.monitoring._sketch import QuantileSketch
 
 __all__ = ["FOLD_AT", "WindowedSketch"]
 
@@ -47,8 +47,6 @@ class WindowedSketch:
         "_fine",
         "_fine_slots",
         "_lock",
-        "_mult",
-        "_offset",
         "_pending",
         "_slot_end",
         "_slot_s",
@@ -72,8 +70,6 @@ class WindowedSketch:
         self._lock = threading.Lock()
         self._pending: list[float] = []
         self._all = QuantileSketch(relative_accuracy)
-        self._mult = self._all._mult
-        self._offset = self._all._offset
         self._cur = QuantileSketch(relative_accuracy)
         self._acc = QuantileSketch(relative_accuracy)
         self._fine: deque[QuantileSketch] = deque(maxlen=max(fine_slots - 1, 1))
@@ -150,33 +146,11 @@ class WindowedSketch:
         n = len(pending)
         if not n:
             return
-        batch = pending[:n]
+        batch = self._all.summarize(pending[:n])
         del pending[:n]
-        total_sketch, current = self._all, self._cur
-        totals, currents = total_sketch._counts, current._counts
-        mult, offset = self._mult, self._offset
-        count, total = 0, 0.0
-        low, high = total_sketch._min, total_sketch._max
-        for value in batch:
-            if MIN_VALUE < value < MAX_VALUE:
-                key = ceil(log(value) * mult) + offset
-            elif math.isnan(value):
-                continue
-            else:
-                key = total_sketch.key(value)
-            totals[key] = totals.get(key, 0) + 1
-            currents[key] = currents.get(key, 0) + 1
-            count += 1
-            total += value
-            if value < low:  # noqa: PLR1730 - plain comparisons: min()/max() cost ~100 ns more
-                low = value
-            if value > high:  # noqa: PLR1730
-                high = value
-        total_sketch._count += count
-        total_sketch._sum += total
-        total_sketch._min, total_sketch._max = low, high
-        current._count += count
-        current._sum += total
+        self._all.add_batch(batch)
+        # Slices track no extremes (their merges would make min/max wrong for a window).
+        self._cur.add_batch(batch._replace(low=math.inf, high=-math.inf))
 
     def _rotate(self, now: float) -> None:
         # Called with the lock held (and pending values folded), only when the current slot ended.

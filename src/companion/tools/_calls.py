@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import ErrorDetails, to_jsonable_python
 
 from companion.errors import CompanionError, FieldError
 from companion.tools._errors import ToolArgumentsInvalid, ToolError
@@ -23,6 +23,7 @@ __all__ = [
     "failure",
     "timeout_failure",
     "validate",
+    "validated_arguments",
 ]
 
 _log = logging.getLogger("companion.tools")
@@ -54,28 +55,61 @@ def encode_arguments(name: str, arguments: object) -> bytes:
     )
 
 
+def validated_arguments(record: ToolRecord, arguments: object) -> dict[str, Any]:
+    """Keyword arguments from a dict or raw JSON, with the semantics of validating its JSON form.
+
+    A dict is validated as it is first (strict Python mode, ~40 % cheaper than encoding it and
+    parsing the JSON back); only if that refuses it does the JSON form decide, because some values
+    are valid only as JSON text (an ISO date string for a `date`, a list for a `tuple`). On
+    JSON-shaped values the two agree (strict mode: no coercion, no NaN); Python-only values a
+    JSON caller cannot send (bytes, a set under `Any`) are taken as given.
+    """
+    if type(arguments) is dict:
+        try:
+            kwargs = record.validate_python(arguments)
+        except ValidationError as exc:
+            non_finite = [
+                e
+                for e in exc.errors(include_url=False, include_input=False)
+                if e["type"] == "finite_number"
+            ]
+            if non_finite:
+                # orjson writes NaN and infinities as null, which an optional parameter would take
+                # for "use the default": refuse them here, before the JSON form hides them.
+                raise arguments_error(record.name, non_finite) from None
+            return validate(record, encode_arguments(record.name, arguments))
+        return _defaults_for_nulls(record, kwargs)
+    return validate(record, encode_arguments(record.name, arguments))
+
+
 def validate(record: ToolRecord, raw: bytes) -> dict[str, Any]:
     """Strictly validate raw JSON arguments into keyword arguments, or `ToolArgumentsInvalid`."""
     try:
         kwargs = record.validate_json(raw)
     except ValidationError as exc:
-        raise arguments_error(record.name, exc) from None
-    if record.null_means_default:
-        # null for an optional parameter means "use its default" (OpenAI strict mode sends it).
-        skip = record.null_means_default
-        kwargs = {k: v for k, v in kwargs.items() if v is not None or k not in skip}
-    return kwargs
+        raise arguments_error(
+            record.name, exc.errors(include_url=False, include_input=False)
+        ) from None
+    return _defaults_for_nulls(record, kwargs)
 
 
-def arguments_error(name: str, exc: ValidationError) -> ToolArgumentsInvalid:
-    """One `FieldError` per problem, each with a JSON pointer to the argument."""
+def _defaults_for_nulls(record: ToolRecord, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if not record.null_means_default:
+        return kwargs
+    # null for an optional parameter means "use its default" (OpenAI strict mode sends it).
+    skip = record.null_means_default
+    return {k: v for k, v in kwargs.items() if v is not None or k not in skip}
+
+
+def arguments_error(name: str, problems: list[ErrorDetails]) -> ToolArgumentsInvalid:
+    """One `FieldError` per problem pydantic found, each with a JSON pointer to the argument."""
     errors = [
         FieldError(
             "".join(f"/{part}" for part in error["loc"]),
             error["msg"],
             error["type"],
         )
-        for error in exc.errors(include_url=False, include_input=False)
+        for error in problems
     ]
     summary = "; ".join(
         f"{error['pointer'] or 'arguments'}: {error['message']}" for error in errors

@@ -19,7 +19,14 @@ from companion.cache import MISSING, TieredCache
 from companion.errors import CompanionError, InvalidInput
 from companion.monitoring import Monitor
 from companion.tools import _export
-from companion.tools._calls import cache_key, encode_arguments, failure, timeout_failure, validate
+from companion.tools._calls import (
+    cache_key,
+    encode_arguments,
+    failure,
+    timeout_failure,
+    validate,
+    validated_arguments,
+)
 from companion.tools._context import CALLER_TENANT
 from companion.tools._errors import ToolAlreadyRegistered, ToolNotFound
 from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
@@ -205,7 +212,14 @@ class ToolRegistry:
         if type(prepared) is ToolResult:
             return prepared
         record, kwargs, key = prepared  # type: ignore[misc]
-        limit_s = _limit(record.timeout_s, timeout_s)
+        limit_s = record.timeout_s if timeout_s is None else _limit(record.timeout_s, timeout_s)
+        if limit_s is None and not record.is_async and CALLER_TENANT.get() == tenant:
+            # The common case in one frame: a sync tool, no timeout, its tenant already current.
+            try:
+                value = record.fn(**kwargs)
+            except Exception as exc:  # any tool failure becomes a result
+                return self._failed(record, failure(name, exc), start)
+            return self._succeeded(record, key, value, start)
         token = CALLER_TENANT.set(tenant)
         try:
             return self._finish_sync(record, kwargs, key, limit_s, start)
@@ -332,9 +346,9 @@ class ToolRegistry:
             raise self._not_found(name)
         if tenant not in self._tenants:
             self._check_tenant(tenant)
-        raw = encode_arguments(name, arguments)
         if not record.pure:
-            return record, validate(record, raw), None
+            return record, validated_arguments(record, arguments), None
+        raw = encode_arguments(name, arguments)
         canonical = record.memo.get(raw)
         if canonical is not None:
             key = f"t:{tenant}:tools:{name}:{canonical}"
@@ -388,8 +402,8 @@ class ToolRegistry:
             with contextlib.suppress(CompanionError):
                 self.cache.set(key, value, ttl_s=self.cache_ttl_s)
         elapsed_s = self._clock() - start
-        record.calls.inc()
         record.duration.observe(elapsed_s)
+        record.calls.inc()
         return ToolResult(record.name, True, value, None, elapsed_s * 1000)
 
     def _failed(self, record: ToolRecord, error: ToolErrorInfo, start: float) -> ToolResult:

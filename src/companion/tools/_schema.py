@@ -20,8 +20,9 @@ from companion.tools._errors import InvalidToolDefinition
 
 __all__ = ["ToolSchema", "build_schema"]
 
-# JSON-schema semantics: no coercion ("1.5" and true are not numbers) and no unknown keys.
-_STRICT = ConfigDict(strict=True, extra="forbid")
+# JSON-schema semantics: no coercion ("1.5" and true are not numbers), no unknown keys, and no
+# NaN or infinity (JSON has no such numbers; a Python caller must not pass what JSON cannot).
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 _make_typed_dict: Any = TypedDict  # called with computed fields, which type checkers cannot follow
 _ACCEPTED_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 

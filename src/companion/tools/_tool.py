@@ -107,6 +107,7 @@ class ToolRecord:
         "schema",
         "timeout_s",
         "validate_json",
+        "validate_python",
     )
 
     def __init__(self, fn: Callable[..., Any], options: ToolOptions, monitor: Monitor) -> None:
@@ -126,7 +127,10 @@ class ToolRecord:
         self.inline = bool(options.inline) and not self.is_async
         self.pure = pure
         self.timeout_s = options.timeout_s
-        self.validate_json = self.schema.arguments.validate_json
+        # pydantic-core's validator itself: TypeAdapter's Python wrapper costs ~300 ns a call.
+        validator = self.schema.arguments.validator
+        self.validate_json = validator.validate_json
+        self.validate_python = validator.validate_python
         self.null_means_default = self.schema.null_means_default
         # Raw arguments bytes -> canonical key of the validated arguments (pure tools only): a
         # repeated call finds its cache entry without validating again (same bytes, same outcome).
