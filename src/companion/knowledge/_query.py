@@ -30,6 +30,9 @@ __all__ = [
 MAX_QUERY_TERMS = 64
 SNIPPET_CHARS = 200
 TOKENIZER_NAME = "companion_en"
+# Unicode noncharacters, never meant to appear in text: they mark matches while a snippet is built,
+# and any found in a stored text are made spaces first.
+_OPEN, _CLOSE = "\ufdd0", "\ufdd1"
 
 
 @cache
@@ -75,30 +78,40 @@ def _stem(word: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _candidate_words(terms: frozenset[str]) -> re.Pattern[str] | None:
+def _candidate_words(terms: frozenset[str]) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
     # A stem is a prefix of its word except, at most, for its last letter (happy -> happi): words
     # starting with a stem minus its last letter are the only candidates, found by one C-level scan.
+    # Two forms: any text (a word starts after a non-alphanumeric, case ignored), and ASCII text
+    # already lower-cased with `_` made a space, where `\b` says the same thing and no case folding
+    # is needed; that form scans in about half the time (6.5 against 10 us per 400-character text).
     prefixes = sorted({term[:-1] or term for term in terms if term}, key=len, reverse=True)
     if not prefixes:
         return None
     alternation = "|".join(re.escape(prefix) for prefix in prefixes)
-    return re.compile(rf"(?<![^\W_])(?:{alternation})[^\W_]*", re.IGNORECASE)
+    return (
+        re.compile(rf"(?<![^\W_])(?:{alternation})[^\W_]*", re.IGNORECASE),
+        re.compile(rf"\b(?:{alternation})\w*", re.ASCII),
+    )
 
 
 def match_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
     """The `[start, end)` character spans of the words of `text` whose analyzed term is in `terms`."""
-    pattern = _candidate_words(terms)
-    if pattern is None:
+    patterns = _candidate_words(terms)
+    if patterns is None:
         return []
-    return [
-        (match.start(), match.end())
-        for match in pattern.finditer(text)
-        if _stem(match.group()) in terms
-    ]
+    if text.isascii():
+        # Lower-casing ASCII keeps every offset, so spans found in `folded` are spans of `text`.
+        folded = text.lower().replace("_", " ")
+        matches = patterns[1].finditer(folded)
+    else:
+        matches = patterns[0].finditer(text)
+    return [(match.start(), match.end()) for match in matches if _stem(match.group()) in terms]
 
 
 def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHARS) -> str:
     """The window of `text` with the most query terms, HTML-escaped, each match in `<mark>`."""
+    if _OPEN in text or _CLOSE in text:  # same length, so every offset still holds
+        text = text.replace(_OPEN, " ").replace(_CLOSE, " ")
     spans = match_spans(text, terms)
     start = _best_window_start(spans, len(text), max_chars)
     end = min(len(text), start + max_chars)
@@ -109,17 +122,20 @@ def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHAR
     if end < len(text):
         space = text.rfind(" ", end - 30, end)
         end = space if space > start else end
-    parts: list[str] = ["…" if start > 0 else ""]
+    # Matches are wrapped in marker characters and the window escaped in one call, then the markers
+    # become tags: one `html.escape` per snippet instead of two per match (about 3 us a snippet).
+    parts: list[str] = []
     cursor = start
     for begin, finish in spans:
         if begin < start or finish > end:
             continue
-        parts.append(html.escape(text[cursor:begin]))
-        parts.append(f"<mark>{html.escape(text[begin:finish])}</mark>")
+        parts += (text[cursor:begin], _OPEN, text[begin:finish], _CLOSE)
         cursor = finish
-    parts.append(html.escape(text[cursor:end]))
-    parts.append("…" if end < len(text) else "")
-    return "".join(parts).replace("\n", " ")
+    parts.append(text[cursor:end])
+    body = html.escape("".join(parts)).replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
+    ellipsis_before = "…" if start > 0 else ""
+    ellipsis_after = "…" if end < len(text) else ""
+    return f"{ellipsis_before}{body}{ellipsis_after}".replace("\n", " ")
 
 
 def _best_window_start(spans: list[tuple[int, int]], length: int, max_chars: int) -> int:
