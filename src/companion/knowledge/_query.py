@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from bisect import bisect_right
 from functools import cache, lru_cache
 
 import tantivy
@@ -141,13 +142,13 @@ def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHAR
 def _best_window_start(spans: list[tuple[int, int]], length: int, max_chars: int) -> int:
     if not spans or length <= max_chars:
         return 0
+    # Spans are sorted and disjoint, so their ends are sorted: a binary search (in C) counts the
+    # matches that fit in a window starting at each one.
+    ends = [end for _, end in spans]
     best_start, best_count = spans[0][0], 0
-    right = 0
     for left, (begin, _) in enumerate(spans):
-        right = max(right, left)
-        while right + 1 < len(spans) and spans[right + 1][1] - begin <= max_chars:
-            right += 1
-        if right - left + 1 > best_count:
-            best_start, best_count = begin, right - left + 1
+        count = max(1, bisect_right(ends, begin + max_chars, left) - left)
+        if count > best_count:
+            best_start, best_count = begin, count
     # Leave some context before the first match.
     return max(0, min(best_start - max_chars // 4, length - max_chars))
