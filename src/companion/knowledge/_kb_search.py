@@ -109,8 +109,8 @@ class KbSearch(KbBase):
                 )
             else:
                 depth = max(k, self.fusion_depth)
-                lexical, semantic = await asyncio.gather(
-                    self._bm25(tenant, collection, terms, depth, conditions),
+                # Vector first: it starts its worker thread before a BM25 search that may run inline.
+                semantic, lexical = await asyncio.gather(
                     self.store.search_vector(
                         tenant,
                         collection,
@@ -119,6 +119,7 @@ class KbSearch(KbBase):
                         conditions=conditions,
                         timeout_ms=self.query_timeout_ms,
                     ),
+                    self._bm25(tenant, collection, terms, depth, conditions),
                 )
                 ranked = reciprocal_rank_fusion(
                     [(self.bm25_weight, lexical), (self.vector_weight, semantic)], self.rrf_k, k
