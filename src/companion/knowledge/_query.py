@@ -106,7 +106,7 @@ def match_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
         matches = patterns[1].finditer(folded)
     else:
         matches = patterns[0].finditer(text)
-    return [(match.start(), match.end()) for match in matches if _stem(match.group()) in terms]
+    return [match.span() for match in matches if _stem(match.group()) in terms]
 
 
 def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHARS) -> str:
