@@ -78,35 +78,45 @@ def _stem(word: str) -> str:
     return analyzed[0] if len(analyzed) == 1 else ""
 
 
-@lru_cache(maxsize=1024)
-def _candidate_words(terms: frozenset[str]) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
+def _prefix_alternation(terms: frozenset[str]) -> str | None:
     # A stem is a prefix of its word except, at most, for its last letter (happy -> happi): words
     # starting with a stem minus its last letter are the only candidates, found by one C-level scan.
-    # Two forms: any text (a word starts after a non-alphanumeric, case ignored), and ASCII text
-    # already lower-cased with `_` made a space, where `\b` says the same thing and no case folding
-    # is needed; that form scans in about half the time (6.5 against 10 us per 400-character text).
     prefixes = sorted({term[:-1] or term for term in terms if term}, key=len, reverse=True)
-    if not prefixes:
+    return "|".join(re.escape(prefix) for prefix in prefixes) or None
+
+
+@lru_cache(maxsize=1024)
+def _candidate_words(terms: frozenset[str]) -> re.Pattern[str] | None:
+    # Any text: a word starts after a non-alphanumeric character; case is ignored.
+    alternation = _prefix_alternation(terms)
+    if alternation is None:
         return None
-    alternation = "|".join(re.escape(prefix) for prefix in prefixes)
-    return (
-        re.compile(rf"(?<![^\W_])(?:{alternation})[^\W_]*", re.IGNORECASE),
-        re.compile(rf"\b(?:{alternation})\w*", re.ASCII),
-    )
+    return re.compile(rf"(?<![^\W_])(?:{alternation})[^\W_]*", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def _ascii_candidate_words(terms: frozenset[str]) -> re.Pattern[str] | None:
+    # ASCII text already lower-cased with `_` made a space: `\b` says the same as the general
+    # pattern and no case folding is needed, which scans in about half the time (6.5 against 10 us
+    # per 400-character text). Compiled only when an ASCII text needs it (a compile is ~40-50 us).
+    alternation = _prefix_alternation(terms)
+    if alternation is None:
+        return None
+    return re.compile(rf"\b(?:{alternation})\w*", re.ASCII)
 
 
 def match_spans(text: str, terms: frozenset[str]) -> list[tuple[int, int]]:
     """The `[start, end)` character spans of the words of `text` whose analyzed term is in `terms`."""
-    patterns = _candidate_words(terms)
-    if patterns is None:
-        return []
     if text.isascii():
+        pattern = _ascii_candidate_words(terms)
         # Lower-casing ASCII keeps every offset, so spans found in `folded` are spans of `text`.
         folded = text.lower().replace("_", " ")
-        matches = patterns[1].finditer(folded)
     else:
-        matches = patterns[0].finditer(text)
-    return [match.span() for match in matches if _stem(match.group()) in terms]
+        pattern = _candidate_words(terms)
+        folded = text
+    if pattern is None:
+        return []
+    return [match.span() for match in pattern.finditer(folded) if _stem(match.group()) in terms]
 
 
 def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHARS) -> str:
@@ -142,6 +152,8 @@ def make_snippet(text: str, terms: frozenset[str], max_chars: int = SNIPPET_CHAR
 def _best_window_start(spans: list[tuple[int, int]], length: int, max_chars: int) -> int:
     if not spans or length <= max_chars:
         return 0
+    if spans[-1][1] - spans[0][0] <= max_chars:  # they all fit: the first window that has them all
+        return max(0, min(spans[0][0] - max_chars // 4, length - max_chars))
     # Spans are sorted and disjoint, so their ends are sorted: a binary search (in C) counts the
     # matches that fit in a window starting at each one.
     ends = [end for _, end in spans]
