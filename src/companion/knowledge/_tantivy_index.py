@@ -33,7 +33,7 @@ def _schema() -> tantivy.Schema:
 
 
 class FullTextIndex:
-    """BM25 (block-max WAND pruned) search over the chunks of each collection."""
+    """BM25 search over the chunks of each collection."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
