@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from companion.knowledge import KnowledgeBase, SqliteStore
+from companion.knowledge import KnowledgeBase, SqliteStore, _sqlite_search
 from companion.knowledge._tantivy_index import FullTextIndex
 
 
@@ -70,5 +72,50 @@ async def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
         await kb.delete_collection("t", "c")
         await kb.create_collection("t", "c")
         assert await _ids(kb, "anything") == []
+    finally:
+        await kb.close()
+
+
+async def test_small_unfiltered_bm25_runs_inline_and_never_waits_for_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path)
+    kb = KnowledgeBase(store)
+    await kb.start()
+    hops: list[object] = []
+    real_run = store._run
+
+    async def counting_run(fn: object, *args: object) -> object:
+        hops.append(fn)
+        return await real_run(fn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_run", counting_run)
+    try:
+        await kb.create_collection("t", "c")
+        await kb.upsert("t", "c", [{"id": "a", "text": "apples", "metadata": {"n": 1}}])
+        hops.clear()
+        # A writer holding the write lock for a whole batch must not hold up an inline search.
+        held = threading.Event()
+
+        def writer() -> None:
+            with store._lock:
+                held.set()
+                time.sleep(1.0)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        held.wait()
+        started = time.monotonic()
+        assert await _ids(kb, "apples") == ["a"]
+        assert time.monotonic() - started < 0.5
+        thread.join()
+        assert hops == []
+        # A filter (an SQLite scan) and a collection over the limit go to a worker thread.
+        result = await kb.search("t", "c", "apples", filter={"n": 1})
+        assert [hit.document_id for hit in result.results] == ["a"]
+        assert len(hops) == 1
+        monkeypatch.setattr(_sqlite_search, "INLINE_SEARCH_MAX_CHUNKS", 0)
+        assert await _ids(kb, "apples") == ["a"]
+        assert len(hops) == 2
     finally:
         await kb.close()

@@ -8,7 +8,7 @@ import pytest
 
 from companion.errors import InvalidInput
 from companion.knowledge import Chunker, InvalidDocument, html_to_text, read_documents
-from companion.knowledge._query import clean_query, make_snippet, query_terms
+from companion.knowledge._query import clean_query, make_snippet, match_spans, query_terms
 
 
 def test_paragraphs_are_packed_whole_and_spans_point_into_the_text() -> None:
@@ -93,3 +93,20 @@ def test_snippet_escapes_html_and_marks_terms() -> None:
     assert "<mark>purr</mark>" in snippet
     assert "<b>" not in snippet
     assert snippet.startswith("…")
+
+
+def test_ascii_spans_match_the_unicode_rule() -> None:
+    # ASCII text takes a lower-cased scan where `_` splits words, as the index's tokenizer does.
+    text = "RUNNING runs; snake_run x_runner rerun Run9 run"
+    terms = frozenset(query_terms("run runner"))
+    spans = match_spans(text, terms)
+    assert [text[a:b] for a, b in spans] == ["RUNNING", "runs", "run", "runner", "run"]
+    # The same words after a non-ASCII one go through the general scan and give the same words.
+    unicode_spans = match_spans("é " + text, terms)
+    assert [(a - 2, b - 2) for a, b in unicode_spans] == spans
+
+
+def test_snippet_markers_in_stored_text_never_become_tags() -> None:
+    text = "a \ufdd0cat\ufdd1 and a \ufdd1 dog"
+    snippet = make_snippet(text, frozenset(query_terms("cat")))
+    assert snippet == "a  <mark>cat</mark>  and a   dog"

@@ -87,6 +87,7 @@ class _Corpus:
         self.root = Path(tempfile.mkdtemp(prefix="companion-bench-search-"))
         self.passages, self.queries = generate_corpus(chunks)
         vectors = _unit_vectors(chunks, seed=11)
+        # No result cache (`cache=None`): the queries cycle, and every search must do the full work.
         self.kb = KnowledgeBase(
             SqliteStore(self.root / "kb"), _FixedEmbedder(_unit_vectors(_QUERIES, seed=13))
         )
@@ -252,7 +253,7 @@ def cases(quick: bool = False) -> list[Case]:
     return [
         Case(
             _GROUP,
-            f"BM25 search, {chunks}, k=10 (with snippets)",
+            f"BM25 search, {chunks}, k=10 (with snippets, uncached)",
             ours=_lazy(lambda c: c.search("bm25")),
             peer=_lazy(lambda c: c.raw_tantivy()),
             peer_name="raw tantivy OR query, same data",

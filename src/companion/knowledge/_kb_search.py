@@ -71,16 +71,17 @@ class KbSearch(KbBase):
         if mode != "bm25" and self.embedder is not None and problem is not None:
             warnings = (f"{mode} search ran as bm25: {problem}",)
             mode = "bm25"
-        key = self._cache_key(
-            tenant=tenant,
-            collection=collection,
-            text=text,
-            mode=mode,
-            k=k,
-            filter=filter,
-            with_snippets=with_snippets,
-        )
+        key = None
         if self.cache is not None:
+            key = self._cache_key(
+                tenant=tenant,
+                collection=collection,
+                text=text,
+                mode=mode,
+                k=k,
+                filter=filter,
+                with_snippets=with_snippets,
+            )
             hit = self.cache.get(key)
             if hit is not None:
                 hits = [SearchHit(**item) for item in hit]
@@ -108,8 +109,8 @@ class KbSearch(KbBase):
                 )
             else:
                 depth = max(k, self.fusion_depth)
-                lexical, semantic = await asyncio.gather(
-                    self._bm25(tenant, collection, terms, depth, conditions),
+                # Vector first: it starts its worker thread before a BM25 search that may run inline.
+                semantic, lexical = await asyncio.gather(
                     self.store.search_vector(
                         tenant,
                         collection,
@@ -118,12 +119,13 @@ class KbSearch(KbBase):
                         conditions=conditions,
                         timeout_ms=self.query_timeout_ms,
                     ),
+                    self._bm25(tenant, collection, terms, depth, conditions),
                 )
                 ranked = reciprocal_rank_fusion(
                     [(self.bm25_weight, lexical), (self.vector_weight, semantic)], self.rrf_k, k
                 )
         hits = await self._hits(ranked, frozenset(terms) if with_snippets else None)
-        if self.cache is not None:
+        if self.cache is not None and key is not None:
             self.cache.set(
                 key, [h.to_dict() for h in hits], self.cache_ttl_s, tags=(_tag(tenant, collection),)
             )

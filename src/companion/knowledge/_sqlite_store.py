@@ -24,6 +24,8 @@ from companion.knowledge._vectors import VectorIndex
 
 __all__ = ["SqliteStore"]
 
+READER_MMAP_BYTES = 1 << 30  # address space, not memory: pages are the OS's file cache
+
 
 class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
     """The embedded store under `root` (usually `COMPANION_DATA_DIR/knowledge`)."""
@@ -67,6 +69,9 @@ class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
         self._conn = connect(str(self.root / "knowledge.sqlite3"))
         migrate(self._conn)
         self._reader = connect(str(self.root / "knowledge.sqlite3"))
+        # Result rows are random pages of a large file: read through a memory map they cost about
+        # half (10 rows of a 100k-chunk store: 52 against 103 us here), with no read() per page.
+        self._reader.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
         if not self._seq_file.exists():
             self._rebuild()
         self._apply_changes()

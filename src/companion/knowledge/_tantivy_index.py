@@ -33,7 +33,7 @@ def _schema() -> tantivy.Schema:
 
 
 class FullTextIndex:
-    """BM25 (block-max WAND pruned) search over the chunks of each collection."""
+    """BM25 search over the chunks of each collection."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -93,16 +93,25 @@ class FullTextIndex:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root.mkdir(parents=True, exist_ok=True)
 
+    def chunk_count(self, collection_key: int) -> int:
+        """How many chunks the collection's index holds (0 when it has none yet)."""
+        index = self._existing(collection_key)
+        return 0 if index is None else index.searcher().num_docs
+
+    def _existing(self, collection_key: int) -> tantivy.Index | None:
+        if collection_key not in self._indexes and not (self.root / str(collection_key)).exists():
+            return None
+        return self._index(collection_key)
+
     def search(
         self, collection_key: int, terms: Sequence[str], k: int, doc_keys: Sequence[int] | None
     ) -> list[ScoredChunk]:
         """The best `k` chunks for `terms` (OR), only from `doc_keys` when given."""
         if not terms or (doc_keys is not None and not doc_keys):
             return []
-        path = self.root / str(collection_key)
-        if collection_key not in self._indexes and not path.exists():
+        index = self._existing(collection_key)
+        if index is None:
             return []
-        index = self._index(collection_key)
         schema = self._schema
         should = [
             (tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", term, "freq"))
