@@ -23,7 +23,10 @@ def build_knowledge_base(
 
         store = PostgresStore(settings.database_url.get_secret_value())
     else:
-        store = SqliteStore(settings.data_dir / "knowledge")
+        store = SqliteStore(
+            settings.data_dir / "knowledge",
+            exact_vector_max_chunks=settings.knowledge_exact_max_chunks,
+        )
     return KnowledgeBase(
         store,
         embedder,

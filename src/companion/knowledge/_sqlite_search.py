@@ -82,6 +82,8 @@ class SqliteSearch(SqliteIndexes):
         def search() -> list[ScoredChunk]:
             with self._lock:
                 key = self._key(tenant, name)
+                # Under the store's lock: opening may rebuild the files from SQLite.
+                self._vectors.prepare(key)
             allowed = self._allowed_documents(key, conditions, timeout_ms)
             allowed_chunks = None if allowed is None else self._chunks_of(allowed)
             return self._vectors.search(key, vector, k, allowed_chunks)
