@@ -69,6 +69,13 @@ class Corpus:
         found = await self.store.fetch_chunks([hit.key for hit in hits])
         return [found[hit.key].document_id for hit in hits]
 
+    async def graph_ready(self) -> None:
+        """Search once (which starts the HNSW build past the limit) and wait for the graph."""
+        await self.ids(unit_vectors(1, 99)[0], 1)
+        self.store._vectors.wait_for_graphs(timeout_s=120)
+        (state,) = self.store._vectors._collections.values()
+        assert state.graph is not None
+
     def exact_ids(self, query: np.ndarray, k: int, groups: list[int] | None = None) -> list[str]:
         items = [(i, v) for i, (v, g) in self.expected.items() if groups is None or g in groups]
         scores = np.array([float(v @ query) for _, v in items])
@@ -171,8 +178,8 @@ async def large(tmp_path: Path) -> Corpus:
 
 async def test_past_the_exact_limit_hnsw_answers_with_high_recall(large: Corpus) -> None:
     queries = unit_vectors(40, 22)
+    await large.graph_ready()
     found = [await large.ids(q, 10) for q in queries]
-    assert large.store._vectors._collections[int(vector_dir(large).name)].graph is not None
     assert recall(found, [large.exact_ids(q, 10) for q in queries]) >= 0.95
     filtered = [await large.ids(q, 10, groups=[1]) for q in queries]
     assert recall(filtered, [large.exact_ids(q, 10, groups=[1]) for q in queries]) >= 0.95
@@ -181,7 +188,7 @@ async def test_past_the_exact_limit_hnsw_answers_with_high_recall(large: Corpus)
 
 async def test_hnsw_reflects_updates_and_deletes(large: Corpus) -> None:
     queries = unit_vectors(20, 23)
-    await large.ids(queries[0], 1)  # build the graph
+    await large.graph_ready()
     # Each query's own vector given to a document: it must come back first.
     await large.put(queries[:10], first=0)
     for i in range(10, 60):
@@ -197,7 +204,7 @@ async def test_hnsw_reflects_updates_and_deletes(large: Corpus) -> None:
 @pytest.mark.parametrize("damage", [None, "crash", "delete", "truncate"])
 async def test_the_hnsw_file_reloads_or_is_rebuilt(large: Corpus, damage: str | None) -> None:
     queries = unit_vectors(20, 24)
-    await large.ids(queries[0], 1)
+    await large.graph_ready()
     await large.put(unit_vectors(30, 25), first=400)  # after the graph's save: replayed on open
     await large.delete("d3")
     state = large.store._vectors._collections[int(vector_dir(large).name)]
@@ -212,6 +219,7 @@ async def test_the_hnsw_file_reloads_or_is_rebuilt(large: Corpus, damage: str | 
     elif damage == "truncate":
         os.truncate(graph_file, 100)
     await large.restart()
+    await large.graph_ready()  # loaded at once, or rebuilt in the background
     found = [await large.ids(q, 10) for q in queries]
     assert recall(found, [large.exact_ids(q, 10) for q in queries]) >= 0.95
     assert all("d3" not in ids for ids in found)

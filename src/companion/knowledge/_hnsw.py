@@ -1,10 +1,12 @@
 """An HNSW graph (usearch) over one collection's vector log, for collections past the exact limit.
 
-The graph is saved next to the log as `hnsw.usearch`, with `hnsw.json` recording how many log rows
-it covered when saved. Opening it replays the log rows written since (new rows added, tombstoned
-ones removed), so the file may lag the log; saving happens after a build, after a compaction, at
-close and when a quarter of the graph is unsaved. A missing or unreadable file is rebuilt from
-the log, which itself rebuilds from SQLite: the graph is never a source of truth.
+Only imported once a collection passes the limit (numpy and usearch are installed by then). The
+graph is built in a background thread (minutes for 100k vectors on two cores) and saved next to
+the log as `hnsw.usearch`, with `hnsw.json` recording how many log rows it covered when saved.
+Opening it replays the log rows written since (new rows added, tombstoned ones removed), so the
+file may lag the log; it is saved after a build, after a compaction, at close and when a quarter
+of the graph is unsaved. A missing or unreadable file is rebuilt from the log, which itself
+rebuilds from SQLite: the graph is never a source of truth.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from companion.knowledge._vector_log import VectorLog
+import numpy as np
+
+from companion.knowledge._vector_log import Snapshot, VectorLog
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
 
 __all__ = ["HnswGraph", "forget"]
@@ -53,18 +56,20 @@ class HnswGraph:
         return self._unsaved > 0
 
     @classmethod
-    def open_or_build(cls, log: VectorLog) -> HnswGraph:
-        """The saved graph brought up to the log's rows, or a new one built from the log."""
-        graph = cls._open(log)
-        if graph is None:
-            graph = cls(log.directory, _new_index(log.dimension))
-            graph.add_rows(log, 0)
-            graph.save(log.rows)
-        return graph
+    def build(cls, directory: Path, dimension: int, rows: Snapshot, stop: threading.Event) -> bool:
+        """Build a graph of the live `rows` and save it; False when `stop` was set meanwhile."""
+        graph = cls(directory, _new_index(dimension))
+        live = np.flatnonzero(~rows.dead)
+        for first in range(0, len(live), _BUILD_BATCH_ROWS):
+            if stop.is_set():
+                return False
+            graph.add_rows(rows, live[first : first + _BUILD_BATCH_ROWS])
+        graph.save(len(rows.chunks))
+        return True
 
     @classmethod
-    def _open(cls, log: VectorLog) -> HnswGraph | None:
-        import numpy as np
+    def open(cls, log: VectorLog) -> HnswGraph | None:
+        """The saved graph brought up to the log's rows, or None when missing or unreadable."""
         from usearch.index import Index
 
         try:
@@ -83,19 +88,16 @@ class HnswGraph:
         old = slice(0, covered)
         gone = np.setdiff1d(log.chunks[old][log.dead[old]], log.chunks[old][~log.dead[old]])
         graph.remove(gone)
-        graph.add_rows(log, covered)
-        if graph._unsaved * 4 >= max(graph.size, 1):
+        graph.add_rows(log.snapshot(), covered + np.flatnonzero(~log.dead[covered:]))
+        if graph.needs_save():
             graph.save(log.rows)
         return graph
 
-    def add_rows(self, log: VectorLog, start: int) -> None:
-        """Add the live rows of `log` from row `start` on (replacing keys already present)."""
-        import numpy as np
-
-        rows = start + np.flatnonzero(~log.dead[start:])
-        for first in range(0, len(rows), _BUILD_BATCH_ROWS):
-            batch = rows[first : first + _BUILD_BATCH_ROWS]
-            self.add(log.chunks[batch], np.asarray(log.vectors[batch]))
+    def add_rows(self, rows: Snapshot, positions: npt.NDArray[np.intp]) -> None:
+        """Add the rows at `positions` (replacing keys already present)."""
+        for first in range(0, len(positions), _BUILD_BATCH_ROWS):
+            batch = positions[first : first + _BUILD_BATCH_ROWS]
+            self.add(rows.chunks[batch], np.asarray(rows.vectors[batch]))
 
     def add(self, keys: npt.NDArray[np.int64], vectors: npt.NDArray[np.float32]) -> None:
         """Add vectors under chunk keys (a key already present is replaced)."""
@@ -114,8 +116,6 @@ class HnswGraph:
                 self._unsaved += len(keys)
 
     def _remove_present(self, keys: npt.NDArray[np.int64]) -> None:
-        import numpy as np
-
         present = keys[np.asarray(self._index.contains(keys.astype("uint64")), dtype=np.bool_)]
         if len(present):
             self._index.remove(present.astype("uint64"))

@@ -59,6 +59,9 @@ class VectorLog:
         self.docs = np.empty(0, dtype=np.int64)
         self.dead = np.empty(0, dtype=np.bool_)
         self.vectors: Any = np.empty((0, dimension), dtype=np.float32)
+        self.generation = (
+            0  # bumped by `compact`, which moves rows: positions taken before are void
+        )
 
     @property
     def rows(self) -> int:
@@ -178,6 +181,7 @@ class VectorLog:
             temporary.replace(self.directory / name)
         self.chunks, self.docs = self.chunks[keep], self.docs[keep]
         self.dead = self.dead[keep]
+        self.generation += 1
         self._write_meta()
         self._map()
 

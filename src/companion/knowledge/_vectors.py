@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from companion.knowledge._hnsw import HnswGraph, forget
 from companion.knowledge._models import ScoredChunk
 from companion.knowledge._vector_log import Snapshot, VectorLog, VectorRows
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from companion.knowledge._hnsw import HnswGraph
 
 __all__ = ["VectorIndex", "VectorRows"]
 
@@ -40,6 +41,7 @@ class _Collection:
     log: VectorLog
     graph: HnswGraph | None = None
     checked: bool = False
+    building: bool = False
 
 
 class VectorIndex:
@@ -59,6 +61,8 @@ class VectorIndex:
         self.checker = checker
         self._collections: dict[int, _Collection] = {}
         self._lock = threading.RLock()
+        self._builds: list[threading.Thread] = []
+        self._stop = threading.Event()
         # Only looked for, not imported: numpy costs ~15 MiB and a BM25-only service never needs it.
         self.problem: str | None = None
         if importlib.util.find_spec("numpy") is None:
@@ -72,14 +76,55 @@ class VectorIndex:
             if state is None or not state.checked:
                 state = self._verified(collection_key, state)
             large = state.log.alive > self.exact_max_rows
-            if large and state.graph is None and self._has_usearch:
-                _log.info("building or loading the HNSW graph of collection %d", collection_key)
-                state.graph = HnswGraph.open_or_build(state.log)
+            if large and state.graph is None and not state.building and self._has_usearch:
+                self._start_graph(collection_key, state)
             elif large and not self._has_usearch:
                 _log.warning("usearch is not installed: collection %d stays exact", collection_key)
             elif not large and state.graph is not None:
+                from companion.knowledge._hnsw import forget
+
                 state.graph = None
                 forget(state.log.directory)
+
+    def _start_graph(self, collection_key: int, state: _Collection) -> None:
+        """Load the saved graph, or build one in a thread while searches stay exact meanwhile."""
+        from companion.knowledge._hnsw import HnswGraph
+
+        state.graph = HnswGraph.open(state.log)
+        if state.graph is not None:
+            return
+        _log.info("building the HNSW graph of collection %d in the background", collection_key)
+        state.building = True
+        log = state.log
+        args = (collection_key, state, log.snapshot(), log.generation)
+        thread = threading.Thread(target=self._build, args=args, name="companion-hnsw-build")
+        self._builds.append(thread)
+        thread.start()
+
+    def _build(
+        self, collection_key: int, state: _Collection, rows: Snapshot, generation: int
+    ) -> None:
+        from companion.knowledge._hnsw import HnswGraph, forget
+
+        try:
+            log = state.log
+            if HnswGraph.build(log.directory, log.dimension, rows, self._stop):
+                with self._lock:
+                    current = self._collections.get(collection_key) is state
+                    if current and log.generation == generation:
+                        state.graph = HnswGraph.open(log)  # adds what was written meanwhile
+                    else:  # compacted or dropped meanwhile: the saved row positions are void
+                        forget(log.directory)
+        except Exception:
+            _log.exception("building the HNSW graph of collection %d failed", collection_key)
+        finally:
+            state.building = False
+
+    def wait_for_graphs(self, timeout_s: float | None = None) -> None:
+        """Wait for the HNSW graphs being built (tests and benchmarks)."""
+        for thread in list(self._builds):
+            thread.join(timeout_s)
+        self._builds = [thread for thread in self._builds if thread.is_alive()]
 
     def apply(self, collection_key: int, delete_documents: Iterable[int], add: VectorRows) -> None:
         """Tombstone the rows of `delete_documents` and append `add`, if the files exist."""
@@ -98,12 +143,14 @@ class VectorIndex:
             log.append(add)
             if state.graph is not None:
                 state.graph.remove(np.setdiff1d(removed, log.chunks[first:]))
-                state.graph.add_rows(log, first)
+                state.graph.add_rows(log.snapshot(), first + np.flatnonzero(~log.dead[first:]))
             if log.needs_compaction():
                 log.compact()
                 if state.graph is not None:
                     state.graph.save(log.rows)
                 else:
+                    from companion.knowledge._hnsw import forget
+
                     forget(log.directory)
             elif state.graph is not None and state.graph.needs_save():
                 state.graph.save(log.rows)
@@ -121,7 +168,10 @@ class VectorIndex:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def close(self) -> None:
-        """Save the HNSW graphs that changed since their last save."""
+        """Stop graph builds and save the HNSW graphs that changed since their last save."""
+        self._stop.set()
+        self.wait_for_graphs()
+        self._stop.clear()
         with self._lock:
             for state in self._collections.values():
                 if state.graph is not None and state.graph.dirty:
