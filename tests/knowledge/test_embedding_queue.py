@@ -70,6 +70,9 @@ async def test_small_writes_embed_inline_and_large_ones_are_left_to_the_queue(
     assert (await kb.embedding_progress("t", "c")).to_dict() == {"pending": 0, "embedded": 3}
     await kb.upsert("t", "c", [{**doc, "id": f"x{i}"} for i, doc in enumerate(documents(20))])
     assert (await kb.embedding_progress("t", "c")).to_dict() == {"pending": 20, "embedded": 3}
+    report = await kb.ingest("t", "c", [{"id": "bulk", "text": "one small chunk"}])
+    assert report.chunks_written == 1  # bulk ingest always leaves embedding to the queue
+    assert (await kb.embedding_progress("t", "c")).to_dict() == {"pending": 21, "embedded": 3}
     await kb.close()
 
 

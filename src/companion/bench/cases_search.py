@@ -101,6 +101,8 @@ class _Corpus:
         self.query_vectors = _unit_vectors(_QUERIES, seed=13)
         self.kb = KnowledgeBase(SqliteStore(self.root / "kb"), _FixedEmbedder(self.query_vectors))
         self.loop.run_until_complete(self._load(self.vectors))
+        if self.kb.embedding_queue is not None:  # vectors come preloaded: nothing to embed later
+            self.loop.run_until_complete(self.kb.embedding_queue.close())
         # Raw tantivy: the same texts, its built-in English analyzer, an OR of the query's words.
         schema = tantivy.SchemaBuilder().add_text_field("text", tokenizer_name="en_stem").build()
         self.raw_index = tantivy.Index(schema, path=str(self._mkdir("raw-tantivy")))
