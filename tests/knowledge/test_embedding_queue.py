@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from companion.cache import TieredCache
 from companion.knowledge import Embedder, EmbeddingInfo, KnowledgeBase, SqliteStore
 from companion.monitoring import Monitor
+from tests.knowledge.conftest import _make_store
 
 WORDS = ["apple", "river", "engine", "violin", "galaxy", "pepper", "tunnel", "meadow"]
 
@@ -155,3 +157,26 @@ async def test_ingest_with_the_real_model_is_embedded_in_the_background(
     expected = np.asarray(minilm.embed([text])[0], dtype=np.float32)
     assert np.allclose(np.frombuffer(blob, dtype=np.float32), expected, atol=1e-6)
     await kb.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_every_store_keeps_the_queue_across_a_restart(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    first = KnowledgeBase(
+        await _make_store(kind, tmp_path, request), FakeEmbedder(), inline_embed_max_chunks=3
+    )
+    await first.start()
+    assert first.embedding_queue is not None
+    await first.embedding_queue.close()
+    await first.create_collection("t", "c")
+    await first.upsert("t", "c", documents(12))
+    assert (await first.embedding_progress("t", "c")).pending == 12
+    await first.close()
+    second = KnowledgeBase(await _make_store(kind, tmp_path, request), FakeEmbedder())
+    await second.start()
+    try:
+        done = await second.wait_for_embeddings("t", "c", timeout_s=30)
+        assert done.to_dict() == {"pending": 0, "embedded": 12}
+    finally:
+        await second.close()

@@ -185,14 +185,18 @@ class VectorIndex:
         k: int,
         allowed_chunks: Sequence[int] | None,
     ) -> list[ScoredChunk]:
-        """The `k` chunks most similar to the unit `vector` (only `allowed_chunks` when given)."""
+        """The `k` chunks most similar to the unit `vector` (only `allowed_chunks` if given).
+
+        The store calls `prepare` first; a collection dropped in between answers nothing.
+        """
         import numpy as np
 
         with self._lock:
             state = self._collections.get(collection_key)
             if state is None:
-                self.prepare(collection_key)
-                state = self._collections[collection_key]
+                # Dropped since the store's `prepare` (deleted or re-embedded meanwhile); loading
+                # here would take the store's lock under this one, the reverse of the write path.
+                return []
             snapshot, graph = state.log.snapshot(), state.graph
         query = np.asarray(vector, dtype=np.float32)
         if allowed_chunks is not None and not allowed_chunks:
