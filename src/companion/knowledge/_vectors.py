@@ -42,6 +42,7 @@ class _Collection:
     graph: HnswGraph | None = None
     checked: bool = False
     building: bool = False
+    warned: bool = False
 
 
 class VectorIndex:
@@ -78,7 +79,8 @@ class VectorIndex:
             large = state.log.alive > self.exact_max_rows
             if large and state.graph is None and not state.building and self._has_usearch:
                 self._start_graph(collection_key, state)
-            elif large and not self._has_usearch:
+            elif large and not self._has_usearch and not state.warned:
+                state.warned = True  # once per collection and process, not once per search
                 _log.warning("usearch is not installed: collection %d stays exact", collection_key)
             elif not large and state.graph is not None:
                 from companion.knowledge._hnsw import forget
