@@ -164,6 +164,18 @@ class Settings(BaseSettings):
     knowledge_hybrid_vector_weight: float = Field(
         1.0, ge=0, description="Weight of the vector ranking in hybrid fusion."
     )
+    knowledge_exact_max_chunks: int = Field(
+        100_000,
+        ge=0,
+        description="Embedded store: collections with more chunk vectors than this are searched "
+        "through an HNSW graph (approximate) instead of exactly.",
+    )
+    knowledge_inline_embed_max_chunks: int = Field(
+        64,
+        ge=0,
+        description="Writes with more chunks than this commit at once and are embedded by the "
+        "background queue; smaller ones are embedded before they are acknowledged.",
+    )
     knowledge_embedder: Literal["auto", "none", "minilm"] = Field(
         "auto",
         description="`minilm` requires the exported ONNX model; `auto` uses it when present; "

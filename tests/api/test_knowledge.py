@@ -39,6 +39,7 @@ def test_collection_lifecycle(client: TestClient) -> None:
     )
     assert [c["name"] for c in client.get("/v1/collections").json()["collections"]] == ["docs"]
     assert client.get("/v1/collections/docs").json()["document_count"] == 0
+    assert client.get("/v1/collections/docs").json()["embeddings"] == {"pending": 0, "embedded": 0}
     assert client.delete("/v1/collections/docs").status_code == 204
     assert _problem(client.get("/v1/collections/docs"), 404)["code"] == "collection_not_found"
 
@@ -131,6 +132,7 @@ def test_bad_documents_write_nothing(
         _problem(client.post("/v1/collections/docs/documents", json=batch), status)["code"] == code
     )
     assert client.get("/v1/collections/docs").json()["document_count"] == 0
+    assert client.get("/v1/collections/docs").json()["embeddings"] == {"pending": 0, "embedded": 0}
 
 
 def test_invalid_utf8_body_is_a_400(client: TestClient) -> None:
@@ -142,6 +144,7 @@ def test_invalid_utf8_body_is_a_400(client: TestClient) -> None:
     )
     assert response.status_code in (400, 422)
     assert client.get("/v1/collections/docs").json()["document_count"] == 0
+    assert client.get("/v1/collections/docs").json()["embeddings"] == {"pending": 0, "embedded": 0}
 
 
 def test_unknown_collection_is_404_everywhere(client: TestClient) -> None:

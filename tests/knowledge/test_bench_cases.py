@@ -22,6 +22,14 @@ def test_every_operation_runs_on_a_small_corpus() -> None:
             assert result.results  # type: ignore[attr-defined]
         assert corpus.raw_tantivy()()
         corpus.raw_fts5()()
+        vectors = corpus.vector_bench
+        assert vectors.graph._collections[1].graph is not None
+        assert vectors.recall >= 0.95
+        assert len(vectors.graph_search()()) == 10  # type: ignore[arg-type]
+        assert "recall@10" in vectors.graph_search().note()
+        assert len(vectors.exact_search()()) == 10  # type: ignore[arg-type]
+        assert corpus.reopen_vector_files()()
+        assert len(corpus.load_vectors_from_sqlite()()) == 300 * 384  # type: ignore[arg-type]
     finally:
         corpus.close()
 

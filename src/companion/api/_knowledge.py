@@ -89,8 +89,10 @@ async def list_collections(kb: Knowledge, key: ReadKey) -> dict[str, Any]:
 
 @router.get("/{collection}", summary="Get a collection")
 async def get_collection(collection: str, kb: Knowledge, key: ReadKey) -> dict[str, Any]:
-    """The collection with its document and chunk counts and embedding model."""
-    return (await kb.get_collection(key.tenant, collection)).to_dict()
+    """The collection with its document and chunk counts, embedding model and queue progress."""
+    body = (await kb.get_collection(key.tenant, collection)).to_dict()
+    body["embeddings"] = (await kb.embedding_progress(key.tenant, collection)).to_dict()
+    return body
 
 
 @router.delete("/{collection}", status_code=204, summary="Delete a collection")

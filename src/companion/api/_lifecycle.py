@@ -161,7 +161,9 @@ async def _start_knowledge(state: AppState) -> None:
     try:
         # Loading the embedding model reads ~90 MB: off the event loop.
         embedder = await asyncio.to_thread(load_embedder, state.settings)
-        knowledge = build_knowledge_base(state.settings, cache=state.cache, embedder=embedder)
+        knowledge = build_knowledge_base(
+            state.settings, cache=state.cache, embedder=embedder, monitor=state.monitor
+        )
         try:
             await knowledge.start()
         except BaseException:

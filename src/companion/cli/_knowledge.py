@@ -45,13 +45,20 @@ def ingest(
     path: Annotated[Path, typer.Argument(help="A file, or a folder read recursively.")],
     collection: CollectionOption,
     batch_size: Annotated[int, typer.Option(help="Documents committed per transaction.")] = 64,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Wait for the embedding queue to embed every chunk (else it resumes on the "
+            "next `companion serve` or ingest)."
+        ),
+    ] = True,
 ) -> None:
     """Add the documents in PATH (text, Markdown, HTML, JSON lines) to a collection."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from companion.knowledge import CollectionNotFound, read_documents
+    from companion.knowledge import CollectionNotFound, EmbeddingProgress, read_documents
 
     files = _files(path)
     console = Console(stderr=True)
@@ -72,6 +79,14 @@ def ingest(
                 await kb.create_collection(TENANT, collection)
             started = time.perf_counter()
             report = await kb.ingest(TENANT, collection, documents(), batch_size=batch_size)
+            if wait and kb.embedding_queue is not None:
+                embedding = progress.add_task("embedding chunks", total=None)
+
+                def show(state: EmbeddingProgress) -> None:
+                    total = state.pending + state.embedded
+                    progress.update(embedding, total=total, completed=state.embedded)
+
+                await kb.wait_for_embeddings(TENANT, collection, on_progress=show)
             elapsed = time.perf_counter() - started
         finally:
             await kb.close()

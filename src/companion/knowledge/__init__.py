@@ -17,7 +17,12 @@ from companion.knowledge._errors import (
     SearchTimeout,
 )
 from companion.knowledge._formats import html_to_text, read_documents
-from companion.knowledge._knowledge_base import IngestProgress, KnowledgeBase, SearchResult
+from companion.knowledge._knowledge_base import (
+    EmbeddingProgress,
+    IngestProgress,
+    KnowledgeBase,
+    SearchResult,
+)
 from companion.knowledge._models import (
     Collection,
     Document,
@@ -44,6 +49,7 @@ __all__ = [
     "EmbedderRequired",
     "EmbeddingInfo",
     "EmbeddingModelMismatch",
+    "EmbeddingProgress",
     "IngestProgress",
     "InvalidDocument",
     "InvalidFilter",

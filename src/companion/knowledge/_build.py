@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from companion.cache import TieredCache
 from companion.config import Settings
 from companion.knowledge._chunking import Chunker
@@ -10,11 +12,18 @@ from companion.knowledge._knowledge_base import KnowledgeBase
 from companion.knowledge._sqlite_store import SqliteStore
 from companion.knowledge._store import Store
 
+if TYPE_CHECKING:
+    from companion.monitoring import Monitor
+
 __all__ = ["build_knowledge_base"]
 
 
 def build_knowledge_base(
-    settings: Settings, *, cache: TieredCache | None = None, embedder: Embedder | None = None
+    settings: Settings,
+    *,
+    cache: TieredCache | None = None,
+    embedder: Embedder | None = None,
+    monitor: Monitor | None = None,
 ) -> KnowledgeBase:
     """A knowledge base (not started) on PostgreSQL when `database_url` is set, else embedded."""
     store: Store
@@ -23,7 +32,10 @@ def build_knowledge_base(
 
         store = PostgresStore(settings.database_url.get_secret_value())
     else:
-        store = SqliteStore(settings.data_dir / "knowledge")
+        store = SqliteStore(
+            settings.data_dir / "knowledge",
+            exact_vector_max_chunks=settings.knowledge_exact_max_chunks,
+        )
     return KnowledgeBase(
         store,
         embedder,
@@ -36,4 +48,6 @@ def build_knowledge_base(
         bm25_weight=settings.knowledge_hybrid_bm25_weight,
         vector_weight=settings.knowledge_hybrid_vector_weight,
         cache_ttl_s=settings.knowledge_cache_ttl_s,
+        inline_embed_max_chunks=settings.knowledge_inline_embed_max_chunks,
+        monitor=monitor,
     )

@@ -95,6 +95,7 @@ async def evaluate(
     judged = [qid for qid in qrels if qid in texts]
     await kb.create_collection(tenant, collection)
     await kb.ingest(tenant, collection, _documents(corpus), batch_size=256)
+    await kb.wait_for_embeddings(tenant, collection)  # score complete rankings only
     scores: list[ModeScores] = []
     for mode in modes:
         ndcg = recall = 0.0

@@ -8,6 +8,7 @@ from typing import Any
 from companion.cache import TieredCache
 from companion.knowledge._chunking import Chunker
 from companion.knowledge._embedder import Embedder
+from companion.knowledge._embedding_queue import EmbeddingQueue
 from companion.knowledge._errors import EmbeddingModelMismatch
 from companion.knowledge._models import Collection
 from companion.knowledge._store import Store
@@ -36,6 +37,8 @@ class KbBase:
     vector_weight: float
     fusion_depth: int
     cache_ttl_s: float
+    inline_embed_max_chunks: int
+    embedding_queue: EmbeddingQueue | None
     _clock: Callable[[], float]
 
     def _writing_embedder(self, target: Collection) -> Embedder | None:

@@ -53,7 +53,12 @@ class KbDocuments(KbBase):
         return ids
 
     async def _upsert(
-        self, tenant: str, collection: str, documents: Sequence[DocumentLike]
+        self,
+        tenant: str,
+        collection: str,
+        documents: Sequence[DocumentLike],
+        *,
+        defer_embedding: bool = False,
     ) -> tuple[list[str], int, int]:
         check_tenant(tenant)
         check_name(collection)
@@ -66,10 +71,14 @@ class KbDocuments(KbBase):
         stored = await self.store.content_hashes(tenant, collection, ids)
         hashes = {doc.id: self._content_hash(doc, target) for doc in valid}
         changed = [doc for doc in valid if stored.get(doc.id or "") != hashes[doc.id]]
-        prepared = await asyncio.to_thread(self._prepare, changed, hashes, embedder)
+        prepared, deferred = await asyncio.to_thread(
+            self._prepare, changed, hashes, embedder, defer_embedding
+        )
         if prepared:
             await self.store.upsert(tenant, collection, prepared)
             self._invalidate(tenant, collection)
+        if deferred and self.embedding_queue is not None:
+            self.embedding_queue.notify(tenant, collection)
         chunks = sum(len(doc.chunks) for doc in prepared)
         return ids, len(valid) - len(changed), chunks
 
@@ -82,13 +91,18 @@ class KbDocuments(KbBase):
         batch_size: int = 64,
         on_progress: Callable[[IngestProgress], None] | None = None,
     ) -> IngestProgress:
-        """Bulk upsert committed in batches of `batch_size`; `on_progress` after each batch."""
+        """Bulk upsert committed in batches of `batch_size`; `on_progress` after each batch.
+
+        With an embedding queue the batches commit without vectors and the queue embeds them.
+        """
         done = skipped = chunks = 0
         batch: list[DocumentLike] = []
 
         async def flush() -> None:
             nonlocal done, skipped, chunks
-            _, batch_skipped, batch_chunks = await self._upsert(tenant, collection, batch)
+            _, batch_skipped, batch_chunks = await self._upsert(
+                tenant, collection, batch, defer_embedding=True
+            )
             done += len(batch)
             skipped += batch_skipped
             chunks += batch_chunks
@@ -139,11 +153,19 @@ class KbDocuments(KbBase):
         documents: list[DocumentInput],
         hashes: dict[str | None, str],
         embedder: Embedder | None,
-    ) -> list[PreparedDocument]:
+        defer: bool,
+    ) -> tuple[list[PreparedDocument], bool]:
+        """Chunk (and embed) `documents`; the flag says the embedding was left to the queue."""
         splits = [self.chunker.split(doc.text) for doc in documents]
+        texts = [span.text for spans in splits for span in spans]
+        # A large write commits without vectors (BM25-searchable at once) and the queue embeds
+        # it; a small one is embedded first, so it is vector-searchable once acknowledged.
+        deferred = embedder is not None and self.embedding_queue is not None
+        deferred = deferred and (defer or len(texts) > self.inline_embed_max_chunks)
+        if deferred:
+            embedder = None
         # One embedding call for every chunk of the batch: the model runs full batches, not one
         # document's few chunks at a time.
-        texts = [span.text for spans in splits for span in spans]
         vectors = iter(embedder.embed(texts) if embedder is not None and texts else ())
         prepared: list[PreparedDocument] = []
         for doc, spans in zip(documents, splits, strict=True):
@@ -163,4 +185,4 @@ class KbDocuments(KbBase):
                     doc.id, doc.text, doc.title, doc.metadata, doc.source, hashes[doc.id], chunks
                 )
             )
-        return prepared
+        return prepared, deferred

@@ -30,6 +30,7 @@ class SearchResult:
     embedding_ms: float
     cached: bool
     warnings: tuple[str, ...] = ()
+    pending_embeddings: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The HTTP response body."""
@@ -39,6 +40,7 @@ class SearchResult:
             "embedding_ms": round(self.embedding_ms, 3),
             "cached": self.cached,
             "warnings": list(self.warnings),
+            "pending_embeddings": self.pending_embeddings,
         }
 
 
@@ -89,6 +91,7 @@ class KbSearch(KbBase):
                 return SearchResult(hits, took_ms, 0.0, cached=True, warnings=warnings)
         terms = query_terms(text)
         embedding_ms = 0.0
+        pending = 0
         ranked: list[ScoredChunk]
         if mode == "bm25":
             # The store raises CollectionNotFound itself; no separate lookup on the hot path.
@@ -98,6 +101,15 @@ class KbSearch(KbBase):
             embed_started = self._clock()
             vector = await self._embed_query(target, text)
             embedding_ms = (self._clock() - embed_started) * 1000
+            if self.embedding_queue is not None:
+                # Chunks still in the embedding queue are left out of the vector ranking (BM25
+                # finds them already): say so rather than look complete.
+                pending = await self.store.pending_embeddings(tenant, collection)
+            if pending:
+                warnings += (
+                    f"{pending} chunks of {collection!r} are still waiting for their embeddings "
+                    "and are left out of the vector ranking",
+                )
             if mode == "vector":
                 ranked = await self.store.search_vector(
                     tenant,
@@ -125,12 +137,14 @@ class KbSearch(KbBase):
                     [(self.bm25_weight, lexical), (self.vector_weight, semantic)], self.rrf_k, k
                 )
         hits = await self._hits(ranked, frozenset(terms) if with_snippets else None)
-        if self.cache is not None and key is not None:
+        if self.cache is not None and key is not None and not pending:
             self.cache.set(
                 key, [h.to_dict() for h in hits], self.cache_ttl_s, tags=(_tag(tenant, collection),)
             )
         took_ms = (self._clock() - started) * 1000 - embedding_ms
-        return SearchResult(hits, took_ms, embedding_ms, cached=False, warnings=warnings)
+        return SearchResult(
+            hits, took_ms, embedding_ms, cached=False, warnings=warnings, pending_embeddings=pending
+        )
 
     async def _bm25(
         self, tenant: str, collection: str, terms: list[str], k: int, conditions: Any

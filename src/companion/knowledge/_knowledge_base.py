@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from companion.cache import TieredCache
 from companion.knowledge._chunking import Chunker
 from companion.knowledge._embedder import Embedder
+from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
 from companion.knowledge._errors import InvalidDocument
 from companion.knowledge._kb_base import EMBEDDER_HINT, _model
 from companion.knowledge._kb_documents import IngestProgress, KbDocuments
@@ -17,7 +19,10 @@ from companion.knowledge._models import Collection
 from companion.knowledge._store import Store
 from companion.knowledge._validation import check_name, check_tenant
 
-__all__ = ["IngestProgress", "KnowledgeBase", "SearchResult"]
+if TYPE_CHECKING:
+    from companion.monitoring import Monitor
+
+__all__ = ["EmbeddingProgress", "IngestProgress", "KnowledgeBase", "SearchResult"]
 
 
 class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
@@ -39,6 +44,9 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
         vector_weight: float = 1.0,
         fusion_depth: int = 100,
         cache_ttl_s: float = 60.0,
+        inline_embed_max_chunks: int = 64,
+        embedding_batch_chunks: int = 64,
+        monitor: Monitor | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.store = store
@@ -54,15 +62,56 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
         self.vector_weight = vector_weight
         self.fusion_depth = fusion_depth
         self.cache_ttl_s = cache_ttl_s
+        self.inline_embed_max_chunks = inline_embed_max_chunks
+        self.embedding_queue = None
+        if embedder is not None:
+            self.embedding_queue = EmbeddingQueue(
+                store,
+                embedder,
+                batch_chunks=embedding_batch_chunks,
+                on_batch=self._invalidate,
+                monitor=monitor,
+            )
         self._clock = clock
 
     async def start(self) -> None:
-        """Start the store (migrations, index catch-up)."""
+        """Start the store (migrations, index catch-up) and resume pending embeddings."""
         await self.store.start()
+        if self.embedding_queue is not None:
+            await self.embedding_queue.start()
 
     async def close(self) -> None:
-        """Close the store."""
+        """Stop the embedding queue and close the store."""
+        if self.embedding_queue is not None:
+            await self.embedding_queue.close()
         await self.store.close()
+
+    async def embedding_progress(self, tenant: str, collection: str) -> EmbeddingProgress:
+        """The collection's embedded and pending chunk counts (both 0 without a model)."""
+        check_tenant(tenant)
+        check_name(collection)
+        if self.embedding_queue is None:
+            await self.store.get_collection(tenant, collection)
+            return EmbeddingProgress(0, 0)
+        return await self.embedding_queue.progress(tenant, collection)
+
+    async def wait_for_embeddings(
+        self,
+        tenant: str,
+        collection: str,
+        *,
+        timeout_s: float | None = None,
+        on_progress: Callable[[EmbeddingProgress], None] | None = None,
+    ) -> EmbeddingProgress:
+        """Wait until the queue has embedded every chunk of the collection."""
+        if self.embedding_queue is None:
+            return await self.embedding_progress(tenant, collection)
+        return await self.embedding_queue.wait(
+            check_tenant(tenant),
+            check_name(collection),
+            timeout_s=timeout_s,
+            on_progress=on_progress,
+        )
 
     async def health(self) -> str:
         """The store's status and whether vector search works (and if not, why: a clear warning)."""

@@ -49,6 +49,11 @@ BASE_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_chunks_document ON kb_chunks (document_key);
     CREATE INDEX kb_chunks_collection ON kb_chunks (collection_key)
     """,
+    # The embedding queue's work list: chunks still without a vector, found without a table scan.
+    """
+    CREATE INDEX kb_chunks_pending_vector ON kb_chunks (collection_key, key)
+        WHERE vector_bytes IS NULL
+    """,
 )
 
 # MiniLM's 384 dimensions: pgvector's HNSW index needs a fixed dimension.

@@ -103,17 +103,39 @@ class PostgresSearch(PostgresBase):
         return {row[0]: ChunkRecord(*row) for row in rows}
 
     async def chunks_to_embed(
-        self, tenant: str, name: str, after_key: int, limit: int
+        self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False
     ) -> list[tuple[int, str]]:
-        """`(key, text)` of the collection's chunks in key order after `after_key`."""
+        """`(key, text)` of the collection's chunks (without a vector: `missing_only`) by key."""
+        missing = "AND vector_bytes IS NULL " if missing_only else ""
         async with self._pool.connection() as conn:
             key = await self._key(conn, tenant, name)
             cursor = await conn.execute(
-                "SELECT key, text FROM kb_chunks WHERE collection_key = %s AND key > %s "
-                "ORDER BY key LIMIT %s",
+                f"SELECT key, text FROM kb_chunks WHERE collection_key = %s {missing}"
+                "AND key > %s ORDER BY key LIMIT %s",
                 (key, after_key, limit),
             )
             return [(int(k), str(t)) for k, t in await cursor.fetchall()]
+
+    async def pending_embeddings(self, tenant: str, name: str) -> int:
+        """How many of the collection's chunks have no vector yet."""
+        async with self._pool.connection() as conn:
+            key = await self._key(conn, tenant, name)
+            cursor = await conn.execute(
+                "SELECT COUNT(*) FROM kb_chunks WHERE collection_key = %s AND vector_bytes IS NULL",
+                (key,),
+            )
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+    async def collections_pending_embeddings(self) -> list[tuple[str, str]]:
+        """`(tenant, name)` of collections with a model and chunks still without a vector."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT k.tenant, k.name FROM kb_collections k WHERE k.model IS NOT NULL "
+                "AND EXISTS (SELECT 1 FROM kb_chunks c WHERE c.collection_key = k.key "
+                "AND c.vector_bytes IS NULL)"
+            )
+            return [(str(t), str(n)) for t, n in await cursor.fetchall()]
 
     async def set_vectors(
         self, tenant: str, name: str, vectors: Sequence[tuple[int, bytes]]

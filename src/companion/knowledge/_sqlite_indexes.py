@@ -105,6 +105,17 @@ class SqliteIndexes(SqliteBase):
             ).fetchall()
         return [(int(c), int(d), bytes(v)) for c, d, v in rows]
 
+    def _check_vectors(self, collection_key: int) -> tuple[int, int]:
+        """How many chunks of the collection have a vector, and the sum of their keys."""
+        with self._lock:
+            count, total = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(c.key), 0) FROM chunks c "
+                "JOIN documents d ON c.document_key = d.key "
+                "WHERE d.collection_key = ? AND c.vector IS NOT NULL",
+                (collection_key,),
+            ).fetchone()
+        return int(count), int(total)
+
     def _rebuild(self) -> None:
         """Throw the derived indexes away and build them again from SQLite."""
         with self._lock:

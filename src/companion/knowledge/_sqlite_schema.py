@@ -51,6 +51,10 @@ MIGRATIONS: tuple[str, ...] = (
         document_key INTEGER
     );
     """,
+    # The embedding queue's work list: chunks still without a vector, found without a table scan.
+    """
+    CREATE INDEX chunks_pending_vector ON chunks (key, document_key) WHERE vector IS NULL;
+    """,
 )
 
 

@@ -93,6 +93,8 @@ class SqliteSearch(SqliteIndexes):
         def search() -> list[ScoredChunk]:
             with self._lock:
                 key = self._key(tenant, name)
+                # Under the store's lock: opening may rebuild the files from SQLite.
+                self._vectors.prepare(key)
             allowed = self._allowed_documents(key, conditions, timeout_ms)
             allowed_chunks = None if allowed is None else self._chunks_of(allowed)
             return self._vectors.search(key, vector, k, allowed_chunks)
@@ -145,19 +147,52 @@ class SqliteSearch(SqliteIndexes):
         }
 
     async def chunks_to_embed(
-        self, tenant: str, name: str, after_key: int, limit: int
+        self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False
     ) -> list[tuple[int, str]]:
-        """`(key, text)` of the collection's chunks in key order after `after_key`."""
+        """`(key, text)` of the collection's chunks (without a vector: `missing_only`) by key."""
 
         def read() -> list[tuple[int, str]]:
             with self._lock:
                 key = self._key(tenant, name)
+                # CROSS JOIN keeps chunks the outer loop: with `missing_only` the partial index
+                # holds only the pending ones, so a fully embedded collection costs nothing.
+                missing = "AND c.vector IS NULL " if missing_only else ""
                 rows = self._db.execute(
-                    "SELECT c.key, c.text FROM chunks c JOIN documents d ON c.document_key = d.key "
-                    "WHERE d.collection_key = ? AND c.key > ? ORDER BY c.key LIMIT ?",
+                    "SELECT c.key, c.text FROM chunks c CROSS JOIN documents d "
+                    f"ON c.document_key = d.key WHERE d.collection_key = ? {missing}"
+                    "AND c.key > ? ORDER BY c.key LIMIT ?",
                     (key, after_key, limit),
                 ).fetchall()
             return [(int(k), str(t)) for k, t in rows]
+
+        return await self._run(read)
+
+    async def pending_embeddings(self, tenant: str, name: str) -> int:
+        """How many of the collection's chunks have no vector yet."""
+
+        def read() -> int:
+            with self._lock:
+                key = self._key(tenant, name)
+                (count,) = self._db.execute(
+                    "SELECT COUNT(*) FROM chunks c CROSS JOIN documents d "
+                    "ON c.document_key = d.key WHERE c.vector IS NULL AND d.collection_key = ?",
+                    (key,),
+                ).fetchone()
+            return int(count)
+
+        return await self._run(read)
+
+    async def collections_pending_embeddings(self) -> list[tuple[str, str]]:
+        """`(tenant, name)` of collections with a model and chunks still without a vector."""
+
+        def read() -> list[tuple[str, str]]:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT DISTINCT k.tenant, k.name FROM chunks c CROSS JOIN documents d "
+                    "ON c.document_key = d.key JOIN collections k ON d.collection_key = k.key "
+                    "WHERE c.vector IS NULL AND k.model IS NOT NULL"
+                ).fetchall()
+            return [(str(t), str(n)) for t, n in rows]
 
         return await self._run(read)
 

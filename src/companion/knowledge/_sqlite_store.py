@@ -50,6 +50,7 @@ class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
             root / "index" / "vectors",
             exact_max_rows=exact_vector_max_chunks,
             loader=self._load_vectors,
+            checker=self._check_vectors,
         )
         self._seq_file = root / "index" / "applied_seq"
 
@@ -83,6 +84,7 @@ class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
     def _close(self) -> None:
         with self._lock:
             self._fulltext.close()
+            self._vectors.close()
             for conn in (self._conn, self._reader):
                 if conn is not None:
                     conn.close()

@@ -101,9 +101,16 @@ class Store(Protocol):
         """The chunks of `keys` (missing keys are left out)."""
 
     async def chunks_to_embed(
-        self, tenant: str, name: str, after_key: int, limit: int
+        self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False
     ) -> list[tuple[int, str]]:
-        """`(key, text)` of the collection's chunks in key order, for re-embedding."""
+        """`(key, text)` of the collection's chunks in key order (only those without a vector
+        when `missing_only`), for the embedding queue and re-embedding."""
+
+    async def pending_embeddings(self, tenant: str, name: str) -> int:
+        """How many of the collection's chunks have no vector yet (the embedding queue's work)."""
+
+    async def collections_pending_embeddings(self) -> list[tuple[str, str]]:
+        """`(tenant, name)` of every collection with a model and chunks without a vector."""
 
     async def set_vectors(
         self, tenant: str, name: str, vectors: Sequence[tuple[int, bytes]]
