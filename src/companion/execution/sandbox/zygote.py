@@ -300,11 +300,9 @@ def main() -> None:
             _discard(child)
         result["memory_base_bytes"] = memory_base_bytes
         write_frame(_OUT, result)
-        # While the service reads the result: fork the next child first (its preparation, ~2 ms
-        # of CPU, is what a quick next request would wait for), then reap the old one (its memory
-        # teardown is the slow part of exiting) and wipe scratch. The next request is read only
-        # after both, so nothing of a run outlives it or reaches the next run.
-        child = _fork_pending(scratch, seccomp, rlimits, javascript)
+        # While the service reads the result: reap the child (its memory teardown is the slow
+        # part of exiting), wipe scratch, and fork the next child. Nothing of a run outlives it.
         if to_reap:
             _reap(to_reap, _REAP_GRACE_S)
         _fresh_scratch(scratch)
+        child = _fork_pending(scratch, seccomp, rlimits, javascript)
