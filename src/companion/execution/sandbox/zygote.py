@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from .child import (
     warm_up,
 )
 from .protocol import read_frame, write_frame
+from .template import ChildUsage, Template, start_template
 
 __all__ = ["main"]
 
@@ -139,18 +141,13 @@ class _Pending:
     pipes: dict[int, str]
 
 
-def _fork_pending(
+def _child_main(
     scratch: str, seccomp: SeccompLoader, rlimits: LimitSetter, javascript: bool
-) -> _Pending:
-    control_r, control_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    res_r, res_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+) -> Callable[[int, int, int, int], None]:
+    """The body of every run's child (it runs in the template's grandchild; see `template`)."""
+
+    def main(control_r: int, out_w: int, err_w: int, res_w: int) -> None:
         try:
-            for fd in (control_w, out_r, err_r, res_r):
-                os.close(fd)
             # Everything that does not depend on the request happens before it arrives.
             os.setsid()
             os.environ.clear()
@@ -174,10 +171,16 @@ def _fork_pending(
             os.chdir(scratch)
             run_child(request, seccomp, rlimits)
         finally:
-            _exit(70)  # a child must never return into the zygote loop, whatever happened
-    for fd in (control_r, out_w, err_w, res_w):
-        os.close(fd)
-    return _Pending(pid, control_w, {out_r: "stdout", err_r: "stderr", res_r: "error"})
+            _exit(70)  # a child must never return into the template's loop, whatever happened
+
+    return main
+
+
+def _collect_pending(template: Template) -> _Pending:
+    """The child ordered after the previous run (forked off the hot path), waiting for a request."""
+    child = template.collect_child()
+    pipes = {child.stdout: "stdout", child.stderr: "stderr", child.report: "error"}
+    return _Pending(child.pid, child.control, pipes)
 
 
 def _fresh_scratch(scratch: str) -> None:
@@ -196,7 +199,9 @@ def _prepare_scratch(scratch: str, request: dict[str, Any]) -> None:
             handle.write(request["stdin"])
 
 
-def _run(request: dict[str, Any], child: _Pending, scratch: str) -> tuple[dict[str, Any], int]:
+def _run(
+    request: dict[str, Any], child: _Pending, scratch: str, template: Template
+) -> tuple[dict[str, Any], int]:
     """Run one request; returns the result and the pid to reap once the result is sent."""
     limits = request["limits"]
     started = time.monotonic()
@@ -224,7 +229,7 @@ def _run(request: dict[str, Any], child: _Pending, scratch: str) -> tuple[dict[s
         result.update(cpu_ms=done.get("cpu_ms", 0.0), memory_bytes=done.get("memory_bytes", 0))
         result["wall_ms"] = round((time.monotonic() - started) * 1000, 3)
         return result, child.pid
-    status, usage, overran = _reap(child.pid, max(deadline - time.monotonic(), 0.0))
+    status, usage, overran = _reap(template, child.pid, max(deadline - time.monotonic(), 0.0))
     result["exit_code"] = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None
     result["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     result["cpu_ms"] = round((usage.ru_utime + usage.ru_stime) * 1000, 3)
@@ -235,7 +240,7 @@ def _run(request: dict[str, Any], child: _Pending, scratch: str) -> tuple[dict[s
     return result, 0
 
 
-def _reap(pid: int, timeout_s: float) -> tuple[int, Any, bool]:
+def _reap(template: Template, pid: int, timeout_s: float) -> tuple[int, ChildUsage, bool]:
     """Wait up to `timeout_s` for `pid` to exit, then SIGKILL it: (status, rusage, was killed)."""
     pidfd = os.pidfd_open(pid)
     overran = False
@@ -247,20 +252,21 @@ def _reap(pid: int, timeout_s: float) -> tuple[int, Any, bool]:
                 overran = True
     finally:
         os.close(pidfd)
-    _, status, usage = os.wait4(pid, 0)
-    return status, usage, overran
+    usage = template.wait_child(pid)  # the template is the parent: it reaps
+    return usage.status, usage, overran
 
 
-def _discard(child: _Pending) -> None:
+def _discard(child: _Pending, template: Template) -> None:
     """Kill and reap a child whose run failed inside the zygote, closing what is still open."""
     for fd in (child.control, *child.pipes):
         with contextlib.suppress(OSError):
             os.close(fd)
     try:
         os.kill(child.pid, signal.SIGKILL)
-        os.waitpid(child.pid, 0)
-    except ChildProcessError:
-        pass  # already reaped by the failed run
+    except ProcessLookupError:
+        return  # already reaped by the failed run
+    with contextlib.suppress(RuntimeError):  # reaped meanwhile
+        template.wait_child(child.pid)
 
 
 def _statm_bytes() -> tuple[int, int]:
@@ -289,20 +295,23 @@ def main() -> None:
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
     _fresh_scratch(scratch)
-    child = _fork_pending(scratch, seccomp, rlimits, javascript)
+    # Forked before any request, so that no child ever inherits memory that held a run's data.
+    template = start_template(_child_main(scratch, seccomp, rlimits, javascript))
+    template.order_child()
     write_frame(_OUT, {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]})
     while (request := read_frame(_IN)) is not None:
+        child = _collect_pending(template)
         to_reap = 0
         try:
-            result, to_reap = _run(request, child, scratch)
+            result, to_reap = _run(request, child, scratch, template)
         except Exception as exc:  # a failed run is reported, the zygote lives on
             result = {"killed": None, "internal_error": f"{type(exc).__name__}: {exc}"}
-            _discard(child)
+            _discard(child, template)
         result["memory_base_bytes"] = memory_base_bytes
         write_frame(_OUT, result)
         # While the service reads the result: reap the child (its memory teardown is the slow
-        # part of exiting), wipe scratch, and fork the next child. Nothing of a run outlives it.
+        # part of exiting), wipe scratch, and order the next child. Nothing of a run outlives it.
         if to_reap:
-            _reap(to_reap, _REAP_GRACE_S)
+            _reap(template, to_reap, _REAP_GRACE_S)
         _fresh_scratch(scratch)
-        child = _fork_pending(scratch, seccomp, rlimits, javascript)
+        template.order_child()
