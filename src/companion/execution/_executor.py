@@ -20,7 +20,7 @@ from companion.execution._node import NodePool, node_binary
 from companion.execution._outcome import internal_error_result, to_result
 from companion.execution._pool import PoolStats, ZygotePool
 from companion.execution._runtimes import Runtime, RuntimeRegistry
-from companion.execution._seccomp import build_filter_bpf
+from companion.execution._seccomp import build_filter_bpf, build_limits_bpf
 from companion.execution._zygote import ZygoteFailed
 
 __all__ = ["Executor", "RunObserver"]
@@ -72,11 +72,14 @@ class Executor:
                 "This host offers neither namespaces (bubblewrap) nor seccomp: refusing to run "
                 "untrusted code. Install bubblewrap, or set COMPANION_EXECUTION_UNSAFE_NO_ISOLATION."
             )
-        bpf = await asyncio.to_thread(build_filter_bpf) if has_seccomp else b""
+        # Two stacked filters: the child loads the big one while it waits for a request.
+        bpf = await asyncio.to_thread(build_filter_bpf, lock_limits=False) if has_seccomp else b""
+        limits_bpf = await asyncio.to_thread(build_limits_bpf) if has_seccomp else b""
         self._plan = await asyncio.to_thread(
             prepare_launch,
             use_bwrap=use_bwrap,
             seccomp_bpf=bpf,
+            seccomp_limits_bpf=limits_bpf,
             scratch_bytes=self.settings.execution_scratch_bytes,
             languages=[runtime.language for runtime in self.runtimes],
             # Python and JavaScript share the limits of the settings table.

@@ -99,6 +99,7 @@ def prepare_launch(
     *,
     use_bwrap: bool,
     seccomp_bpf: bytes,
+    seccomp_limits_bpf: bytes,
     scratch_bytes: int,
     languages: list[str],
     limit_defaults: dict[str, int],
@@ -112,6 +113,7 @@ def prepare_launch(
     init = {
         "languages": languages,
         "seccomp_bpf": seccomp_bpf.hex(),
+        "seccomp_limits_bpf": seccomp_limits_bpf.hex(),
         "landlock_read_only": read_only,
         "limit_defaults": limit_defaults,
         "limit_maxima": limit_maxima,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import errno
 import tempfile
+from typing import Any
 
-__all__ = ["DENIED_SYSCALLS", "build_filter_bpf"]
+__all__ = ["DENIED_SYSCALLS", "build_filter_bpf", "build_limits_bpf"]
 
 DENIED_SYSCALLS = (
     # processes and programs
@@ -37,11 +38,13 @@ DENIED_SYSCALLS = (
 _CLONE_THREAD = 0x00010000
 
 
-def build_filter_bpf(*, allow_exec: bool = False) -> bytes:
+def build_filter_bpf(*, allow_exec: bool = False, lock_limits: bool = True) -> bytes:
     """The filter as a BPF program (raw `struct sock_filter` array).
 
     `allow_exec` keeps `execve` for the Node.js launcher, which must exec node once; Landlock then
-    allows executing nothing but node and the dynamic loader.
+    allows executing nothing but node and the dynamic loader. `lock_limits=False` leaves out the
+    rlimit rules: a zygote's child loads that filter while it waits for a request (attaching costs
+    ~100 µs), sets the request's limits, then stacks `build_limits_bpf()` before user code runs.
     """
     import pyseccomp as seccomp
 
@@ -49,6 +52,8 @@ def build_filter_bpf(*, allow_exec: bool = False) -> bytes:
     program = seccomp.SyscallFilter(seccomp.ALLOW)
     for name in DENIED_SYSCALLS:
         if allow_exec and name in {"execve", "execveat"}:
+            continue
+        if not lock_limits and name == "setrlimit":
             continue
         try:
             program.add_rule(deny, name)
@@ -58,8 +63,29 @@ def build_filter_bpf(*, allow_exec: bool = False) -> bytes:
     program.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     # clone is allowed for threads only: a clone without CLONE_THREAD is a new process.
     program.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, _CLONE_THREAD, 0))
+    if lock_limits:
+        _deny_limit_changes(program, deny)
+    return _export(program)
+
+
+def build_limits_bpf() -> bytes:
+    """The small filter that forbids changing rlimits, stacked on `build_filter_bpf(lock_limits=False)`."""
+    import pyseccomp as seccomp
+
+    program = seccomp.SyscallFilter(seccomp.ALLOW)
+    _deny_limit_changes(program, seccomp.ERRNO(errno.EPERM))
+    return _export(program)
+
+
+def _deny_limit_changes(program: Any, deny: Any) -> None:
+    import pyseccomp as seccomp
+
+    program.add_rule(deny, "setrlimit")
     # prlimit64 may read limits but never set them.
     program.add_rule(deny, "prlimit64", seccomp.Arg(2, seccomp.NE, 0))
+
+
+def _export(program: Any) -> bytes:
     with tempfile.TemporaryFile() as handle:
         program.export_bpf(handle)
         handle.seek(0)

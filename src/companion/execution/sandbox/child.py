@@ -1,7 +1,8 @@
 """The forked child: lock itself down, run one snippet, exit. Stdlib only (runs inside the sandbox).
 
-Order matters: rlimits before seccomp (setrlimit is denied after), seccomp last before user code.
-The zygote already holds the Landlock domain, which the child inherits.
+Order matters: the main seccomp filter is loaded while the child waits for its request (it allows
+setrlimit); then the request's rlimits are set, and a small filter denying rlimit changes is stacked
+last before user code. The zygote already holds the Landlock domain, which the child inherits.
 """
 
 from __future__ import annotations
@@ -300,7 +301,8 @@ def warm_up() -> None:
 def run_child(request: dict[str, Any], seccomp: SeccompLoader, rlimits: LimitSetter) -> None:
     """Lock down this freshly forked process, run the request, and exit; never returns.
 
-    `rlimits.prepare()` and `setsid()` already ran while the child waited for its request.
+    `setsid()`, `rlimits.prepare()` and the main seccomp filter already ran while the child waited
+    for its request; `seccomp` here is the small filter that locks the limits this sets.
     """
     code = 70  # EX_SOFTWARE: the sandbox itself failed before user code ran
     try:

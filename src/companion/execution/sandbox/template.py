@@ -23,8 +23,9 @@ __all__ = ["ChildPipes", "ChildUsage", "Template", "start_template"]
 
 _PID = struct.Struct("<q")
 _WAITED = struct.Struct("<iddq")  # wait status, user s, system s, peak RSS in KiB
-# What a child body receives: its ends of the control, stdout, stderr and report pipes.
-ChildMain = Callable[[int, int, int, int], None]
+# What a child body receives: the kind of run it prepares for (one byte from the order), then its
+# ends of the control, stdout, stderr and report pipes.
+ChildMain = Callable[[bytes, int, int, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +56,9 @@ class Template:
         self._connection = connection
         self.pid = pid
 
-    def order_child(self) -> None:
-        """Ask for one more child; the template forks it while the zygote goes on."""
-        self._connection.sendall(b"f")
+    def order_child(self, kind: bytes) -> None:
+        """Ask for one more child of `kind` (one byte); the template forks it meanwhile."""
+        self._connection.sendall(b"f" + kind[:1])
 
     def collect_child(self) -> ChildPipes:
         """The child ordered last, preparing or waiting on its control pipe (blocks until made)."""
@@ -113,10 +114,10 @@ def _serve(connection: socket.socket, child_main: ChildMain) -> None:
                 answer = b""  # not our child: the zygote raises
             connection.sendall(answer)
         else:
-            _fork_child(connection, child_main)
+            _fork_child(connection, child_main, command[1:2])
 
 
-def _fork_child(connection: socket.socket, child_main: ChildMain) -> None:
+def _fork_child(connection: socket.socket, child_main: ChildMain, kind: bytes) -> None:
     control_r, control_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -128,7 +129,7 @@ def _fork_child(connection: socket.socket, child_main: ChildMain) -> None:
             # The child keeps only its own pipe ends: a parent end held here would hide EOF.
             for fd in (connection.fileno(), *parent_ends):
                 os.close(fd)
-            child_main(control_r, out_w, err_w, res_w)
+            child_main(kind, control_r, out_w, err_w, res_w)
         finally:
             os._exit(70)  # child_main never returns; this is the last guard
     socket.send_fds(connection, [_PID.pack(pid)], parent_ends)
