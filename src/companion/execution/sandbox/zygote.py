@@ -229,11 +229,20 @@ def _fresh_scratch(scratch: str) -> None:
 def _prepare_scratch(scratch: str, request: dict[str, Any]) -> None:
     # The directory is already fresh (made after the previous run): only the request's files remain.
     for name, content in request.get("files", {}).items():
-        with open(os.path.join(scratch, name), "w", encoding="utf-8") as handle:
-            handle.write(content)
+        _write_file(os.path.join(scratch, name), content)
     if request.get("stdin"):
-        with open(os.path.join(scratch, ".stdin"), "w", encoding="utf-8") as handle:
-            handle.write(request["stdin"])
+        _write_file(os.path.join(scratch, ".stdin"), request["stdin"])
+
+
+def _write_file(path: str, text: str) -> None:
+    # os-level calls: a text-mode `open()` builds an io stack per file (~40 µs a run here).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(text.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _run(
@@ -349,7 +358,8 @@ def main() -> None:
         result["memory_base_bytes"] = memory_base_bytes
         write_frame(_OUT, result)
         # While the service reads the result: reap the child (its memory teardown is the slow
-        # part of exiting), wipe scratch, and order the next child. Nothing of a run outlives it.
+        # part of exiting), wipe scratch, and order the next child. Ordered any earlier, its
+        # preparation competes with the run for the CPU: measured slower.
         if to_reap:
             _reap(children, to_reap, _REAP_GRACE_S)
         _fresh_scratch(scratch)
