@@ -9,6 +9,7 @@ wipes the scratch directory after every run.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import json
 import os
@@ -41,6 +42,8 @@ _IN, _OUT = 0, 1
 _exit = os._exit  # bound at import: user code in a child may replace os._exit
 _READ_CHUNK = 65536
 _PYTHON, _JAVASCRIPT = b"p", b"j"  # the kinds of child the template forks
+_CHILDREN_PER_KIND = 2
+_FIRST_FREE_FD = 10  # a child's pipe ends move here before fds 0-3 are set
 _REPORT_BYTES = 65536
 # A child that reported its exit gets this long to actually exit before it is killed.
 _REAP_GRACE_S = 1.0
@@ -160,27 +163,44 @@ def _child_main(
             else:
                 warm_up()
                 prepare_python()
+            control_r = _bind_stdio(control_r, out_w, err_w, res_w)
             # Before the request, so its ~0.2 ms is off the run's path: only our own code runs
             # between here and the limits filter that `run_child` stacks before user code.
             seccomp.load()
             request = read_frame(control_r)
             if request is None:
                 os._exit(0)
-            stdin_path = os.path.join(scratch, ".stdin")
+            os.close(control_r)
             if request.get("stdin"):
+                stdin_path = os.path.join(scratch, ".stdin")
                 stdin_fd = os.open(stdin_path, os.O_RDONLY)
+                os.dup2(stdin_fd, 0)
+                os.close(stdin_fd)
                 os.unlink(stdin_path)
-            else:
-                stdin_fd = os.open(os.devnull, os.O_RDONLY)
-            for source, target in ((stdin_fd, 0), (out_w, 1), (err_w, 2), (res_w, ERROR_FD)):
-                os.dup2(source, target)
-            os.closerange(ERROR_FD + 1, os.sysconf("SC_OPEN_MAX"))
-            os.chdir(scratch)
+            os.chdir(scratch)  # not before: scratch is made anew after each run
             run_child(request, seccomp_limits, rlimits)
         finally:
             _exit(70)  # a child must never return into the template's loop, whatever happened
 
     return main
+
+
+def _bind_stdio(control_r: int, out_w: int, err_w: int, res_w: int) -> int:
+    """Put the run's pipes on fds 1-3 and /dev/null on 0, close every other fd but the control
+    pipe, and return the control pipe's new fd. Done while the child waits for its request."""
+    # First above fd 3, so that no dup2 below overwrites a pipe end not yet moved.
+    high = [
+        fcntl.fcntl(fd, fcntl.F_DUPFD, _FIRST_FREE_FD) for fd in (control_r, out_w, err_w, res_w)
+    ]
+    for fd in (control_r, out_w, err_w, res_w):
+        os.close(fd)
+    control, out_w, err_w, res_w = high
+    null = os.open(os.devnull, os.O_RDONLY)
+    for source, target in ((null, 0), (out_w, 1), (err_w, 2), (res_w, ERROR_FD)):
+        os.dup2(source, target)
+    os.closerange(ERROR_FD + 1, control)
+    os.closerange(control + 1, os.sysconf("SC_OPEN_MAX"))
+    return control
 
 
 class _Children:
@@ -190,9 +210,10 @@ class _Children:
         self._template = template
         self._kinds = kinds
         self._ordered: deque[bytes] = deque()
-        self._ready: dict[bytes, _Pending] = {}
-        for kind in kinds:
-            self.order(kind)
+        self._ready: dict[bytes, deque[_Pending]] = {kind: deque() for kind in kinds}
+        for _ in range(_CHILDREN_PER_KIND):
+            for kind in kinds:
+                self.order(kind)
 
     def order(self, kind: bytes) -> None:
         """Have the template fork the next child of `kind` while this run is answered."""
@@ -203,9 +224,9 @@ class _Children:
         """The prepared child of `kind` (blocks while the template still makes it)."""
         if kind not in self._kinds:
             raise RuntimeError(f"this zygote runs no {kind!r} children")
-        while kind not in self._ready:
+        while not self._ready[kind]:
             self._collect_one()
-        return self._ready.pop(kind)
+        return self._ready[kind].popleft()
 
     def wait(self, pid: int) -> ChildUsage:
         """Reap `pid` through the template (after collecting orders it answers first)."""
@@ -217,7 +238,7 @@ class _Children:
         kind = self._ordered.popleft()
         child = self._template.collect_child()
         pipes = {child.stdout: "stdout", child.stderr: "stderr", child.report: "error"}
-        self._ready[kind] = _Pending(child.pid, child.control, pipes)
+        self._ready[kind].append(_Pending(child.pid, child.control, pipes))
 
 
 def _fresh_scratch(scratch: str) -> None:
