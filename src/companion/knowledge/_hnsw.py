@@ -11,6 +11,7 @@ rebuilds from SQLite: the graph is never a source of truth.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import threading
@@ -70,7 +71,7 @@ class HnswGraph:
     @classmethod
     def open(cls, log: VectorLog) -> HnswGraph | None:
         """The saved graph brought up to the log's rows, or None when missing or unreadable."""
-        from usearch.index import Index
+        Index = _usearch_index()  # noqa: N806 - the class, imported late
 
         try:
             meta = json.loads((log.directory / "hnsw.json").read_text())
@@ -80,8 +81,8 @@ class HnswGraph:
             return None
         if index is None or index.ndim != log.dimension or covered > log.rows:
             return None
-        # A saved file does not keep the search expansion; usearch declares a setter mypy misses.
-        index.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
+        # A saved file does not keep the search expansion.
+        index.expansion_search = EXPANSION_SEARCH
         graph = cls(log.directory, index)
         # Rows tombstoned after the save: their keys leave the graph unless a live row before
         # `covered` (already in the graph) holds the same key with its newer vector.
@@ -148,9 +149,23 @@ def forget(directory: Path) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-def _new_index(dimension: int) -> Any:
+def _usearch_index() -> Any:
+    """usearch's `Index` class, imported after onnxruntime when that is installed.
+
+    Both wheels use pybind11, whose type registry is shared between extension modules: when usearch
+    (2.26.6) creates it first, importing onnxruntime (1.32.0) afterwards dies with a segmentation
+    fault. onnxruntime first is fine, so it is imported here, once, before usearch.
+    """
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # noqa: F401
+
     from usearch.index import Index
 
+    return Index
+
+
+def _new_index(dimension: int) -> Any:
+    Index = _usearch_index()  # noqa: N806 - the class, imported late
     return Index(
         ndim=dimension,
         metric="ip",
