@@ -1,9 +1,11 @@
-"""The zygote: started once inside the sandbox, it forks one locked-down child per run.
+"""The zygote: started once inside the sandbox, it runs each request in a fresh locked-down child.
 
 Stdlib only. It talks to the service over fds 0 (requests) and 1 (results) in `protocol` frames:
-an init frame first (seccomp program, Landlock paths, scratch root), answered by a ready frame, then
-one result frame per request frame. It enforces wall time and the output cap, collects rusage and
-wipes the scratch directory after every run.
+an init frame first (seccomp programs, Landlock paths, scratch root), answered by a ready frame, then
+one result frame per request frame. The children are forked ahead of time by its template (see
+`template`: never from the zygote itself, whose memory holds earlier runs' data); the zygote hands
+each one its request, enforces wall time and the output cap, reports rusage and wipes the scratch
+directory after every run.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def _supervise(pid: int, pipes: dict[int, str], capture: _Capture, wall_s: float
 
 @dataclass
 class _Pending:
-    """A child forked ahead of time, blocked until it reads its request (fork is off the hot path)."""
+    """A child forked ahead of time by the template, blocked until it reads its request."""
 
     pid: int
     control: int
