@@ -208,3 +208,45 @@ def test_search_knowledge_tool_searches_the_callers_own_collections(tmp_path: Pa
         theirs = client.post("/v1/tools/search_knowledge/invoke", json=call, headers=zeta).json()
         assert theirs["ok"] is True
         assert all("hall seven" not in hit["text"] for hit in theirs["value"]["results"])
+
+
+def test_bulk_ingest_is_acknowledged_then_embedded_in_the_background(tmp_path: Path) -> None:
+    from tests._services import unavailable
+    from tests.knowledge.conftest import MODEL_DIR
+
+    if not (MODEL_DIR / "manifest.json").exists():
+        unavailable("the exported MiniLM model (run `make model`)")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
+    settings = load_settings(
+        data_dir=tmp_path,
+        execution_enabled=False,
+        knowledge_embedder="minilm",
+        knowledge_inline_embed_max_chunks=2,
+    )
+    texts = [
+        f"Note {i}: the {animal} sleeps." for i, animal in enumerate("cat dog owl fox".split())
+    ]
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.headers.update(key_headers(client, "knowledge:read", "knowledge:write"))
+        client.post("/v1/collections", json={"name": "docs"})
+        posted = client.post(
+            "/v1/collections/docs/documents", json={"documents": [{"text": t} for t in texts]}
+        )
+        assert posted.status_code == 201  # acknowledged before every chunk has its vector
+        progress = client.get("/v1/collections/docs").json()["embeddings"]
+        assert progress["pending"] + progress["embedded"] == 4
+        bm25 = client.post("/v1/collections/docs/search", json={"query": "owl"}).json()
+        assert [hit["text"] for hit in bm25["results"]] == ["Note 2: the owl sleeps."]
+        kb = client.app.state.companion.knowledge  # type: ignore[attr-defined]
+        assert client.portal is not None
+        client.portal.call(lambda: kb.wait_for_embeddings("default", "docs", timeout_s=60))
+        assert client.get("/v1/collections/docs").json()["embeddings"] == {
+            "pending": 0,
+            "embedded": 4,
+        }
+        vector = client.post(
+            "/v1/collections/docs/search", json={"query": "a bird resting", "mode": "vector"}
+        ).json()
+        assert vector["pending_embeddings"] == 0
+        assert vector["results"][0]["text"] == "Note 2: the owl sleeps."
