@@ -59,9 +59,8 @@ class VectorLog:
         self.docs = np.empty(0, dtype=np.int64)
         self.dead = np.empty(0, dtype=np.bool_)
         self.vectors: Any = np.empty((0, dimension), dtype=np.float32)
-        self.generation = (
-            0  # bumped by `compact`, which moves rows: positions taken before are void
-        )
+        # Bumped by `compact`, which moves rows: positions taken before it are void.
+        self.generation = 0
 
     @property
     def rows(self) -> int:
@@ -209,4 +208,4 @@ def _raw(array: Any) -> bytes:
     """The raw bytes of a numpy array (a memmap slice included)."""
     import numpy as np
 
-    return bytes(np.ascontiguousarray(array).tobytes())
+    return np.ascontiguousarray(array).tobytes()

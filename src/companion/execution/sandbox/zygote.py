@@ -298,7 +298,8 @@ def _run(
         result.update(cpu_ms=done.get("cpu_ms", 0.0), memory_bytes=done.get("memory_bytes", 0))
         result["wall_ms"] = round((time.monotonic() - started) * 1000, 3)
         return result, child.pid
-    status, usage, overran = _reap(children, child.pid, max(deadline - time.monotonic(), 0.0))
+    usage, overran = _reap(children, child.pid, max(deadline - time.monotonic(), 0.0))
+    status = usage.status
     result["exit_code"] = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None
     result["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     result["cpu_ms"] = round((usage.ru_utime + usage.ru_stime) * 1000, 3)
@@ -309,8 +310,8 @@ def _run(
     return result, 0
 
 
-def _reap(children: _Children, pid: int, timeout_s: float) -> tuple[int, ChildUsage, bool]:
-    """Wait up to `timeout_s` for `pid` to exit, then SIGKILL it: (status, rusage, was killed)."""
+def _reap(children: _Children, pid: int, timeout_s: float) -> tuple[ChildUsage, bool]:
+    """Wait up to `timeout_s` for `pid` to exit, then SIGKILL it: (its wait4 record, was killed)."""
     pidfd = os.pidfd_open(pid)
     overran = False
     try:
@@ -322,7 +323,7 @@ def _reap(children: _Children, pid: int, timeout_s: float) -> tuple[int, ChildUs
     finally:
         os.close(pidfd)
     usage = children.wait(pid)  # the template is the parent: it reaps
-    return usage.status, usage, overran
+    return usage, overran
 
 
 def _discard(child: _Pending, children: _Children) -> None:
