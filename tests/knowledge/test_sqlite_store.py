@@ -119,3 +119,16 @@ async def test_small_unfiltered_bm25_runs_inline_and_never_waits_for_the_writer(
         assert len(hops) == 2
     finally:
         await kb.close()
+
+
+def test_reapplying_a_document_replaces_its_chunks_in_the_full_text_index(tmp_path: Path) -> None:
+    index = FullTextIndex(tmp_path)
+    rows = [(1, 7, "the owl sleeps"), (2, 7, "the owl wakes"), (3, 8, "a cat")]
+    index.apply(1, [], rows)
+    # The background embedder re-applies a document once its vectors land: same chunks again.
+    index.apply(1, [7], rows[:2])
+    assert index.chunk_count(1) == 3
+    assert sorted(hit.key for hit in index.search(1, ["owl"], 10, None)) == [1, 2]
+    index.apply(1, [7, 8], [])
+    assert index.chunk_count(1) == 0
+    index.close()

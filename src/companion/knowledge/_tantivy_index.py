@@ -66,10 +66,16 @@ class FullTextIndex:
         add_chunks: Iterable[tuple[int, int, str]],
     ) -> None:
         """Delete the chunks of `delete_documents`, add `(chunk, doc, text)` rows, and commit."""
+        doomed = list(delete_documents)
         with self._lock:
             writer = self._writer(collection_key)
-            for doc_key in delete_documents:
-                writer.delete_documents_by_term("doc", doc_key)
+            if doomed:
+                # Not `delete_documents_by_term`: tantivy-py turns a Python int into a signed term,
+                # which never matches this unsigned field, so it deleted nothing. A query built
+                # against the schema gets the type right.
+                writer.delete_documents_by_query(
+                    tantivy.Query.term_set_query(self._schema, "doc", doomed)
+                )
             for chunk_key, doc_key, text in add_chunks:
                 document = tantivy.Document()
                 document.add_text("text", text)
