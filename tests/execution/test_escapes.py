@@ -250,8 +250,19 @@ def test_javascript_abuse_is_contained(
             "for fd in (1, 2, 3):\n    os.close(fd)\nwhile True:\n    pass",
             "ok",  # a forged exit record only fools the run's own report...
         ),
+        (
+            # Asleep, so no CPU limit ends it: only the grace after an exit record does.
+            'import os, time\nos.write(3, b\'{"done": true, "exit_code": 0}\\n\')\ntime.sleep(1e6)',
+            "ok",
+        ),
     ],
-    ids=["patched-exit-and-json", "patched-exit-then-raise", "closed-pipes-spin", "forged-done"],
+    ids=[
+        "patched-exit-and-json",
+        "patched-exit-then-raise",
+        "closed-pipes-spin",
+        "forged-done",
+        "forged-done-then-sleep",
+    ],
 )
 def test_sabotaging_the_sandboxs_own_reporting_stays_contained(
     sandbox: SyncExecutor, code: str, status: str

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import time
 
 from companion.bench._case import Case, Operation, Target
 from companion.config import load_settings
@@ -36,12 +38,17 @@ class _WarmExecutor:
             raise RuntimeError(f"benchmark snippet failed: {result}")
         return result
 
-    def concurrently(self) -> object:
-        """CLIENTS clients, each running RUNS_PER_CLIENT snippets back to back."""
+    def concurrently(self, latencies_ns: list[int]) -> object:
+        """CLIENTS clients, each running RUNS_PER_CLIENT snippets back to back; each run's
+        latency as its client saw it is appended to `latencies_ns`."""
 
         async def client() -> None:
             for _ in range(RUNS_PER_CLIENT):
-                await self._executor.run(self._request)
+                started = time.perf_counter_ns()
+                result = await self._executor.run(self._request)
+                latencies_ns.append(time.perf_counter_ns() - started)
+                if result.status != "ok":
+                    raise RuntimeError(f"benchmark snippet failed: {result}")
 
         async def all_clients() -> None:
             await asyncio.gather(*(client() for _ in range(CLIENTS)))
@@ -57,9 +64,21 @@ class _WarmExecutor:
 class _Concurrent:
     def __init__(self, warm: _WarmExecutor) -> None:
         self._warm = warm
+        self._latencies_ns: list[int] = []
 
     def __call__(self) -> object:
-        return self._warm.concurrently()
+        return self._warm.concurrently(self._latencies_ns)
+
+    def note(self) -> str:
+        """Each run's latency under the concurrent load, over every batch measured."""
+        if not self._latencies_ns:
+            return "no runs"
+        cuts = statistics.quantiles(self._latencies_ns, n=100, method="inclusive")
+        p50, p95, p99 = (cuts[i - 1] / 1e6 for i in (50, 95, 99))
+        return (
+            f"per run under {CLIENTS} clients ({len(self._latencies_ns)} runs): "
+            f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms"
+        )
 
     def close(self) -> None:
         self._warm.close()

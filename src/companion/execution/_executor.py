@@ -26,7 +26,8 @@ from companion.execution._zygote import ZygoteFailed
 __all__ = ["Executor", "RunObserver"]
 
 _log = logging.getLogger("companion.execution")
-# The zygote enforces the run's wall time; this guard only catches a zygote that stops answering.
+# The run's wall time is enforced where its output is read; this guard only bounds waiting for a
+# zygote (a free one, or one that stops answering).
 _GUARD_S = 5.0
 
 RunObserver = Callable[[str, str, float], None]

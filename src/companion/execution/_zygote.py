@@ -1,23 +1,37 @@
-"""One zygote process seen from the service: start it, send it runs, notice when it dies."""
+"""One zygote process seen from the service: start it, run snippets on its children, notice when it dies.
+
+The zygote sends each prepared child's pipe ends and pidfd over a `SOCK_SEQPACKET` socket, and the
+service runs the child directly (`_child_run`). When a child exits, the zygote reaps it, wipes the
+scratch directory, sends `finished` and orders a replacement; the next run on this zygote waits for
+that message (scratch must be empty), and a run whose child did not report its own exit waits for it
+too (its wait status and usage are in it).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import struct
+import os
+import socket
+import time
+from collections import deque
 from typing import Any
 
-import orjson
-
+from companion.execution._child_run import Capture, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
-from companion.execution.sandbox.protocol import MAX_FRAME_BYTES, encode_frame
+from companion.execution.sandbox.protocol import encode_frame, receive_message, send_message
 
 __all__ = ["Zygote", "ZygoteFailed"]
 
 _log = logging.getLogger("companion.execution")
-_HEADER = struct.Struct(">I")
 _STDERR_TAIL_BYTES = 4096
+_KINDS = {"python": "p", "javascript": "j"}  # the zygote's one-letter kinds of child
+_CHILD_FDS = 5  # control, stdout, stderr, report, pidfd
+# A child that sent its exit record (its last act) gets this long to exit before it is killed.
+_EXIT_GRACE_S = 1.0
+# How long the zygote may take to report a child's exit once the child is done or killed.
+_ZYGOTE_GUARD_S = 5.0
 
 
 class ZygoteFailed(Exception):
@@ -25,16 +39,24 @@ class ZygoteFailed(Exception):
 
 
 class Zygote:
-    """A running zygote and its pipes; one run at a time."""
+    """A running zygote and the children it has prepared; one run at a time."""
 
     def __init__(self, plan: LaunchPlan, index: int) -> None:
         self.plan = plan
         self.index = index
         self.runs = 0
         self.landlock_abi = 0
+        self._memory_base_bytes = 0
         self._process: asyncio.subprocess.Process | None = None
+        self._socket: socket.socket | None = None
         self._stderr_tail = b""
         self._stderr_task: asyncio.Task[None] | None = None
+        self._children: dict[str, deque[PreparedChild]] = {k: deque() for k in _KINDS.values()}
+        self._changed = asyncio.Event()  # a child arrived, a run was finished, or it failed
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+        # Children handed to a run whose exit the zygote has not reported yet.
+        self._active: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._failure: ZygoteFailed | None = None
 
     @property
     def pid(self) -> int | None:
@@ -43,49 +65,183 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        """True while the process runs."""
-        return self._process is not None and self._process.returncode is None
+        """True while the process runs and keeps to the protocol."""
+        return (
+            self._failure is None and self._process is not None and self._process.returncode is None
+        )
 
     async def start(self, timeout_s: float) -> None:
-        """Start the process, send the init frame and wait for it to be ready."""
+        """Start the process, send the init message and wait for it to be ready."""
+        loop = asyncio.get_running_loop()
         argv, env, cwd = self.plan.argv(self.index)
-        self._process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            limit=MAX_FRAME_BYTES,
-        )
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=theirs.fileno(),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._socket = ours
         self._stderr_task = asyncio.create_task(self._drain_stderr())
-        ready = await self._exchange(self.plan.init_frame(self.index), timeout_s)
-        if not ready.get("ready"):
-            raise ZygoteFailed(f"zygote {self.index} did not get ready: {ready}")
+        self._ready = loop.create_future()
+        loop.add_reader(ours.fileno(), self._on_readable)
+        ready: dict[str, Any] = {}
+        try:
+            send_message(ours, self.plan.init_frame(self.index))
+            async with asyncio.timeout(timeout_s):
+                ready = await self._ready
+        except (TimeoutError, OSError) as exc:
+            self._fail(f"did not get ready: {type(exc).__name__}")
+        except ZygoteFailed:
+            pass  # `_fail` ran: raised below
+        if self._failure is not None:
+            await self.kill()
+            raise self._failure
         self.landlock_abi = int(ready.get("landlock_abi", 0))
+        self._memory_base_bytes = int(ready.get("memory_base_bytes", 0))
 
     async def run(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send one run and wait for its result (the zygote enforces the run's own limits)."""
+        """Run one request on a prepared child; the result has the shape `to_result` reads."""
         self.runs += 1
-        return await self._exchange(request, timeout_s)
-
-    async def _exchange(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        process = self._process
-        if process is None or process.stdin is None or process.stdout is None:
-            raise ZygoteFailed("zygote is not running")
+        limits = request["limits"]
+        wall_s = limits["wall_time_ms"] / 1000
         try:
-            process.stdin.write(encode_frame(message))
-            await process.stdin.drain()
-            async with asyncio.timeout(timeout_s):
-                header = await process.stdout.readexactly(_HEADER.size)
-                (size,) = _HEADER.unpack(header)
-                body = await process.stdout.readexactly(size)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
-            await self.kill()
+            async with asyncio.timeout(timeout_s - wall_s):
+                child = await self._take(_KINDS[request["language"]])
+        except TimeoutError:
+            self._fail("prepared no child in time")
+            raise self._failure from None  # type: ignore[misc]
+        exited = self._active[child.pid]
+        # The pidfd stays open until the zygote reports the exit, so the child can be killed
+        # (never a reused pid) if it outlives its exit record.
+        exited.add_done_callback(lambda _: child.close())
+        try:
+            return await self._run_on(child, exited, request, wall_s)
+        finally:
+            child.close_pipes()
+            if not exited.done():
+                grace = asyncio.get_running_loop().call_later(_EXIT_GRACE_S, child.kill)
+                exited.add_done_callback(lambda _: grace.cancel())
+
+    async def _run_on(
+        self,
+        child: PreparedChild,
+        exited: asyncio.Future[dict[str, Any]],
+        request: dict[str, Any],
+        wall_s: float,
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        capture = Capture(request["limits"]["max_output_bytes"])
+        killed = await run_on_child(child, encode_frame(request), capture, wall_s)
+        error, done = capture.reports()
+        result: dict[str, Any] = {
+            "killed": killed,
+            "stdout": capture.stdout.decode("utf-8", "replace"),
+            "stderr": capture.stderr.decode("utf-8", "replace"),
+            "truncated": sorted(capture.truncated),
+            "error": error,
+            "memory_base_bytes": self._memory_base_bytes,
+        }
+        if killed is None and done is not None:
+            # The child said how it ended and closed its pipes: answer now; the zygote reaps it.
+            result.update(exit_code=done.get("exit_code"), signal=None)
+            result.update(cpu_ms=done.get("cpu_ms", 0.0), memory_bytes=done.get("memory_bytes", 0))
+            result["wall_ms"] = _elapsed_ms(started)
+            return result
+        if killed is None:
+            # Crashed, or closed its pipes early and lives on: it has the rest of its wall time.
+            try:
+                async with asyncio.timeout(max(started + wall_s - time.monotonic(), 0.0)):
+                    await asyncio.shield(exited)
+            except TimeoutError:
+                child.kill()
+                result["killed"] = "timeout"
+        try:
+            async with asyncio.timeout(_ZYGOTE_GUARD_S):
+                finished = await exited
+        except TimeoutError:
+            self._fail(f"did not report the exit of child {child.pid}")
+            raise self._failure from None  # type: ignore[misc]
+        return {**result, **_exit_fields(finished), "wall_ms": _elapsed_ms(started)}
+
+    async def _take(self, kind: str) -> PreparedChild:
+        """A prepared child of `kind`, once the previous run's child is reaped and scratch wiped."""
+        while self._failure is None and (self._active or not self._children[kind]):
+            self._changed.clear()
+            await self._changed.wait()
+        if self._failure is not None:
+            raise self._failure
+        child = self._children[kind].popleft()
+        self._active[child.pid] = asyncio.get_running_loop().create_future()
+        return child
+
+    def _on_readable(self) -> None:
+        assert self._socket is not None
+        while self._failure is None:
+            try:
+                received = receive_message(self._socket, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except (OSError, ValueError) as exc:
+                self._fail(f"broke the protocol: {exc}")
+                return
+            if received is None:
+                self._fail("exited")
+                return
+            self._dispatch(*received)
+
+    def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        if "child" in message and len(fds) == _CHILD_FDS and message["child"] in self._children:
+            self._children[message["child"]].append(PreparedChild.from_fds(message["pid"], fds))
+        elif "finished" in message and not fds:
+            exited = self._active.pop(message["finished"], None)
+            if exited is not None:
+                if not exited.done():
+                    exited.set_result(message)
+            else:  # a prepared child died before any run took it (the zygote replaces it)
+                self._drop_prepared(message["finished"])
+        elif message.get("ready") and self._ready is not None and not fds:
+            self._ready.set_result(message)
+        else:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._fail(f"sent an unexpected message: {sorted(message)}")
+            return
+        self._changed.set()
+
+    def _fail(self, reason: str) -> None:
+        """Mark the zygote broken: every waiter gets `ZygoteFailed`, its children are let go."""
+        if self._failure is None:
             tail = self._stderr_tail.decode(errors="replace").strip()[-500:]
-            raise ZygoteFailed(f"zygote {self.index}: {type(exc).__name__} {tail}") from exc
-        result: dict[str, Any] = orjson.loads(body)
-        return result
+            self._failure = ZygoteFailed(f"zygote {self.index} {reason} {tail}".strip())
+        failure = self._failure
+        if self._socket is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._socket.fileno())
+        for future in (self._ready, *self._active.values()):
+            if future is not None and not future.done():
+                future.set_exception(failure)
+                future.exception()  # retrieved here: a waiter may already be gone
+        self._active.clear()
+        for waiting in self._children.values():
+            while waiting:
+                waiting.popleft().close()
+        self._changed.set()
+
+    def _drop_prepared(self, pid: int) -> None:
+        for waiting in self._children.values():
+            for child in [c for c in waiting if c.pid == pid]:
+                waiting.remove(child)
+                child.close()
 
     async def _drain_stderr(self) -> None:
         assert self._process is not None
@@ -94,23 +250,43 @@ class Zygote:
             self._stderr_tail = (self._stderr_tail + chunk)[-_STDERR_TAIL_BYTES:]
 
     async def kill(self) -> None:
-        """Kill the process group member and reap it."""
+        """Kill the process and reap it; its children die with its sandbox."""
+        self._fail("was stopped")
         process = self._process
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+        if self._socket is not None:
+            self._socket.close()
         if self._stderr_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stderr_task
 
     async def close(self) -> None:
-        """Ask the zygote to exit (stdin closed), then make sure it did."""
+        """Ask the zygote to exit (its socket closed), then make sure it did."""
         process = self._process
-        if process is not None and process.returncode is None and process.stdin is not None:
-            process.stdin.close()
+        self._fail("was closed")  # its waiting children read EOF and exit
+        if self._socket is not None:
+            self._socket.close()
+        if process is not None and process.returncode is None:
             try:
                 await asyncio.wait_for(process.wait(), 2)
             except TimeoutError:
                 _log.warning("zygote %d did not exit on close; killing it", self.index)
         await self.kill()
+
+
+def _exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
+    """A `finished` message's wait status, decoded into the result's fields."""
+    status = int(finished["status"])
+    return {
+        "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
+        "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        "cpu_ms": finished["cpu_ms"],
+        "memory_bytes": finished["memory_bytes"],
+    }
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)

@@ -42,6 +42,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _JS_STACK_BYTES = 1024 * 1024
+_HEAP_FULL_SHARE = 0.95
 _JS_HEADROOM_BYTES = 32 * 1024 * 1024  # 8 MiB was seen to let a bomb reach RLIMIT_AS: SIGSEGV
 
 
@@ -117,15 +118,15 @@ class LimitSetter:
 
 
 def _report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
-    """Tell the zygote what went wrong; `limit` names the limit hit (memory, time, output)."""
+    """Tell the service what went wrong; `limit` names the limit hit (memory, time, output)."""
     report = {"name": name, "value": value, "traceback": trace[-32768:], "limit": limit}
     with contextlib.suppress(Exception):
         _write(ERROR_FD, _dumps(report).encode() + b"\n")
 
 
 def _finish(code: int) -> None:
-    """Report the exit and close every pipe before exiting: the zygote answers the service at once
-    and reaps this process afterwards, so tearing down its memory is off the request's path."""
+    """Report the exit and close every pipe before exiting: the service answers the run at once
+    and the zygote reaps this process afterwards, so tearing down its memory is off the path."""
     try:
         usage = _getrusage(resource.RUSAGE_SELF)
         done = {
@@ -273,8 +274,9 @@ def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
         head = message.split("\n", 1)[0]
         name, _, value = head.partition(": ")
         limit = None
-        if head in {"null", "InternalError: out of memory"}:
-            # quickjs reports "null" when it cannot even allocate the error object.
+        if head in {"null", "InternalError: out of memory"} or _out_of_heap(context):
+            # quickjs reports "null" when it cannot even allocate the error object, and the
+            # binding a placeholder when it cannot allocate the message: the heap is what ran out.
             name, value, limit = "InternalError", "out of memory", "memory"
         elif head == "InternalError: interrupted":
             limit = "time"
@@ -294,6 +296,12 @@ def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
         _report_error(*report)
         return 1
     return 0
+
+
+def _out_of_heap(context: Any) -> bool:
+    """True when the QuickJS heap is (within 5%) at its limit, so an error may be unreadable."""
+    usage = context.memory()
+    return bool(usage["malloc_size"] >= _HEAP_FULL_SHARE * usage["malloc_limit"])
 
 
 def warm_up() -> None:

@@ -1,18 +1,37 @@
-"""Frames between the service and a zygote: a 4-byte big-endian length, then a JSON object.
+"""What the service and the sandbox send each other. Stdlib only: it runs on both sides.
 
-Stdlib only: this module runs inside the sandbox as well as in the service.
+Frames (a 4-byte big-endian length, then a JSON object) go down a stream: a run's request to its
+child's control pipe. Messages (one JSON object per `SOCK_SEQPACKET` record, optionally carrying
+file descriptors) go between the service and a zygote: small control records, and a new child's
+pipe ends and pidfd handed to the service.
 """
 
 from __future__ import annotations
 
+import array
 import json
 import os
+import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_FRAME_BYTES", "decode_frame", "encode_frame", "read_frame", "write_frame"]
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_FDS",
+    "decode_frame",
+    "encode_frame",
+    "read_frame",
+    "receive_message",
+    "send_message",
+    "write_frame",
+]
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+# Control messages are small (the largest, init, carries two seccomp programs: about 3 KiB).
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MESSAGE_FDS = 8
 _HEADER = struct.Struct(">I")
 
 
@@ -60,3 +79,44 @@ def write_frame(fd: int, message: dict[str, Any]) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def send_message(
+    connection: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()
+) -> None:
+    """Send one message (one record, so never split), with `fds` attached when given."""
+    body = json.dumps(message, separators=(",", ":")).encode()
+    if fds:
+        socket.send_fds(connection, [body], list(fds))
+    else:
+        connection.send(body)
+
+
+def receive_message(
+    connection: socket.socket, flags: int = 0
+) -> tuple[dict[str, Any], list[int]] | None:
+    """The next message and the fds it carries; None when the peer has closed the connection.
+
+    `flags` may add `MSG_DONTWAIT` (`socket.recv_fds` ignores its flags, hence `recvmsg` here).
+    Received fds are close-on-exec, so no later subprocess inherits a child's pipe.
+    """
+    fds = array.array("i")
+    body, ancillary, msg_flags, _ = connection.recvmsg(
+        MAX_MESSAGE_BYTES,
+        socket.CMSG_SPACE(MAX_MESSAGE_FDS * fds.itemsize),
+        flags | socket.MSG_CMSG_CLOEXEC,
+    )
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    received = list(fds)
+    message: dict[str, Any] | None = None
+    try:
+        if msg_flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            raise ValueError("a message was larger than the protocol allows")
+        message = decode_frame(body) if body else None
+    finally:
+        if message is None:  # end of stream or a bad message: the fds it carried are not wanted
+            for fd in received:
+                os.close(fd)
+    return None if message is None else (message, received)

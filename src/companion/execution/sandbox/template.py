@@ -1,14 +1,15 @@
 """The template: a copy of the zygote taken before it handled any run; every run's child is forked from it.
 
-Why: CPython does not clear memory it frees, so the zygote's heap keeps earlier runs' code, input and
-output (it parses every request and collects every output). A child forked from the zygote inherits
-those pages, and a snippet can read its own address space (ctypes): it would see other tenants' data.
+Why: CPython does not clear memory it frees, and a snippet can read its own address space (ctypes).
+A child forked from a process that once held a run's code, input or output would inherit those pages
+and could read other tenants' data (the zygote used to relay every run; since the service talks to
+the children directly it no longer sees run data, but nothing should depend on that staying true).
 The template only ever receives commands (fork a child, wait for one), never a run's data, so its
 children start from memory no run has touched.
 
 The template is the children's parent, so it also reaps them for the zygote (exit status and
-rusage). The zygote still supervises them (pidfds work for any process) and gets their pipes' parent
-ends over a Unix socket (`SCM_RIGHTS`). Stdlib only.
+rusage). The zygote gets their pipes' parent ends over a Unix socket (`SCM_RIGHTS`) and hands them
+on to the service, which runs each child directly. Stdlib only.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ def start_template(child_main: ChildMain) -> Template:
 
 
 def _detach_from_service() -> None:
-    # fds 0 and 1 are the zygote's pipes to the service, which notices a dead zygote by EOF on
-    # them: only the zygote may hold them. A spare pipe keeps fds 0 and 1 taken, so the pipes
-    # made below never get those numbers (a child dup2s onto 0-3).
+    # fd 0 is the zygote's socket to the service, which notices a dead zygote when it closes: only
+    # the zygote may hold it. A spare pipe keeps fds 0 and 1 taken, so the pipes made below never
+    # get those numbers (a child dup2s onto 0-3).
     spare_r, spare_w = os.pipe()
     os.dup2(spare_r, 0)
     os.dup2(spare_w, 1)
