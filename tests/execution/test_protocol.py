@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from companion.execution.sandbox.protocol import (
+    MAX_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
+    encode_frame,
+    read_frame,
     receive_message,
     send_message,
 )
@@ -74,3 +78,31 @@ def test_a_bad_message_is_refused_and_its_fds_are_closed(
     assert set(os.listdir("/proc/self/fd")) <= before  # the passed fd did not stay open here
     assert os.read(read_end, 1) == b""  # its only write end is gone: end of file
     os.close(read_end)
+
+
+def test_a_frame_is_read_whole_however_it_arrives() -> None:
+    read_end, write_end = os.pipe()
+    big = {"code": "x" * 200_000}  # larger than one pipe's capacity: needs several reads
+    frame = encode_frame(big)
+
+    def write_in_pieces() -> None:
+        for start in range(0, len(frame), 3000):
+            os.write(write_end, frame[start : start + 3000])
+
+    writer = threading.Thread(target=write_in_pieces)
+    writer.start()
+    assert read_frame(read_end) == big
+    writer.join()
+    os.write(write_end, encode_frame({"a": 1})[:6])  # cut mid-frame, then the writer leaves
+    os.close(write_end)
+    assert read_frame(read_end) is None
+    os.close(read_end)
+
+
+def test_an_oversized_frame_header_is_refused() -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, (MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
+    with pytest.raises(ValueError, match="exceeds"):
+        read_frame(read_end)
+    for fd in (read_end, write_end):
+        os.close(fd)

@@ -34,7 +34,6 @@ ERROR_FD = 3  # the child reports a structured error here; stdout/stderr stay th
 # Bound at import: user code may replace module attributes (json.dumps = None) before we report.
 _dumps = json.dumps
 _write = os.write
-_close = os.close
 _exit = os._exit
 _getrusage = resource.getrusage
 USER_FILE = "main.py"
@@ -59,11 +58,12 @@ class SeccompLoader:
         self._fprog = _SockFprog(len(bpf) // 8, ctypes.cast(self._program, ctypes.c_void_p))
         self._empty = not bpf
 
-    def load(self) -> None:
-        """Apply the filter to the calling process (and its future threads)."""
+    def load(self, *, stacked: bool = False) -> None:
+        """Apply the filter to the calling process (and its future threads); `stacked` when a
+        filter is already loaded, so no_new_privs is already set (one syscall less)."""
         if self._empty:
             return
-        if self._prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        if not stacked and self._prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
         fprog = ctypes.byref(self._fprog)
         if self._prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, fprog, 0, 0) != 0:
@@ -125,8 +125,9 @@ def _report_error(name: str, value: str, trace: str, limit: str | None = None) -
 
 
 def _finish(code: int) -> None:
-    """Report the exit and close every pipe before exiting: the service answers the run at once
-    and the zygote reaps this process afterwards, so tearing down its memory is off the path."""
+    """Report the exit, then exit: the service answers the run as soon as this record arrives (it
+    follows the last output write) and the zygote reaps this process afterwards, so tearing down its
+    memory is off the run's path."""
     try:
         usage = _getrusage(resource.RUSAGE_SELF)
         done = {
@@ -136,9 +137,7 @@ def _finish(code: int) -> None:
             "memory_bytes": usage.ru_maxrss * 1024,
         }
         _write(ERROR_FD, _dumps(done).encode() + b"\n")
-        for fd in (1, 2, ERROR_FD):
-            _close(fd)
-    except BaseException:  # noqa: S110 - without the record the zygote reaps first; never return
+    except BaseException:  # noqa: S110 - without the record the service waits for the exit
         pass
     finally:
         _exit(code)
@@ -326,7 +325,7 @@ def run_child(request: dict[str, Any], seccomp: SeccompLoader, rlimits: LimitSet
         rlimits.apply(limits)
         if request.get("env"):
             os.environ.update(request["env"])
-        seccomp.load()
+        seccomp.load(stacked=True)
         python = request["language"] == "python"
         code = _run_python(request) if python else _run_javascript(request, limits)
     except BaseException as exc:  # report, then exit: a child must never return

@@ -25,7 +25,6 @@ __all__ = [
     "read_frame",
     "receive_message",
     "send_message",
-    "write_frame",
 ]
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -71,14 +70,6 @@ def read_frame(fd: int) -> dict[str, Any] | None:
         raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
     body = _read_exactly(fd, size)
     return None if body is None else decode_frame(body)
-
-
-def write_frame(fd: int, message: dict[str, Any]) -> None:
-    """Write one whole frame to `fd`."""
-    view = memoryview(encode_frame(message))
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def send_message(
