@@ -92,16 +92,7 @@ class ZygotePool:
                 f"All {self._size} sandboxes are busy and {self._waiting} runs are queued.",
                 retry_after_s=1.0,
             )
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(timeout_s):
-                zygote = await self._healthy_zygote()
-        except TimeoutError:
-            if not self._all:
-                raise SandboxUnavailable("no sandbox is running (replacements failed)") from None
-            raise ExecutorBusy("Timed out waiting for a free sandbox.", retry_after_s=1.0) from None
-        finally:
-            self._waiting -= 1
+        zygote = self._idle_now() or await self._wait_for_zygote(timeout_s)
         self._runs += 1
         try:
             result = await zygote.run(request, timeout_s)
@@ -117,6 +108,28 @@ class ZygotePool:
         else:
             self._idle.put_nowait(zygote)
         return result
+
+    def _idle_now(self) -> Zygote | None:
+        """A live idle zygote without waiting (and without arming a timer), or None."""
+        while not self._idle.empty():
+            zygote = self._idle.get_nowait()
+            if zygote.alive:
+                return zygote
+            _log.warning("sandbox zygote %d died while idle; replacing it", zygote.index)
+            self._replace(zygote)
+        return None
+
+    async def _wait_for_zygote(self, timeout_s: float) -> Zygote:
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._healthy_zygote()
+        except TimeoutError:
+            if not self._all:
+                raise SandboxUnavailable("no sandbox is running (replacements failed)") from None
+            raise ExecutorBusy("Timed out waiting for a free sandbox.", retry_after_s=1.0) from None
+        finally:
+            self._waiting -= 1
 
     async def _healthy_zygote(self) -> Zygote:
         """The next idle zygote that is still alive; dead ones found idle are replaced."""

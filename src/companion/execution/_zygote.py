@@ -18,9 +18,11 @@ import time
 from collections import deque
 from typing import Any
 
+import orjson
+
 from companion.execution._child_run import Capture, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
-from companion.execution.sandbox.protocol import encode_frame, receive_message, send_message
+from companion.execution.sandbox.protocol import frame_bytes, receive_message, send_message
 
 __all__ = ["Zygote", "ZygoteFailed"]
 
@@ -113,12 +115,15 @@ class Zygote:
         self.runs += 1
         limits = request["limits"]
         wall_s = limits["wall_time_ms"] / 1000
-        try:
-            async with asyncio.timeout(timeout_s - wall_s):
-                child = await self._take(_KINDS[request["language"]])
-        except TimeoutError:
-            self._fail("prepared no child in time")
-            raise self._failure from None  # type: ignore[misc]
+        kind = _KINDS[request["language"]]
+        child = self._take_now(kind)
+        if child is None:
+            try:
+                async with asyncio.timeout(timeout_s - wall_s):
+                    child = await self._take(kind)
+            except TimeoutError:
+                self._fail("prepared no child in time")
+                raise self._failure from None  # type: ignore[misc]
         exited = self._active[child.pid]
         # The pidfd stays open until the zygote reports the exit, so the child can be killed
         # (never a reused pid) if it outlives its exit record.
@@ -140,7 +145,7 @@ class Zygote:
     ) -> dict[str, Any]:
         started = time.monotonic()
         capture = Capture(request["limits"]["max_output_bytes"])
-        killed = await run_on_child(child, encode_frame(request), capture, wall_s)
+        killed = await run_on_child(child, frame_bytes(orjson.dumps(request)), capture, wall_s)
         error, done = capture.reports()
         result: dict[str, Any] = {
             "killed": killed,
@@ -174,11 +179,17 @@ class Zygote:
 
     async def _take(self, kind: str) -> PreparedChild:
         """A prepared child of `kind`, once the previous run's child is reaped and scratch wiped."""
-        while self._failure is None and (self._active or not self._children[kind]):
+        while (child := self._take_now(kind)) is None:
             self._changed.clear()
             await self._changed.wait()
+        return child
+
+    def _take_now(self, kind: str) -> PreparedChild | None:
+        """`_take` when it need not wait (no timer armed: the usual case), else None."""
         if self._failure is not None:
             raise self._failure
+        if self._active or not self._children[kind]:
+            return None
         child = self._children[kind].popleft()
         self._active[child.pid] = asyncio.get_running_loop().create_future()
         return child

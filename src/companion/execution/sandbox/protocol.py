@@ -22,6 +22,7 @@ __all__ = [
     "MAX_MESSAGE_FDS",
     "decode_frame",
     "encode_frame",
+    "frame_bytes",
     "read_frame",
     "receive_message",
     "send_message",
@@ -36,7 +37,11 @@ _HEADER = struct.Struct(">I")
 
 def encode_frame(message: dict[str, Any]) -> bytes:
     """One frame holding `message`."""
-    body = json.dumps(message, separators=(",", ":")).encode()
+    return frame_bytes(json.dumps(message, separators=(",", ":")).encode())
+
+
+def frame_bytes(body: bytes) -> bytes:
+    """One frame around an already encoded JSON object (the service encodes with orjson)."""
     return _HEADER.pack(len(body)) + body
 
 
