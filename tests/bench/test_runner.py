@@ -56,6 +56,9 @@ def test_setup_runs_once_and_is_not_timed() -> None:
         (Target(max_added_ns=1500), [2400.0] * 5, [1000.0] * 5, True),
         (Target(max_added_ns=1500), [2600.0] * 5, [1000.0] * 5, False),
         (Target(max_median_ns=10e6), [9e6] * 5, [], True),
+        # The p95 bound looks at the tail: a fine median does not save a slow 95th percentile.
+        (Target(max_p95_ns=10e6), [1e6] * 8 + [11e6] * 2, [], False),
+        (Target(max_p95_ns=10e6), [1e6] * 8 + [9e6] * 2, [], True),
         (Target(), [1.0] * 5, [], None),
     ],
 )

@@ -15,10 +15,11 @@ Setup = Callable[[], Operation]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Pass condition of a row: a ratio to the peer's median and/or an absolute median bound."""
+    """Pass condition of a row: a ratio to the peer's median and/or absolute bounds on ours."""
 
     max_ratio: float | None = None
     max_median_ns: float | None = None
+    max_p95_ns: float | None = None
     max_added_ns: float | None = None  # ours minus peer (e.g. profiler overhead over a bare call)
 
     def describe(self, unit: str = "ns") -> str:
@@ -31,6 +32,8 @@ class Target:
             parts.append(f"≤ +{format_ns(self.max_added_ns)} over peer")
         if self.max_median_ns is not None:
             parts.append(f"median ≤ {show(self.max_median_ns)}")
+        if self.max_p95_ns is not None:
+            parts.append(f"p95 ≤ {show(self.max_p95_ns)}")
         return ", ".join(parts) or "report only"
 
 

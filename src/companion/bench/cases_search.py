@@ -315,7 +315,7 @@ def cases(quick: bool = False) -> list[Case]:
             ours=_lazy(lambda c: c.search("bm25")),
             peer=_lazy(lambda c: c.raw_tantivy()),
             peer_name="raw tantivy OR query, same data",
-            target=Target(max_ratio=1.5, max_median_ns=10e6),
+            target=Target(max_ratio=1.5, max_p95_ns=10e6),
             seed_figure="< 30 ms",
         ),
         Case(
@@ -352,7 +352,7 @@ def cases(quick: bool = False) -> list[Case]:
             _GROUP,
             f"hybrid search (RRF), {chunks}, query embedding excluded",
             ours=_lazy(lambda c: c.search("hybrid")),
-            target=Target(max_median_ns=20e6),
+            target=Target(max_p95_ns=20e6),
             seed_figure="< 30 ms",
         ),
         Case(_GROUP, "ingest 64 one-chunk documents, BM25 only", ours=lambda: _ingest(False)),
