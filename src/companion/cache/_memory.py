@@ -54,7 +54,7 @@ class MemoryTier:
         self._default_ttl_s = check_ttl(default_ttl_s) or 60.0
         self._clock = clock
         self._data: dict[str, _Node] = {}
-        self._reads: deque[str] = deque()
+        self._reads: deque[str | None] = deque()  # keys read, None for a miss
         self._lock = threading.Lock()
         self._tags: dict[str, set[str]] = {}
         self._key_tags: dict[str, tuple[str, ...]] = {}
@@ -80,6 +80,14 @@ class MemoryTier:
             if len(reads) > _DRAIN_AT:
                 self._try_drain()
             return node.value
+        if node is None:
+            # Absent at this look: a miss, whatever a concurrent set does next. Counted like a
+            # hit, by replaying the reads later (None marks a miss), so this path takes no lock.
+            reads = self._reads
+            reads.append(None)
+            if len(reads) > _DRAIN_AT:
+                self._try_drain()
+            return MISSING
         return self._get_locked(key)
 
     def get_entry(self, key: str) -> Found | None:
@@ -126,7 +134,8 @@ class MemoryTier:
             node = self._data.get(key)
             if node is not None and node.expires_at > now:
                 return False, ()
-            self._drain_locked()
+            if self._reads:
+                self._drain_locked()
             self._store_locked(key, value, expires_at, tags)
             if len(self._data) > self.max_entries:
                 return True, self._evict_locked(now)
@@ -232,8 +241,13 @@ class MemoryTier:
     def _drain_locked(self) -> None:
         reads, data, root = self._reads, self._data, self._root
         count = len(reads)  # readers may append meanwhile: replay only what is there now
+        misses = 0
         for _ in range(count):
-            node = data.get(reads.popleft())
+            key = reads.popleft()
+            if key is None:
+                misses += 1
+                continue
+            node = data.get(key)
             if node is None:
                 continue
             node.hits += 1
@@ -243,7 +257,8 @@ class MemoryTier:
                 last = root.prev
                 last.next = root.prev = node
                 node.prev, node.next = last, root
-        self._hits += count
+        self._hits += count - misses
+        self._misses += misses
 
     def _store_locked(
         self, key: str, value: object, expires_at: float, tags: Sequence[str]
