@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 from collections.abc import AsyncIterator
 
@@ -151,3 +152,18 @@ async def test_a_zygote_that_died_while_idle_is_replaced_before_use(executor: Ex
     stats = executor.pool_stats()
     assert stats is not None
     assert stats.replaced == 1
+
+
+def test_the_open_files_limit_is_raised_for_the_fds_a_pool_holds() -> None:
+    from companion.execution._pool import reserve_fds
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_now = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 16, hard))  # a stingy service manager
+    try:
+        reserve_fds(2000)
+        raised, kept_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert kept_hard == hard
+        assert raised >= min(open_now + 2000, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

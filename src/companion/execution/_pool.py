@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import resource
 from dataclasses import dataclass
 from typing import Any
 
 from companion.execution._errors import ExecutorBusy, SandboxUnavailable
 from companion.execution._launcher import LaunchPlan
-from companion.execution._zygote import Zygote, ZygoteFailed
+from companion.execution._zygote import Zygote, ZygoteFailed, service_fds_per_zygote
 
 __all__ = ["PoolStats", "ZygotePool"]
 
 _log = logging.getLogger("companion.execution")
 _START_TIMEOUT_S = 30.0
+_SPARE_FDS = 1024  # for everything else the service opens (connections, files, databases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,24 @@ class PoolStats:
     max_queue: int
     replaced: int
     runs: int
+
+
+def reserve_fds(needed: int) -> None:
+    """Raise the soft open-files limit (toward the hard one) so `needed` more fds fit: a large pool
+    holds thousands, and service managers often start processes with a soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = len(os.listdir("/proc/self/fd")) + needed + _SPARE_FDS
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < wanted:
+        _log.warning(
+            "the sandbox pool needs about %d open files but the hard limit is %d; lower "
+            "COMPANION_EXECUTION_POOL_SIZE or raise the limit (ulimit -n)",
+            wanted,
+            hard,
+        )
 
 
 class ZygotePool:
@@ -48,6 +69,7 @@ class ZygotePool:
 
     async def start(self) -> None:
         """Start every zygote concurrently; fail if none can start."""
+        reserve_fds(self._size * service_fds_per_zygote(self._plan.init["languages"]))
         results = await asyncio.gather(
             *(self._start_one(index) for index in range(self._size)), return_exceptions=True
         )

@@ -22,9 +22,14 @@ import orjson
 
 from companion.execution._child_run import Capture, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
-from companion.execution.sandbox.protocol import frame_bytes, receive_message, send_message
+from companion.execution.sandbox.protocol import (
+    CHILDREN_PER_KIND,
+    frame_bytes,
+    receive_message,
+    send_message,
+)
 
-__all__ = ["Zygote", "ZygoteFailed"]
+__all__ = ["Zygote", "ZygoteFailed", "service_fds_per_zygote"]
 
 _log = logging.getLogger("companion.execution")
 _STDERR_TAIL_BYTES = 4096
@@ -34,6 +39,13 @@ _CHILD_FDS = 5  # control, stdout, stderr, report, pidfd
 _EXIT_GRACE_S = 1.0
 # How long the zygote may take to report a child's exit once the child is done or killed.
 _ZYGOTE_GUARD_S = 5.0
+
+
+def service_fds_per_zygote(languages: list[str]) -> int:
+    """File descriptors the service holds for one zygote: its socket, its stderr pipe, and five
+    per prepared child (two per language it runs)."""
+    kinds = sum(language in _KINDS for language in languages)
+    return 2 + CHILDREN_PER_KIND * kinds * _CHILD_FDS
 
 
 class ZygoteFailed(Exception):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "CHILDREN_PER_KIND",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_FDS",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+CHILDREN_PER_KIND = 2  # prepared children a zygote keeps per language (the service holds their fds)
 # Control messages are small (the largest, init, carries two seccomp programs: about 3 KiB).
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_MESSAGE_FDS = 8

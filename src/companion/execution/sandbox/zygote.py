@@ -32,7 +32,7 @@ from .child import (
     run_child,
     warm_up,
 )
-from .protocol import read_frame, receive_message, send_message
+from .protocol import CHILDREN_PER_KIND, read_frame, receive_message, send_message
 from .template import Template, start_template
 
 __all__ = ["main"]
@@ -40,7 +40,6 @@ __all__ = ["main"]
 _SERVICE_FD = 0  # the socket to the service
 _exit = os._exit  # bound at import: user code in a child may replace os._exit
 _PYTHON, _JAVASCRIPT = b"p", b"j"  # the kinds of child the template forks
-_CHILDREN_PER_KIND = 2
 _FIRST_FREE_FD = 10  # a child's pipe ends move here before fds 0-3 are set
 _STDIN_NAME = ".stdin"
 # Imported once here so children start with them warm (and share the pages copy-on-write).
@@ -211,7 +210,7 @@ def main() -> None:
     template = start_template(_child_main(scratch, seccomp, seccomp_limits, rlimits))
     children = _Children(template, service)
     kinds = [_PYTHON, _JAVASCRIPT] if "javascript" in languages else [_PYTHON]
-    for _ in range(_CHILDREN_PER_KIND):
+    for _ in range(CHILDREN_PER_KIND):
         for each in kinds:
             children.order(each)
     ready = {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]}
