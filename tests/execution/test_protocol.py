@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -12,7 +13,7 @@ import pytest
 from companion.execution.sandbox.protocol import (
     MAX_FRAME_BYTES,
     MAX_MESSAGE_BYTES,
-    encode_frame,
+    frame_bytes,
     read_frame,
     receive_message,
     send_message,
@@ -83,7 +84,7 @@ def test_a_bad_message_is_refused_and_its_fds_are_closed(
 def test_a_frame_is_read_whole_however_it_arrives() -> None:
     read_end, write_end = os.pipe()
     big = {"code": "x" * 200_000}  # larger than one pipe's capacity: needs several reads
-    frame = encode_frame(big)
+    frame = frame_bytes(json.dumps(big).encode())
 
     def write_in_pieces() -> None:
         for start in range(0, len(frame), 3000):
@@ -93,7 +94,7 @@ def test_a_frame_is_read_whole_however_it_arrives() -> None:
     writer.start()
     assert read_frame(read_end) == big
     writer.join()
-    os.write(write_end, encode_frame({"a": 1})[:6])  # cut mid-frame, then the writer leaves
+    os.write(write_end, frame_bytes(b'{"a": 1}')[:6])  # cut mid-frame, then the writer leaves
     os.close(write_end)
     assert read_frame(read_end) is None
     os.close(read_end)

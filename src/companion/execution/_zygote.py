@@ -23,6 +23,7 @@ import orjson
 from companion.execution._child_run import Capture, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
 from companion.execution.sandbox.protocol import (
+    CHILD_KINDS,
     CHILDREN_PER_KIND,
     frame_bytes,
     receive_message,
@@ -33,7 +34,6 @@ __all__ = ["Zygote", "ZygoteFailed", "service_fds_per_zygote"]
 
 _log = logging.getLogger("companion.execution")
 _STDERR_TAIL_BYTES = 4096
-_KINDS = {"python": "p", "javascript": "j"}  # the zygote's one-letter kinds of child
 _CHILD_FDS = 5  # control, stdout, stderr, report, pidfd
 # A child that sent its exit record (its last act) gets this long to exit before it is killed.
 _EXIT_GRACE_S = 1.0
@@ -44,7 +44,7 @@ _ZYGOTE_GUARD_S = 5.0
 def service_fds_per_zygote(languages: list[str]) -> int:
     """File descriptors the service holds for one zygote: its socket, its stderr pipe, and five
     per prepared child (two per language it runs)."""
-    kinds = sum(language in _KINDS for language in languages)
+    kinds = sum(language in CHILD_KINDS for language in languages)
     return 2 + CHILDREN_PER_KIND * kinds * _CHILD_FDS
 
 
@@ -65,7 +65,7 @@ class Zygote:
         self._socket: socket.socket | None = None
         self._stderr_tail = b""
         self._stderr_task: asyncio.Task[None] | None = None
-        self._children: dict[str, deque[PreparedChild]] = {k: deque() for k in _KINDS.values()}
+        self._children: dict[str, deque[PreparedChild]] = {k: deque() for k in CHILD_KINDS.values()}
         self._changed = asyncio.Event()  # a child arrived, a run was finished, or it failed
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         # Children handed to a run whose exit the zygote has not reported yet.
@@ -127,7 +127,7 @@ class Zygote:
         self.runs += 1
         limits = request["limits"]
         wall_s = limits["wall_time_ms"] / 1000
-        kind = _KINDS[request["language"]]
+        kind = CHILD_KINDS[request["language"]]
         child = self._take_now(kind)
         if child is None:
             try:

@@ -18,11 +18,11 @@ from typing import Any
 
 __all__ = [
     "CHILDREN_PER_KIND",
+    "CHILD_KINDS",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_FDS",
     "decode_frame",
-    "encode_frame",
     "frame_bytes",
     "read_frame",
     "receive_message",
@@ -31,15 +31,12 @@ __all__ = [
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 CHILDREN_PER_KIND = 2  # prepared children a zygote keeps per language (the service holds their fds)
+# The languages a zygote's children run, by the one-letter kind the template and `child` messages use.
+CHILD_KINDS = {"python": "p", "javascript": "j"}
 # Control messages are small (the largest, init, carries two seccomp programs: about 3 KiB).
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_MESSAGE_FDS = 8
 _HEADER = struct.Struct(">I")
-
-
-def encode_frame(message: dict[str, Any]) -> bytes:
-    """One frame holding `message`."""
-    return frame_bytes(json.dumps(message, separators=(",", ":")).encode())
 
 
 def frame_bytes(body: bytes) -> bytes:

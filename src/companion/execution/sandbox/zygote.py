@@ -32,14 +32,14 @@ from .child import (
     run_child,
     warm_up,
 )
-from .protocol import CHILDREN_PER_KIND, read_frame, receive_message, send_message
+from .protocol import CHILD_KINDS, CHILDREN_PER_KIND, read_frame, receive_message, send_message
 from .template import Template, start_template
 
 __all__ = ["main"]
 
 _SERVICE_FD = 0  # the socket to the service
 _exit = os._exit  # bound at import: user code in a child may replace os._exit
-_PYTHON, _JAVASCRIPT = b"p", b"j"  # the kinds of child the template forks
+_JAVASCRIPT = CHILD_KINDS["javascript"].encode()  # the template's fork command takes bytes
 _FIRST_FREE_FD = 10  # a child's pipe ends move here before fds 0-3 are set
 _STDIN_NAME = ".stdin"
 # Imported once here so children start with them warm (and share the pages copy-on-write).
@@ -209,7 +209,7 @@ def main() -> None:
     _fresh_scratch(scratch)
     template = start_template(_child_main(scratch, seccomp, seccomp_limits, rlimits))
     children = _Children(template, service)
-    kinds = [_PYTHON, _JAVASCRIPT] if "javascript" in languages else [_PYTHON]
+    kinds = [CHILD_KINDS[language].encode() for language in languages if language in CHILD_KINDS]
     for _ in range(CHILDREN_PER_KIND):
         for each in kinds:
             children.order(each)
