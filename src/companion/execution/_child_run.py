@@ -22,6 +22,8 @@ import orjson
 __all__ = ["Capture", "PreparedChild", "run_on_child"]
 
 _READ_CHUNK = 65536
+# The child's error report (raw JSON line, "" if none) and its exit record, if any.
+Reports = tuple[str, dict[str, Any] | None]
 _REPORT_BYTES = 65536
 
 
@@ -90,7 +92,7 @@ class Capture:
             return False
         return True
 
-    def reports(self) -> tuple[str, dict[str, Any] | None]:
+    def reports(self) -> Reports:
         """The child's error report (raw JSON line, "" if none) and its exit record, if any."""
         error, done = "", None
         for line in bytes(self.report).splitlines():
@@ -117,6 +119,7 @@ class _ChildRun:
         self._open = {child.stdout: "stdout", child.stderr: "stderr", child.report: "report"}
         self._timer: asyncio.TimerHandle | None = None
         self.killed: str | None = None
+        self.reports: Reports | None = None  # parsed when the exit record arrived
         self.finished: asyncio.Future[None] = self._loop.create_future()
 
     def start(self, wall_s: float) -> None:
@@ -150,7 +153,8 @@ class _ChildRun:
         stream = self._open[fd]
         if not self._drain(fd, stream):
             return
-        if stream == "report" and self._capture.reports()[1] is not None:
+        if stream == "report" and (reports := self._capture.reports())[1] is not None:
+            self.reports = reports
             # The exit record comes after the child's last output write, so all of its output
             # is in the pipes now: take it without waiting for each pipe's end of file.
             for other in [f for f in self._open if f != fd]:
@@ -198,10 +202,10 @@ class _ChildRun:
 
 async def run_on_child(
     child: PreparedChild, request: bytes, capture: Capture, wall_s: float
-) -> str | None:
+) -> tuple[str | None, Reports]:
     """Send `request` (one frame) and collect output until the child closes its pipes.
 
-    Returns why the child was killed ("timeout", "output_limit"), or None.
+    Returns why the child was killed ("timeout", "output_limit", or None) and its reports.
     """
     run = _ChildRun(child, capture, request)
     run.start(wall_s)
@@ -212,4 +216,4 @@ async def run_on_child(
         raise
     finally:
         run.stop()
-    return run.killed
+    return run.killed, run.reports or capture.reports()

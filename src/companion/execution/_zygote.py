@@ -157,8 +157,8 @@ class Zygote:
     ) -> dict[str, Any]:
         started = time.monotonic()
         capture = Capture(request["limits"]["max_output_bytes"])
-        killed = await run_on_child(child, frame_bytes(orjson.dumps(request)), capture, wall_s)
-        error, done = capture.reports()
+        frame = frame_bytes(orjson.dumps(request))
+        killed, (error, done) = await run_on_child(child, frame, capture, wall_s)
         result: dict[str, Any] = {
             "killed": killed,
             "stdout": capture.stdout.decode("utf-8", "replace"),
