@@ -252,6 +252,27 @@ class Settings(BaseSettings):
         description="Comma-separated `Host` values `/mcp` accepts (DNS-rebinding protection); "
         "`*` accepts any (behind a proxy that checks the host).",
     )
+    execution_sandbox_mode: Literal["auto", "bubblewrap", "namespaces"] = Field(
+        "auto",
+        description="How sandboxes get their namespaces: `bubblewrap`, `namespaces` (built by the "
+        "service itself; needs root), or `auto` (bubblewrap when it works, else the service's own).",
+    )
+    execution_sandbox_uid: int = Field(
+        65534,
+        ge=1,
+        le=2**32 - 2,
+        description="User id snippets run as when the service runs as root; it must own no files.",
+    )
+    execution_sandbox_gid: int = Field(
+        65534, ge=1, le=2**32 - 2, description="Group id snippets run as (root service)."
+    )
+    execution_max_sandboxes_per_tenant: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Sandboxes one tenant may hold at once; 0 means all but one of the pool, so "
+        "one tenant never holds every sandbox and waiting tenants are served fairly.",
+    )
     execution_unsafe_no_isolation: bool = Field(
         False,
         description="DANGEROUS: run snippets even when the host offers neither namespaces nor "

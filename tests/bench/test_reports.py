@@ -1,4 +1,5 @@
-"""Rows that report their own figure, target fractions, the chart, and every SPEC target's row."""
+"""Rows that report their own figure, target fractions, the chart, every SPEC target's row, and
+the warm unsandboxed worker that the sandbox is measured against."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from companion.bench import Budget, Case, Report, Target, load_cases, run_case
 from companion.bench._plot import plot
 from companion.bench._runner import _summarise
+from companion.bench.cases_execution import FACTORIAL_OUT, _WarmWorker, cases
 from companion.errors import InvalidInput
 
 TINY = Budget(seconds_per_side=0.01, min_samples=5, max_samples=20, rounds=4)
@@ -109,3 +111,27 @@ def test_every_spec_target_has_a_row() -> None:
         "service RSS at idle",
     ):
         assert fragment in names, fragment
+
+
+def test_the_warm_worker_row_is_reported_not_targeted() -> None:
+    (row,) = [case for case in cases() if "warm unsandboxed worker" in case.name]
+    assert row.peer is _WarmWorker
+    assert row.target == Target()
+
+
+def test_the_warm_worker_answers_each_snippet_and_ends_on_close() -> None:
+    worker = _WarmWorker()
+    try:
+        assert worker() == FACTORIAL_OUT
+        assert worker() == FACTORIAL_OUT  # the same process, again: it keeps reading
+    finally:
+        worker.close()
+    assert worker._process.returncode == 0
+
+
+def test_a_worker_whose_snippet_fails_is_an_error_and_still_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("companion.bench.cases_execution.FACTORIAL_PY", "print(1 / 0)")
+    with pytest.raises(RuntimeError, match="warm worker answered b''"):
+        _WarmWorker()

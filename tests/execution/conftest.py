@@ -1,4 +1,9 @@
-"""A real sandbox pool shared by the tests of a module (starting one costs ~100 ms per zygote)."""
+"""A real sandbox pool shared by the tests of a module (starting one costs ~100 ms per zygote).
+
+Every test that takes `sandbox` runs twice: under bubblewrap, and in the service's own namespaces
+(what a root service gets on a host without bubblewrap). CI has both: `make test` installs
+bubblewrap where it can, and a mode that cannot start fails the test instead of skipping it.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,28 @@ import pytest
 from companion.config import load_settings
 from companion.execution import ExecutionRequest, ExecutionResult, SyncExecutor
 
+SANDBOX_MODES = ["bubblewrap", "namespaces"]
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SyncExecutor]:
-    """Two zygotes with short limits, so abuse tests end quickly."""
-    settings = load_settings(
-        execution_pool_size=2,
-        execution_default_wall_time_ms=2000,
-        execution_default_cpu_time_ms=2000,
-        execution_default_memory_bytes=128 * 1024 * 1024,
-        execution_default_output_bytes=64 * 1024,
-        execution_max_file_bytes=1024 * 1024,
-    )
-    with SyncExecutor(settings) as executor:
+
+def sandbox_settings(mode: str, **overrides: object) -> dict[str, object]:
+    """Settings of the shared test pool: two zygotes with short limits, so abuse ends quickly."""
+    return {
+        "execution_sandbox_mode": mode,
+        "execution_pool_size": 2,
+        "execution_default_wall_time_ms": 2000,
+        "execution_default_cpu_time_ms": 2000,
+        "execution_default_memory_bytes": 128 * 1024 * 1024,
+        "execution_default_output_bytes": 64 * 1024,
+        "execution_max_file_bytes": 1024 * 1024,
+        "execution_scratch_bytes": 8 * 1024 * 1024,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="module", params=SANDBOX_MODES)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[SyncExecutor]:
+    """A started pool in each sandbox mode."""
+    with SyncExecutor(load_settings(**sandbox_settings(request.param))) as executor:
         yield executor
 
 

@@ -10,13 +10,14 @@ from pydantic import ValidationError
 
 from companion.config import load_settings
 from companion.execution import ExecutionRequest, Executor
+from tests.execution.conftest import SANDBOX_MODES
 
 pytestmark = pytest.mark.sandbox
 
 
-@pytest.fixture
-async def executor() -> AsyncIterator[Executor]:
-    executor = Executor(load_settings(execution_pool_size=2))
+@pytest.fixture(params=SANDBOX_MODES)
+async def executor(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
+    executor = Executor(load_settings(execution_pool_size=2, execution_sandbox_mode=request.param))
     await executor.start()
     yield executor
     await executor.close()

@@ -16,6 +16,7 @@ from tests.execution.conftest import assert_healthy, run
 pytestmark = pytest.mark.sandbox
 
 SERVICE_FILE = Path(companion.__file__).resolve()
+FORGED_DONE = b'{"done": true, "exit_code": 0, "cpu_ms": 1.0, "memory_bytes": 1024}\n'
 
 
 @pytest.mark.parametrize(
@@ -246,13 +247,13 @@ def test_javascript_abuse_is_contained(
         ("import os\nos._exit = None\nraise ValueError('after sabotage')", "runtime_error"),
         ("import os\nfor fd in (1, 2, 3):\n    os.close(fd)\nwhile True:\n    pass", "timeout"),
         (
-            'import os\nos.write(3, b\'{"done": true, "exit_code": 0}\\n\')\n'
+            f"import os\nos.write(3, {FORGED_DONE!r})\n"
             "for fd in (1, 2, 3):\n    os.close(fd)\nwhile True:\n    pass",
-            "ok",  # a forged exit record only fools the run's own report...
+            "ok",  # a well-formed forged exit record only fools the run's own report...
         ),
         (
             # Asleep, so no CPU limit ends it: only the grace after an exit record does.
-            'import os, time\nos.write(3, b\'{"done": true, "exit_code": 0}\\n\')\ntime.sleep(1e6)',
+            f"import os, time\nos.write(3, {FORGED_DONE!r})\ntime.sleep(1e6)",
             "ok",
         ),
     ],

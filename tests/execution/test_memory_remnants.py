@@ -14,6 +14,7 @@ import pytest
 
 from companion.config import load_settings
 from companion.execution import ExecutionRequest, Executor
+from tests.execution.conftest import SANDBOX_MODES
 
 pytestmark = pytest.mark.sandbox
 
@@ -51,9 +52,9 @@ print(sorted(found))
 """
 
 
-@pytest.fixture
-async def one_zygote() -> AsyncIterator[Executor]:
-    executor = Executor(load_settings(execution_pool_size=1))
+@pytest.fixture(params=SANDBOX_MODES)
+async def one_zygote(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
+    executor = Executor(load_settings(execution_pool_size=1, execution_sandbox_mode=request.param))
     await executor.start()
     yield executor
     await executor.close()

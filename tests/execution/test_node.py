@@ -10,6 +10,7 @@ import pytest
 
 from companion.config import load_settings
 from companion.execution import ExecutionRequest, Executor, UnknownLanguage
+from tests.execution.conftest import SANDBOX_MODES
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -19,10 +20,13 @@ pytestmark = [
 ESCAPE = "const p = this.constructor.constructor('return process')();\n"
 
 
-@pytest.fixture
-async def executor() -> AsyncIterator[Executor]:
+@pytest.fixture(params=SANDBOX_MODES)
+async def executor(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
     settings = load_settings(
-        execution_pool_size=1, execution_node_enabled=True, execution_node_max_workers=2
+        execution_pool_size=1,
+        execution_node_enabled=True,
+        execution_node_max_workers=2,
+        execution_sandbox_mode=request.param,
     )
     executor = Executor(settings)
     await executor.start()

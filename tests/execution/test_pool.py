@@ -107,15 +107,17 @@ async def test_metrics_observer_sees_every_run() -> None:
     assert seen == [("python", "ok"), ("javascript", "runtime_error")]
 
 
-async def test_without_bubblewrap_landlock_and_seccomp_still_contain(
+async def test_without_bubblewrap_the_service_builds_the_namespaces_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")  # bwrap cannot be found: the degraded path
+    monkeypatch.setenv("PATH", "/nonexistent")  # bwrap cannot be found, as on a fresh machine
     executor = Executor(load_settings(execution_pool_size=1))
     await executor.start()
     try:
         names = {layer.name: layer.available for layer in executor.layers}
         assert names["namespaces (bubblewrap)"] is False
+        assert names["namespaces (own)"] is True
+        assert names["unprivileged user"] is True
         assert names["seccomp"] is True
         for code in (
             "print(open('/etc/passwd').read())",

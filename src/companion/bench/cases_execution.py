@@ -1,8 +1,10 @@
-"""Execution rows: warm sandboxed runs against cold interpreter starts, and throughput."""
+"""Execution rows: warm sandboxed runs against cold interpreter starts and a warm unsandboxed
+worker, and throughput."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -18,8 +20,27 @@ __all__ = ["cases"]
 
 FACTORIAL_PY = "import math\nprint(math.factorial(10))"
 FACTORIAL_JS = "let f = 1; for (let i = 2; i <= 10; i++) f *= i; console.log(f)"
+FACTORIAL_OUT = b"3628800\n"
 CLIENTS = 4
 RUNS_PER_CLIENT = 10
+_HEADER_BYTES = 4  # each message on the worker's pipes is a big-endian length, then the bytes
+
+# The unsandboxed peer's loop: read a snippet, exec it with print captured, send the output back.
+# It stops at end of input; an exception in a snippet ends it too, and the bench sees a short read.
+WORKER_SOURCE = """\
+import io, sys
+source, sink, stdout = sys.stdin.buffer, sys.stdout.buffer, sys.stdout
+while header := source.read(4):
+    code = source.read(int.from_bytes(header, "big")).decode()
+    sys.stdout = buffer = io.StringIO()
+    try:
+        exec(compile(code, "main.py", "exec"), {"__name__": "__main__"})
+    finally:
+        sys.stdout = stdout
+    out = buffer.getvalue().encode()
+    sink.write(len(out).to_bytes(4, "big") + out)
+    sink.flush()
+"""
 
 
 class _WarmExecutor:
@@ -59,6 +80,50 @@ class _WarmExecutor:
         """Stop the pool and the loop."""
         self._loop.run_until_complete(self._executor.close())
         self._loop.close()
+
+
+class _WarmWorker:
+    """The sandbox's own cost made visible: one long-lived, unsandboxed interpreter that receives
+    the snippet over a pipe, `exec`s it and sends its output back, the same round trip as ours
+    minus isolation, limits and the fork per run. Like our zygotes it keeps its imports warm."""
+
+    def __init__(self) -> None:
+        # The same interpreter, flags and clean environment as the cold peer and the sandbox.
+        self._process = subprocess.Popen(
+            [os.path.realpath(sys.executable), "-I", "-S", "-c", WORKER_SOURCE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={"PATH": "/usr/bin"},
+        )
+        assert self._process.stdin is not None  # both PIPE: bound once, calls skip the None check
+        assert self._process.stdout is not None
+        self._to_worker, self._from_worker = self._process.stdin, self._process.stdout
+        self._request = len(FACTORIAL_PY).to_bytes(_HEADER_BYTES, "big") + FACTORIAL_PY.encode()
+        try:
+            self()  # fails at setup, not mid-measurement, if the worker cannot answer
+        except BaseException:
+            self.close()
+            raise
+
+    def __call__(self) -> object:
+        self._to_worker.write(self._request)
+        self._to_worker.flush()
+        header = self._from_worker.read(_HEADER_BYTES)
+        out = self._from_worker.read(int.from_bytes(header, "big")) if header else b""
+        if len(header) < _HEADER_BYTES or out != FACTORIAL_OUT:
+            raise RuntimeError(f"warm worker answered {out!r}, exit code {self._process.poll()}")
+        return out
+
+    def close(self) -> None:
+        """End the worker: end of input stops its loop; kill it if it does not exit promptly."""
+        with contextlib.suppress(BrokenPipeError):  # a worker that died left a write unflushed
+            self._to_worker.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._from_worker.close()
 
 
 class _Concurrent:
@@ -113,6 +178,14 @@ def cases() -> list[Case]:
             peer_name="cold python3 -I -S",
             target=Target(max_ratio=0.2, max_median_ns=5e6),
             seed_figure="0.27 ms (unsandboxed exec)",
+        ),
+        Case(
+            "execution",
+            "Python snippet round trip, warm, against a warm unsandboxed worker",
+            ours=lambda: _WarmExecutor(python, pool_size=2),
+            peer=_WarmWorker,
+            peer_name="warm unsandboxed exec worker",
+            # No bound: the multiple is what isolation costs per run, reported, not targeted.
         ),
         Case(
             "execution",

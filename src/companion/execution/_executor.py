@@ -13,8 +13,13 @@ from typing import Any
 from companion.config import Settings
 from companion.errors import FieldError
 from companion.execution._errors import InvalidSnippet, SandboxUnavailable
-from companion.execution._host import IsolationLayer, probe_isolation
-from companion.execution._launcher import LaunchPlan, prepare_launch
+from companion.execution._host import (
+    BUBBLEWRAP,
+    OWN_NAMESPACES,
+    IsolationLayer,
+    probe_isolation,
+)
+from companion.execution._launcher import LaunchPlan, SandboxMode, prepare_launch
 from companion.execution._models import ExecutionRequest, ExecutionResult
 from companion.execution._node import NodePool, node_binary
 from companion.execution._outcome import internal_error_result, to_result
@@ -66,22 +71,19 @@ class Executor:
     async def start(self) -> None:
         """Probe the host, refuse to run without isolation, and warm the pool."""
         isolation = _Isolation(await asyncio.to_thread(probe_isolation))
-        use_bwrap = isolation.active("namespaces")
+        mode = self._choose_mode(isolation)
         has_seccomp = isolation.active("seccomp")
-        if not (use_bwrap or has_seccomp) and not self.settings.execution_unsafe_no_isolation:
-            raise SandboxUnavailable(
-                "This host offers neither namespaces (bubblewrap) nor seccomp: refusing to run "
-                "untrusted code. Install bubblewrap, or set COMPANION_EXECUTION_UNSAFE_NO_ISOLATION."
-            )
         # Two stacked filters: the child loads the big one while it waits for a request.
         bpf = await asyncio.to_thread(build_filter_bpf, lock_limits=False) if has_seccomp else b""
         limits_bpf = await asyncio.to_thread(build_limits_bpf) if has_seccomp else b""
         self._plan = await asyncio.to_thread(
             prepare_launch,
-            use_bwrap=use_bwrap,
+            mode=mode,
             seccomp_bpf=bpf,
             seccomp_limits_bpf=limits_bpf,
             scratch_bytes=self.settings.execution_scratch_bytes,
+            sandbox_uid=self.settings.execution_sandbox_uid,
+            sandbox_gid=self.settings.execution_sandbox_gid,
             languages=[runtime.language for runtime in self.runtimes],
             # Python and JavaScript share the limits of the settings table.
             limit_defaults=self.runtimes.resolve("python").default_limits.model_dump(),
@@ -102,22 +104,52 @@ class Executor:
                 runs_per_worker=self.settings.execution_node_runs_per_worker,
             )
         size = self.settings.execution_pool_size or 2 * (os.cpu_count() or 1)
+        per_tenant = self.settings.execution_max_sandboxes_per_tenant or max(size - 1, 1)
         self._pool = ZygotePool(
             self._plan,
             size,
             self.settings.execution_max_queue,
             self.settings.execution_runs_per_worker,
+            max_per_tenant=per_tenant,
         )
         await self._pool.start()
+        in_force = {BUBBLEWRAP: mode == "bubblewrap", OWN_NAMESPACES: mode == "namespaces"}
         layers = [
-            layer
+            IsolationLayer(layer.name, in_force.get(layer.name, layer.available), layer.detail)
             if layer.name != "landlock"
             else IsolationLayer("landlock", self._pool.landlock_abi > 0, layer.detail)
             for layer in isolation.layers
         ]
         self._isolation = _Isolation(layers)
         active = ", ".join(layer.name for layer in layers if layer.available) or "NONE"
-        _log.info("sandbox pool of %d ready; isolation layers: %s", size, active)
+        _log.info("sandbox pool of %d ready (%s); isolation layers: %s", size, mode, active)
+
+    def _choose_mode(self, isolation: _Isolation) -> SandboxMode:
+        """The namespace mode the settings ask for and the host offers, or `SandboxUnavailable`.
+
+        A snippet must never run with privileges or see the host's filesystem: without namespaces
+        and seccomp there is no mode that guarantees it, so the executor refuses (unless the
+        operator explicitly accepted running without isolation).
+        """
+        wanted = self.settings.execution_sandbox_mode
+        offered = {"bubblewrap": isolation.active(BUBBLEWRAP)}
+        offered["namespaces"] = isolation.active(OWN_NAMESPACES)
+        candidates = ["bubblewrap", "namespaces"] if wanted == "auto" else [wanted]
+        chosen = next((mode for mode in candidates if offered[mode]), None)
+        if chosen is not None and isolation.active("seccomp"):
+            return "bubblewrap" if chosen == "bubblewrap" else "namespaces"
+        if self.settings.execution_unsafe_no_isolation:
+            _log.warning("running untrusted code WITHOUT isolation (execution_unsafe_no_isolation)")
+            return "none"
+        reasons = "; ".join(
+            f"{layer.name}: {layer.detail}"
+            for layer in isolation.layers
+            if not layer.available and layer.name in {BUBBLEWRAP, OWN_NAMESPACES, "seccomp"}
+        )
+        raise SandboxUnavailable(
+            f"No sandbox mode that isolates snippets works here ({reasons}); refusing to run "
+            "untrusted code. Install bubblewrap, or run the service as root."
+        )
 
     async def close(self) -> None:
         """Stop the pool and remove the runtime directory."""
@@ -153,12 +185,20 @@ class Executor:
             if runtime.language == "node":
                 raw = await self._run_node(tenant, frame, limits.wall_time_ms / 1000)
             else:
-                raw = await self._pool.run(frame, limits.wall_time_ms / 1000 + _GUARD_S)
+                wait_s = limits.wall_time_ms / 1000 + _GUARD_S
+                raw = await self._pool.run(frame, wait_s, tenant=tenant)
             result = to_result(raw, runtime, limits)
         except ZygoteFailed as exc:
             _log.error("sandbox failed during a %s run: %s", runtime.language, exc)
             result = internal_error_result(
                 runtime, "The sandbox failed while running this snippet; it has been replaced."
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            # What the sandbox reported could not be read (a pydantic error is a ValueError): the
+            # snippet wrote something we did not expect. Its own run fails, never the service.
+            _log.warning("unreadable report from a %s run: %s", runtime.language, exc)
+            result = internal_error_result(
+                runtime, "The sandbox's report of this run was malformed."
             )
         if self._observer is not None:
             self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)

@@ -6,15 +6,19 @@ import ctypes
 import importlib.util
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["IsolationLayer", "landlock_abi", "probe_isolation"]
+from companion.execution._launcher import probe_mode
+
+__all__ = ["BUBBLEWRAP", "OWN_NAMESPACES", "IsolationLayer", "landlock_abi", "probe_isolation"]
+
+BUBBLEWRAP = "namespaces (bubblewrap)"
+OWN_NAMESPACES = "namespaces (own)"
+UNPRIVILEGED = "unprivileged user"
 
 _SYS_LANDLOCK_CREATE_RULESET = 444  # same number on x86_64 and aarch64
 _LANDLOCK_CREATE_RULESET_VERSION = 1
-_BWRAP_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,24 +38,26 @@ def landlock_abi() -> int:
 
 
 def _probe_bubblewrap() -> IsolationLayer:
-    binary = shutil.which("bwrap")
-    if binary is None:
+    problem = probe_mode("bubblewrap")
+    if problem is not None:
+        return IsolationLayer(BUBBLEWRAP, False, problem)
+    return IsolationLayer(BUBBLEWRAP, True, f"{shutil.which('bwrap')}: mount, pid, net, ipc, uts")
+
+
+def _probe_own_namespaces() -> IsolationLayer:
+    problem = probe_mode("namespaces")
+    detail = problem or "mount, pid, net, ipc, uts, cgroup (built by the service as root)"
+    return IsolationLayer(OWN_NAMESPACES, problem is None, detail)
+
+
+def _probe_user() -> IsolationLayer:
+    if os.geteuid() == 0:
         return IsolationLayer(
-            "namespaces (bubblewrap)", False, "bwrap not found: apt install bubblewrap"
+            UNPRIVILEGED, True, "root service: sandboxes switch to the sandbox uid"
         )
-    # A real start proves user/net/pid namespaces work here, not just that the binary exists.
-    argv = [binary, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
-    argv += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib"]
-    argv += ["--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--clearenv", "/usr/bin/true"]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=_BWRAP_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return IsolationLayer("namespaces (bubblewrap)", False, f"bwrap failed: {exc}")
-    if done.returncode != 0:
-        reason = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
-        return IsolationLayer("namespaces (bubblewrap)", False, reason)
-    return IsolationLayer("namespaces (bubblewrap)", True, f"{binary}: user, net, pid, ipc, uts")
+    return IsolationLayer(
+        UNPRIVILEGED, True, f"the service's own uid {os.getuid()}, no capabilities"
+    )
 
 
 def _probe_seccomp() -> IsolationLayer:
@@ -86,7 +92,8 @@ def _probe_cgroups() -> IsolationLayer:
 
 def probe_isolation() -> list[IsolationLayer]:
     """Probe every layer; slow-ish (starts bwrap once), so call at start-up, not per run."""
-    layers = [_probe_bubblewrap(), _probe_seccomp(), _probe_landlock(), _probe_rlimits()]
+    layers = [_probe_bubblewrap(), _probe_own_namespaces(), _probe_user(), _probe_seccomp()]
+    layers += [_probe_landlock(), _probe_rlimits()]
     layers.append(_probe_cgroups())
     if os.geteuid() == 0:
         # RLIMIT_NPROC does not bind root: process creation must be blocked by seccomp instead.

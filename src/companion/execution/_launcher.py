@@ -1,31 +1,53 @@
-"""Starting zygotes: the files they see, the bubblewrap command line, and the init frame."""
+"""Starting sandbox processes: the files they see, the namespace set-up, and the init frame.
+
+Two ways to the same sandbox (`SandboxMode`): bubblewrap, or the service's own namespaces
+(`sandbox/namespaces.py`) when it runs as root on a host without bubblewrap. Both build the same
+filesystem from one description (`_ROOT_LAYOUT` and `LaunchPlan._read_only`): read-only `/usr`,
+interpreter and sandbox library, a read-only `/dev` of device nodes the host owns, a fresh `/proc`,
+and a private, size-bounded `/tmp` that dies with the zygote. Nothing of the host is writable.
+The sandboxed process starts as root of those namespaces only to give that up (see
+`sandbox/privileges.py`); under a non-root service bubblewrap maps it into a user namespace.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["LaunchPlan", "prepare_launch"]
+__all__ = ["LaunchPlan", "SandboxMode", "prepare_launch", "probe_mode"]
+
+SandboxMode = Literal["bubblewrap", "namespaces", "none"]
 
 _SANDBOX_LIB = "/opt/companion"
-_SANDBOX_TMP = "/tmp"  # noqa: S108 - inside bubblewrap this is a private, size-limited tmpfs
+_SANDBOX_TMP = "/tmp"  # noqa: S108 - inside the sandbox this is a private, size-limited tmpfs
 _BOOT = "import sys; sys.path.insert(0, {lib!r}); from sandbox.{module} import main; main()"
+_ENV = {"PATH": "/usr/bin"}
+# Merged-/usr links every layout gets (Debian 12 and most distributions since).
+_ROOT_LINKS = (("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/bin"))
+# What the zygote keeps while starting as root: enough to chown its scratch and to switch user.
+_ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_CHOWN")
 
 
 @dataclass(frozen=True, slots=True)
 class LaunchPlan:
-    """How to start one zygote; shared by every zygote of a pool."""
+    """How to start sandboxed processes; shared by every zygote and Node.js worker of a pool."""
 
     runtime_dir: Path
     interpreter: str
-    use_bwrap: bool
+    mode: SandboxMode
     scratch_bytes: int
     init: dict[str, Any]
+
+    @property
+    def use_namespaces(self) -> bool:
+        """True unless the operator chose to run without isolation (`none`)."""
+        return self.mode != "none"
 
     def argv(self, index: int) -> tuple[list[str], dict[str, str], str]:
         """Command, environment and working directory of zygote number `index`."""
@@ -36,43 +58,86 @@ class LaunchPlan:
     ) -> tuple[list[str], dict[str, str], str]:
         """Command, environment and working directory running `sandbox.<module>.main()`."""
         boot = _BOOT.format(lib=str(self.lib_path()), module=module)
-        command = [self.interpreter, "-I", "-S", "-c", boot, *args]
-        if self.use_bwrap:
-            return [*self._bwrap_prefix(), *command], {"PATH": "/usr/bin"}, "/"
-        return command, {"PATH": "/usr/bin"}, cwd or str(self.runtime_dir)
+        return self.wrap([self.interpreter, "-I", "-S", "-c", boot, *args], cwd)
+
+    def wrap(
+        self, command: list[str], cwd: str | None = None
+    ) -> tuple[list[str], dict[str, str], str]:
+        """`command` (paths as the sandbox sees them) started inside the sandbox."""
+        if self.mode == "bubblewrap":
+            return [*self._bwrap_prefix(), *command], dict(_ENV), "/"
+        if self.mode == "namespaces":
+            host_boot = _BOOT.format(lib=str(self.runtime_dir / "lib"), module="namespaces")
+            launcher = [self.interpreter, "-I", "-S", "-c", host_boot, self._namespace_spec()]
+            return [*launcher, *command], dict(_ENV), "/"
+        return command, dict(_ENV), cwd or str(self.runtime_dir)
 
     def lib_path(self) -> Path:
         """Where the sandbox's own code is, as seen from inside the sandbox."""
-        return Path(_SANDBOX_LIB) if self.use_bwrap else self.runtime_dir / "lib"
+        return Path(_SANDBOX_LIB) if self.use_namespaces else self.runtime_dir / "lib"
 
     def read_only_paths(self) -> list[str]:
         """What sandboxed processes may read (Landlock)."""
         return list(self.init["landlock_read_only"])
 
     def scratch_root(self, index: int) -> str:
-        """Where zygote `index` creates run directories (a private tmpfs under bubblewrap)."""
-        if self.use_bwrap:
+        """Where zygote `index` creates run directories (a private tmpfs in a sandbox)."""
+        if self.use_namespaces:
             return _SANDBOX_TMP
         path = self.runtime_dir / f"scratch-{index}"
-        path.mkdir(mode=0o700, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)  # never inherit what a previous zygote left
+        path.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(path, self.init["uid"], self.init["gid"])
         return str(path)
 
     def init_frame(self, index: int) -> dict[str, Any]:
         """The first frame zygote `index` reads."""
         return {**self.init, "scratch_root": self.scratch_root(index)}
 
+    def _read_only(self) -> list[tuple[str, str]]:
+        """(host path, sandbox path) pairs bound read-only."""
+        trees = [("/usr", "/usr"), *((path, path) for path in _interpreter_trees())]
+        return [*trees, (str(self.runtime_dir / "lib"), _SANDBOX_LIB)]
+
     def _bwrap_prefix(self) -> list[str]:
         bwrap = shutil.which("bwrap") or "bwrap"
-        argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
-        argv += ["--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
-        argv += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64"]
-        argv += ["--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev"]
+        argv = [bwrap, "--die-with-parent", "--new-session"]
+        if os.geteuid() == 0:
+            # No user namespace: under one, the sandbox's uid maps back to host root, which owns
+            # every host file. The zygote starts as real root with four capabilities and drops
+            # to the sandbox user before anything else (`privileges.drop_privileges`).
+            argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+            argv += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
+            for capability in _ZYGOTE_CAPABILITIES:
+                argv += ["--cap-add", capability]
+        else:
+            argv += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        made: set[str] = set()
+        for source, target in self._read_only():
+            # Parents bubblewrap would create private (0700): the sandbox user must pass them.
+            for parent in reversed(Path(target).parents[:-1]):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    argv += ["--perms", "0755", "--dir", str(parent)]
+            argv += ["--ro-bind", source, target]
+        for target, link in _ROOT_LINKS:
+            argv += ["--symlink", target, link]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
         argv += ["--size", str(self.scratch_bytes), "--tmpfs", _SANDBOX_TMP]
-        for path in _interpreter_trees():
-            argv += ["--ro-bind", path, path]
-        argv += ["--ro-bind", str(self.runtime_dir / "lib"), _SANDBOX_LIB]
-        argv += ["--clearenv", "--setenv", "PATH", "/usr/bin", "--chdir", _SANDBOX_TMP]
-        return argv
+        argv += ["--remount-ro", "/", "--clearenv", "--setenv", "PATH", _ENV["PATH"]]
+        return [*argv, "--chdir", _SANDBOX_TMP]
+
+    def _namespace_spec(self) -> str:
+        spec = {
+            "root": str(self.runtime_dir / "root"),
+            "read_only": self._read_only(),
+            "symlinks": _ROOT_LINKS,
+            "scratch": _SANDBOX_TMP,
+            "scratch_bytes": self.scratch_bytes,
+            "env": _ENV,
+        }
+        return json.dumps(spec)
 
 
 def _interpreter_trees() -> list[str]:
@@ -93,23 +158,33 @@ def _copy_sandbox_lib(target: Path, with_quickjs: bool) -> None:
 
         extension = Path(_quickjs.__file__)
         shutil.copy2(extension, target / extension.name)
+    # Readable by the sandbox user, writable by nobody but the service.
+    for path in (target, destination, *target.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def prepare_launch(
     *,
-    use_bwrap: bool,
+    mode: SandboxMode,
     seccomp_bpf: bytes,
     seccomp_limits_bpf: bytes,
     scratch_bytes: int,
+    sandbox_uid: int,
+    sandbox_gid: int,
     languages: list[str],
     limit_defaults: dict[str, int],
     limit_maxima: dict[str, int],
 ) -> LaunchPlan:
-    """Lay out a private runtime directory and describe how zygotes start."""
+    """Lay out a private runtime directory and describe how sandboxed processes start."""
     runtime_dir = Path(tempfile.mkdtemp(prefix="companion-sandbox-"))
+    runtime_dir.chmod(0o711)  # the sandbox user reaches lib/ (mode none) but lists nothing
     _copy_sandbox_lib(runtime_dir / "lib", "javascript" in languages)
-    lib = _SANDBOX_LIB if use_bwrap else str(runtime_dir / "lib")
+    (runtime_dir / "root").mkdir(mode=0o755)  # the mount point of the namespaces' new root
+    lib = _SANDBOX_LIB if mode != "none" else str(runtime_dir / "lib")
     read_only = ["/usr", *_interpreter_trees(), lib, "/dev/null", "/dev/urandom"]
+    # A non-root service cannot switch users: under bubblewrap its own uid is the sandbox's,
+    # mapped into a user namespace where no host file it owns is mounted.
+    uid, gid = (sandbox_uid, sandbox_gid) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     init = {
         "languages": languages,
         "seccomp_bpf": seccomp_bpf.hex(),
@@ -117,7 +192,34 @@ def prepare_launch(
         "landlock_read_only": read_only,
         "limit_defaults": limit_defaults,
         "limit_maxima": limit_maxima,
+        "uid": uid,
+        "gid": gid,
     }
     # A venv's python is a symlink to the base interpreter, which is what the sandbox binds.
     interpreter = os.path.realpath(sys.executable)
-    return LaunchPlan(runtime_dir, interpreter, use_bwrap, scratch_bytes, init)
+    return LaunchPlan(runtime_dir, interpreter, mode, scratch_bytes, init)
+
+
+def probe_mode(mode: SandboxMode) -> str | None:
+    """None when sandboxes of `mode` start on this host (a real start, not a guess), else why not."""
+    if mode == "namespaces" and os.geteuid() != 0:
+        return "the service's own namespaces need root (or install bubblewrap)"
+    if mode == "bubblewrap" and shutil.which("bwrap") is None:
+        return "bwrap not found: apt install bubblewrap"
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="companion-probe-") as scratch:
+        runtime = Path(scratch)
+        _copy_sandbox_lib(runtime / "lib", with_quickjs=False)
+        (runtime / "root").mkdir()
+        plan = LaunchPlan(runtime, os.path.realpath(sys.executable), mode, 1 << 20, {})
+        argv, env, cwd = plan.wrap(["/usr/bin/true"])
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, timeout=10, check=False, env=env, cwd=cwd
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{mode} failed to start: {exc}"
+    if done.returncode != 0:
+        return done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+    return None

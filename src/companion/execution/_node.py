@@ -138,6 +138,8 @@ class NodePool:
             "read_write": [self._plan.scratch_root(1000 + self._next_id)],
             "executable": [self._binary, self._loader],
             "seccomp_bpf": self._seccomp_hex,
+            "uid": self._plan.init["uid"],
+            "gid": self._plan.init["gid"],
         }
         argv, env, cwd = self._plan.launcher_argv("node_launcher", json.dumps(config))
         process = await asyncio.create_subprocess_exec(

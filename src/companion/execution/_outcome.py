@@ -10,7 +10,7 @@ import orjson
 from companion.execution._models import ErrorInfo, ExecutionResult, Limits, Status, Usage
 from companion.execution._runtimes import Runtime
 
-__all__ = ["internal_error_result", "to_result"]
+__all__ = ["exit_record", "internal_error_result", "to_result"]
 
 _LIMIT_STATUS: dict[str, Status] = {
     "memory": "memory_limit",
@@ -23,6 +23,33 @@ _KILLED_STATUS: dict[str, Status] = {"timeout": "timeout", "output_limit": "outp
 _ALLOCATION_CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT})
 # Peak RSS growth at or above this share of the memory limit means the cap, not a bug, caused the crash.
 _NEAR_MEMORY_LIMIT_SHARE = 0.5
+
+
+_EXIT_CODE_MAX = 255
+_USAGE_MAX = 2**53  # far above any real figure, below where a float loses integer precision
+
+
+def _number(value: object, *, integral: bool) -> float | None:
+    """`value` if it is a finite, non-negative JSON number (an int when `integral`), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if integral and not isinstance(value, int):
+        return None
+    if not 0 <= value <= _USAGE_MAX:  # also rejects NaN
+        return None
+    return value
+
+
+def exit_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The exit code and usage a child reported as its last act, checked strictly; None when any
+    field is missing or malformed. The child runs user code, so what it writes is input like any
+    other: `{"exit_code": 1e20}` or `{"memory_bytes": "zzz"}` must never reach the result."""
+    exit_code = _number(record.get("exit_code"), integral=True)
+    cpu_ms = _number(record.get("cpu_ms"), integral=False)
+    memory_bytes = _number(record.get("memory_bytes"), integral=True)
+    if exit_code is None or exit_code > _EXIT_CODE_MAX or cpu_ms is None or memory_bytes is None:
+        return None
+    return {"exit_code": int(exit_code), "cpu_ms": float(cpu_ms), "memory_bytes": int(memory_bytes)}
 
 
 def _parse_error(raw: str) -> tuple[ErrorInfo | None, str | None]:

@@ -1,4 +1,10 @@
-"""A pool of zygotes behind a bounded queue; dead or worn-out zygotes are replaced."""
+"""A pool of zygotes shared fairly by tenants; dead, hung or worn-out zygotes are replaced.
+
+Fairness: a tenant holds at most `max_per_tenant` zygotes at once, and when a zygote comes free it
+goes to the waiting tenant that holds the fewest (the longest waiter among equals), not to whoever
+queued first. So one tenant saturating its allowance with long runs never makes another tenant's
+short run wait for them.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,24 @@ import contextlib
 import logging
 import os
 import resource
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from companion.execution._errors import ExecutorBusy, SandboxUnavailable
 from companion.execution._launcher import LaunchPlan
-from companion.execution._zygote import Zygote, ZygoteFailed, service_fds_per_zygote
+from companion.execution._zygote import Zygote, ZygoteLost, service_fds_per_zygote
 
 __all__ = ["PoolStats", "ZygotePool"]
 
 _log = logging.getLogger("companion.execution")
 _START_TIMEOUT_S = 30.0
 _SPARE_FDS = 1024  # for everything else the service opens (connections, files, databases)
+# A replacement that fails to start is retried after this long, doubling up to the maximum.
+_RESPAWN_BACKOFF_S = 0.5
+_RESPAWN_BACKOFF_MAX_S = 30.0
+# A run whose zygote failed before the run's request reached a child moves to another zygote.
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +38,7 @@ class PoolStats:
     """A snapshot for metrics and `/readyz`."""
 
     size: int
+    target_size: int
     idle: int
     waiting: int
     max_queue: int
@@ -51,17 +64,35 @@ def reserve_fds(needed: int) -> None:
         )
 
 
+@dataclass(eq=False)
+class _Waiter:
+    tenant: str
+    granted: asyncio.Future[Zygote] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class ZygotePool:
     """`size` zygotes; callers wait in a queue of at most `max_queue`, then get `ExecutorBusy`."""
 
-    def __init__(self, plan: LaunchPlan, size: int, max_queue: int, runs_per_worker: int) -> None:
+    def __init__(
+        self,
+        plan: LaunchPlan,
+        size: int,
+        max_queue: int,
+        runs_per_worker: int,
+        *,
+        max_per_tenant: int | None = None,
+    ) -> None:
         self._plan = plan
         self._size = size
         self._max_queue = max_queue
         self._runs_per_worker = runs_per_worker
-        self._idle: asyncio.Queue[Zygote] = asyncio.Queue()
+        self._max_per_tenant = max_per_tenant or size
+        self._idle: deque[Zygote] = deque()
         self._all: dict[int, Zygote] = {}
-        self._waiting = 0
+        self._waiters: deque[_Waiter] = deque()
+        self._held: dict[str, int] = {}  # zygotes each tenant holds now
         self._replaced = 0
         self._runs = 0
         self._replacing: set[asyncio.Task[None]] = set()
@@ -76,8 +107,10 @@ class ZygotePool:
         failures = [r for r in results if isinstance(r, BaseException)]
         if len(failures) == self._size:
             raise SandboxUnavailable(f"no sandbox could start: {failures[0]}")
-        for failure in failures:
-            _log.error("a sandbox zygote failed to start: %s", failure)
+        for index, failure in enumerate(results):
+            if isinstance(failure, BaseException):
+                _log.error("a sandbox zygote failed to start: %s", failure)
+                self._respawn_later(index, _RESPAWN_BACKOFF_S)
 
     async def _start_one(self, index: int) -> None:
         zygote = Zygote(self._plan, index)
@@ -87,7 +120,7 @@ class ZygotePool:
             await zygote.kill()
             raise
         self._all[index] = zygote
-        self._idle.put_nowait(zygote)
+        self._release(zygote)
 
     @property
     def landlock_abi(self) -> int:
@@ -95,94 +128,162 @@ class ZygotePool:
         return max((z.landlock_abi for z in self._all.values()), default=0)
 
     def stats(self) -> PoolStats:
-        """Current size, idle count and queue depth."""
+        """Current size (live zygotes), the configured size, idle count and queue depth."""
         return PoolStats(
             size=len(self._all),
-            idle=self._idle.qsize(),
-            waiting=self._waiting,
+            target_size=self._size,
+            idle=len(self._idle),
+            waiting=len(self._waiters),
             max_queue=self._max_queue,
             replaced=self._replaced,
             runs=self._runs,
         )
 
-    async def run(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Run on the next free zygote; `ZygoteFailed` when it died (it is replaced meanwhile)."""
+    async def run(
+        self, request: dict[str, Any], timeout_s: float, tenant: str = "default"
+    ) -> dict[str, Any]:
+        """Run on a zygote this tenant may take; `ZygoteFailed` when it died mid-run (it is
+        replaced meanwhile). A zygote lost before the run started is replaced and the run retried."""
         if self._closed:
             raise SandboxUnavailable("the sandbox pool is shut down")
-        if self._idle.empty() and self._waiting >= self._max_queue:
+        for attempt in range(_ATTEMPTS):
+            zygote = await self._acquire(tenant, timeout_s)
+            self._runs += 1
+            try:
+                result = await zygote.run(request, timeout_s)
+            except ZygoteLost:
+                self._replace(zygote)
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+                continue
+            except BaseException:
+                # Failed or cancelled mid-run: its pipes may hold half a frame; never reuse it.
+                self._replace(zygote)
+                raise
+            finally:
+                self._held[tenant] -= 1
+                if not self._held[tenant]:
+                    del self._held[tenant]
+            if zygote.runs >= self._runs_per_worker:
+                self._replace(zygote)
+            else:
+                self._release(zygote)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _acquire(self, tenant: str, timeout_s: float) -> Zygote:
+        """A live zygote for `tenant`, at once when one is idle and the tenant is under its share."""
+        if self._held.get(tenant, 0) < self._max_per_tenant and (zygote := self._idle_now()):
+            self._held[tenant] = self._held.get(tenant, 0) + 1
+            return zygote
+        if len(self._waiters) >= self._max_queue:
             raise ExecutorBusy(
-                f"All {self._size} sandboxes are busy and {self._waiting} runs are queued.",
+                f"All {self._size} sandboxes are busy and {len(self._waiters)} runs are queued.",
                 retry_after_s=1.0,
             )
-        zygote = self._idle_now() or await self._wait_for_zygote(timeout_s)
-        self._runs += 1
+        waiter = _Waiter(tenant)
+        self._waiters.append(waiter)
         try:
-            result = await zygote.run(request, timeout_s)
-        except ZygoteFailed:
-            self._replace(zygote)
-            raise
+            async with asyncio.timeout(timeout_s):
+                return await waiter.granted  # `_grant` counted it in `_held`
+        except TimeoutError:
+            if not self._all:
+                raise SandboxUnavailable("no sandbox is running (replacements failed)") from None
+            raise ExecutorBusy("Timed out waiting for a free sandbox.", retry_after_s=1.0) from None
         except BaseException:
-            # Cancelled mid-run: the zygote's pipe may hold a half-read frame; never reuse it.
-            self._replace(zygote)
+            if waiter.granted.done() and not waiter.granted.cancelled():
+                # Granted in the same loop turn as the cancellation: hand the zygote on.
+                self._held[tenant] -= 1
+                self._release(waiter.granted.result())
             raise
-        if zygote.runs >= self._runs_per_worker:
-            self._replace(zygote)
-        else:
-            self._idle.put_nowait(zygote)
-        return result
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
     def _idle_now(self) -> Zygote | None:
-        """A live idle zygote without waiting (and without arming a timer), or None."""
-        while not self._idle.empty():
-            zygote = self._idle.get_nowait()
+        """A live idle zygote, or None; dead ones found idle are replaced."""
+        while self._idle:
+            zygote = self._idle.popleft()
             if zygote.alive:
                 return zygote
             _log.warning("sandbox zygote %d died while idle; replacing it", zygote.index)
             self._replace(zygote)
         return None
 
-    async def _wait_for_zygote(self, timeout_s: float) -> Zygote:
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self._healthy_zygote()
-        except TimeoutError:
-            if not self._all:
-                raise SandboxUnavailable("no sandbox is running (replacements failed)") from None
-            raise ExecutorBusy("Timed out waiting for a free sandbox.", retry_after_s=1.0) from None
-        finally:
-            self._waiting -= 1
-
-    async def _healthy_zygote(self) -> Zygote:
-        """The next idle zygote that is still alive; dead ones found idle are replaced."""
-        while True:
-            zygote = await self._idle.get()
-            if zygote.alive:
-                return zygote
-            _log.warning("sandbox zygote %d died while idle; replacing it", zygote.index)
+    def _release(self, zygote: Zygote) -> None:
+        """Give a free zygote to the fairest waiter, or put it back in the idle list."""
+        if not zygote.alive:
             self._replace(zygote)
+            return
+        waiter = self._next_waiter()
+        if waiter is None:
+            self._idle.append(zygote)
+            return
+        self._waiters.remove(waiter)
+        self._held[waiter.tenant] = self._held.get(waiter.tenant, 0) + 1
+        waiter.granted.set_result(zygote)
+
+    def _next_waiter(self) -> _Waiter | None:
+        """The waiter whose tenant holds the fewest zygotes and is under its share; the oldest
+        such waiter on a tie (the deque is in arrival order)."""
+        best: _Waiter | None = None
+        for waiter in self._waiters:
+            if waiter.granted.done():
+                continue
+            held = self._held.get(waiter.tenant, 0)
+            if held < self._max_per_tenant and (
+                best is None or held < self._held.get(best.tenant, 0)
+            ):
+                best = waiter
+        return best
 
     def _replace(self, zygote: Zygote) -> None:
-        self._all.pop(zygote.index, None)
+        if self._all.get(zygote.index) is not zygote:
+            return  # already being replaced
+        del self._all[zygote.index]
         self._replaced += 1
-        task = asyncio.create_task(self._respawn(zygote))
+        self._spawn(self._respawn(zygote.index, zygote))
+
+    def _respawn_later(self, index: int, delay_s: float) -> None:
+        self._spawn(self._respawn(index, None, delay_s))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
 
-    async def _respawn(self, old: Zygote) -> None:
-        await old.close()
-        if self._closed:
-            return
-        try:
-            await self._start_one(old.index)
-        except Exception as exc:  # logged; the pool runs on with one fewer zygote
-            _log.error("could not replace sandbox zygote %d: %s", old.index, exc)
+    async def _respawn(self, index: int, old: Zygote | None, delay_s: float = 0.0) -> None:
+        """Start a zygote in slot `index`, retrying with backoff until it starts or the pool
+        closes: the pool returns to its configured size by itself."""
+        if old is not None:
+            await old.close()
+        while True:
+            if delay_s:
+                await asyncio.sleep(delay_s)
+            if self._closed:
+                return
+            try:
+                await self._start_one(index)
+                return
+            except Exception as exc:  # logged; retried below
+                delay_s = min(max(delay_s * 2, _RESPAWN_BACKOFF_S), _RESPAWN_BACKOFF_MAX_S)
+                _log.error(
+                    "could not replace sandbox zygote %d (retrying in %.1f s): %s",
+                    index,
+                    delay_s,
+                    exc,
+                )
 
     async def close(self) -> None:
         """Stop every zygote and wait for replacements in flight."""
         self._closed = True
         for task in list(self._replacing):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(zygote.close() for zygote in self._all.values()))
         self._all.clear()
+        self._idle.clear()
+        for waiter in self._waiters:
+            if not waiter.granted.done():
+                waiter.granted.set_exception(SandboxUnavailable("the sandbox pool is shut down"))

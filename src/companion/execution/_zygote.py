@@ -22,6 +22,7 @@ import orjson
 
 from companion.execution._child_run import Capture, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
+from companion.execution._outcome import exit_record
 from companion.execution.sandbox.protocol import (
     CHILD_KINDS,
     CHILDREN_PER_KIND,
@@ -30,7 +31,7 @@ from companion.execution.sandbox.protocol import (
     send_message,
 )
 
-__all__ = ["Zygote", "ZygoteFailed", "service_fds_per_zygote"]
+__all__ = ["Zygote", "ZygoteFailed", "ZygoteLost", "service_fds_per_zygote"]
 
 _log = logging.getLogger("companion.execution")
 _STDERR_TAIL_BYTES = 4096
@@ -50,6 +51,10 @@ def service_fds_per_zygote(languages: list[str]) -> int:
 
 class ZygoteFailed(Exception):
     """The zygote died, hung or broke the protocol; it must be replaced."""
+
+
+class ZygoteLost(ZygoteFailed):
+    """The zygote failed before the run's request reached a child: the run may go elsewhere."""
 
 
 class Zygote:
@@ -135,7 +140,10 @@ class Zygote:
                     child = await self._take(kind)
             except TimeoutError:
                 self._fail("prepared no child in time")
-                raise self._failure from None  # type: ignore[misc]
+            except ZygoteFailed:
+                pass  # `_fail` ran
+            if child is None:
+                raise ZygoteLost(str(self._failure))
         exited = self._active[child.pid]
         # The pidfd stays open until the zygote reports the exit, so the child can be killed
         # (never a reused pid) if it outlives its exit record.
@@ -169,9 +177,11 @@ class Zygote:
         }
         if killed is None and done is not None:
             # The child said how it ended and closed its pipes: answer now; the zygote reaps it.
-            result.update(exit_code=done.get("exit_code"), signal=None)
-            result.update(cpu_ms=done.get("cpu_ms", 0.0), memory_bytes=done.get("memory_bytes", 0))
-            result["wall_ms"] = _elapsed_ms(started)
+            record = exit_record(done)
+            if record is None:
+                child.kill()
+                return {"internal_error": f"the run's exit record was malformed: {_excerpt(done)}"}
+            result.update(record, signal=None, wall_ms=_elapsed_ms(started))
             return result
         if killed is None:
             # Crashed, or closed its pipes early and lives on: it has the rest of its wall time.
@@ -199,7 +209,7 @@ class Zygote:
     def _take_now(self, kind: str) -> PreparedChild | None:
         """`_take` when it need not wait (no timer armed: the usual case), else None."""
         if self._failure is not None:
-            raise self._failure
+            raise ZygoteLost(str(self._failure))
         if self._active or not self._children[kind]:
             return None
         child = self._children[kind].popleft()
@@ -301,14 +311,23 @@ class Zygote:
 
 
 def _exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
-    """A `finished` message's wait status, decoded into the result's fields."""
-    status = int(finished["status"])
+    """A `finished` message's wait status and usage, decoded into the result's fields."""
+    status = finished.get("status")
+    usage = exit_record({**finished, "exit_code": 0})
+    if isinstance(status, bool) or not isinstance(status, int) or usage is None:
+        raise ZygoteFailed(f"sent a malformed exit report: {_excerpt(finished)}")
     return {
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-        "cpu_ms": finished["cpu_ms"],
-        "memory_bytes": finished["memory_bytes"],
+        "cpu_ms": usage["cpu_ms"],
+        "memory_bytes": usage["memory_bytes"],
     }
+
+
+def _excerpt(record: dict[str, Any]) -> str:
+    """A short, printable rendering of a record for an error message."""
+    text = orjson.dumps(record, default=str).decode()
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def _elapsed_ms(started: float) -> float:

@@ -26,6 +26,7 @@ __all__ = [
     "SeccompLoader",
     "prepare_javascript",
     "prepare_python",
+    "report_error",
     "run_child",
     "warm_up",
 ]
@@ -117,7 +118,7 @@ class LimitSetter:
                 resource.setrlimit(kind, wanted[kind])
 
 
-def _report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
+def report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
     """Tell the service what went wrong; `limit` names the limit hit (memory, time, output)."""
     report = {"name": name, "value": value, "traceback": trace[-32768:], "limit": limit}
     with contextlib.suppress(Exception):
@@ -179,7 +180,7 @@ def _run_python(request: dict[str, Any]) -> int:
     except BaseException as exc:  # every user error is reported, none escapes
         trace = _user_traceback(exc)
         limit = "memory" if isinstance(exc, MemoryError) else None
-        _report_error(type(exc).__name__, str(exc), trace, limit)
+        report_error(type(exc).__name__, str(exc), trace, limit)
         sys.stderr.write(trace)
         code = 1
     for stream in (sys.stdout, sys.stderr):
@@ -292,7 +293,7 @@ def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
     if over:
         report = ("RangeError", "output limit exceeded", "", "output")
     if report is not None:
-        _report_error(*report)
+        report_error(*report)
         return 1
     return 0
 
@@ -329,6 +330,6 @@ def run_child(request: dict[str, Any], seccomp: SeccompLoader, rlimits: LimitSet
         python = request["language"] == "python"
         code = _run_python(request) if python else _run_javascript(request, limits)
     except BaseException as exc:  # report, then exit: a child must never return
-        _report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
+        report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
     finally:
         _finish(code)

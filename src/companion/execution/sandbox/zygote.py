@@ -16,8 +16,8 @@ import fcntl
 import gc
 import os
 import selectors
-import shutil
 import socket
+import stat
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +29,11 @@ from .child import (
     SeccompLoader,
     prepare_javascript,
     prepare_python,
+    report_error,
     run_child,
     warm_up,
 )
+from .privileges import drop_privileges
 from .protocol import CHILD_KINDS, CHILDREN_PER_KIND, read_frame, receive_message, send_message
 from .template import Template, start_template
 
@@ -42,6 +44,10 @@ _exit = os._exit  # bound at import: user code in a child may replace os._exit
 _JAVASCRIPT = CHILD_KINDS["javascript"].encode()  # the template's fork command takes bytes
 _FIRST_FREE_FD = 10  # a child's pipe ends move here before fds 0-3 are set
 _STDIN_NAME = ".stdin"
+# Above any descriptor a process can hold: closing up to the soft open-files limit is not enough,
+# since that limit may be lowered below descriptors already open (a service's fd 100 leaked so).
+FD_CEILING = 2**31 - 1
+_EXIT_SETUP_FAILED = 70
 # Imported once here so children start with them warm (and share the pages copy-on-write).
 _PRELOAD = (
     "base64 bisect collections dataclasses datetime decimal enum fractions functools hashlib "
@@ -84,11 +90,15 @@ def _child_main(
             if request is None:
                 os._exit(0)
             os.close(control_r)
-            _write_scratch(scratch, request)
-            os.chdir(scratch)  # not before: scratch is made anew after each run
+            try:
+                _write_scratch(scratch, request)
+                os.chdir(scratch)  # not before: scratch is made anew after each run
+            except OSError as exc:  # the scratch filesystem is full: the run cannot start
+                report_error("SandboxError", f"could not write the run's files: {exc}", "")
+                _exit(_EXIT_SETUP_FAILED)
             run_child(request, seccomp_limits, rlimits)
         finally:
-            _exit(70)  # a child must never return into the template's loop, whatever happened
+            _exit(_EXIT_SETUP_FAILED)  # never return into the template's loop, whatever happened
 
     return main
 
@@ -107,7 +117,7 @@ def _bind_stdio(control_r: int, out_w: int, err_w: int, res_w: int) -> int:
     for source, target in ((null, 0), (out_w, 1), (err_w, 2), (res_w, ERROR_FD)):
         os.dup2(source, target)
     os.closerange(ERROR_FD + 1, control)
-    os.closerange(control + 1, os.sysconf("SC_OPEN_MAX"))
+    os.closerange(control + 1, FD_CEILING)
     return control
 
 
@@ -174,9 +184,37 @@ class _Children:
 
 
 def _fresh_scratch(scratch: str) -> None:
-    """An empty scratch directory; called after every run, once its child was reaped."""
-    shutil.rmtree(scratch, ignore_errors=True)
+    """Empty the whole scratch filesystem, then make an empty run directory; called after every
+    run, once its child was reaped.
+
+    Everything under the scratch root goes, not just the run directory: a snippet can write to
+    `../`, rename its directory away or put a link in its place. If anything survives (a tree
+    too deep to remove, say), this zygote exits and the service replaces it with a fresh tmpfs.
+    """
+    root = os.path.dirname(scratch)
+    for entry in os.listdir(root):
+        _remove_tree(os.path.join(root, entry))
+    if os.listdir(root):
+        raise RuntimeError(f"the scratch directory {root} could not be emptied")
     os.mkdir(scratch, 0o700)
+
+
+def _remove_tree(top: str) -> None:
+    """Remove `top` and everything below it without following links; iterative, so no depth
+    limit, and directories the snippet made unreadable are opened up first (the zygote owns
+    every file in scratch: it is the same user as the snippet)."""
+    pending = [(top, False)]
+    while pending:
+        path, emptied = pending.pop()
+        if emptied:
+            os.rmdir(path)
+            continue
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            os.unlink(path)
+            continue
+        os.chmod(path, 0o700)
+        pending.append((path, True))
+        pending.extend((os.path.join(path, name), False) for name in os.listdir(path))
 
 
 def _statm_bytes() -> tuple[int, int]:
@@ -189,16 +227,27 @@ def _statm_bytes() -> tuple[int, int]:
 
 def main() -> None:
     """Serve the service until it closes its end of the socket."""
+    # Only the service's socket (0), /dev/null (1) and the service's stderr pipe (2) are meant to
+    # be here; anything else a launcher leaked is closed before the first child exists.
+    os.closerange(3, FD_CEILING)
     service = socket.socket(fileno=_SERVICE_FD)
     received = receive_message(service)
     if received is None:
         return
     init = received[0]
+    scratch_root: str = init["scratch_root"]
+    # No untrusted byte runs before this: the sandbox user owns nothing on the host and holds
+    # no capability (the zygote may start as root of its namespaces, see `privileges`).
+    if os.geteuid() == 0:
+        # Shared with the sandbox user but not its own (sticky, root's): a snippet cannot chmod it
+        # shut or replace it, and every file in it belongs to the sandbox user, who wipes them.
+        os.chown(scratch_root, 0, 0)
+        os.chmod(scratch_root, 0o1777)  # noqa: S103 - a private tmpfs inside the sandbox
+    drop_privileges(init["uid"], init["gid"])
     languages: list[str] = init["languages"]
     _preload(languages)
     seccomp = SeccompLoader(bytes.fromhex(init["seccomp_bpf"]))
     seccomp_limits = SeccompLoader(bytes.fromhex(init.get("seccomp_limits_bpf", "")))
-    scratch_root: str = init["scratch_root"]
     # Measured before Landlock closes /proc: children get their memory limit on top of the address
     # space, and their peak RSS starts from the resident set they inherit.
     as_base, memory_base_bytes = _statm_bytes()
