@@ -8,12 +8,23 @@ UV := $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lint typecheck pytest fmt bench lock clean model
+.PHONY: run test install lint typecheck pytest fmt bench lock clean model sandbox-host
 
-run: $(VENV)/.installed
+run: sandbox-host $(VENV)/.installed
 	$(VENV)/bin/companion serve
 
-test: $(VENV)/.installed model lint typecheck pytest
+test: sandbox-host $(VENV)/.installed model lint typecheck pytest
+
+# bubblewrap for the sandbox, installed when we may (root with apt). Without it a root service
+# builds the same namespaces itself; a non-root service without it refuses to run snippets.
+sandbox-host:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap for the sandbox"; \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }; } \
+	      || echo "could not install bubblewrap: the sandbox uses its own namespaces"; \
+	  else echo "bubblewrap is not installed (apt install bubblewrap): see docs/execution.md"; fi; }
 
 install: $(VENV)/.installed
 

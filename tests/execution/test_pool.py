@@ -6,6 +6,7 @@ import asyncio
 import os
 import resource
 import signal
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -169,3 +170,63 @@ def test_the_open_files_limit_is_raised_for_the_fds_a_pool_holds() -> None:
         assert raised >= min(open_now + 2000, hard)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_a_tenant_at_its_share_never_delays_another_tenants_short_run() -> None:
+    # One key's four concurrent long runs used to hold the whole default pool of four: another
+    # tenant's print(1) waited 7.7 s. A tenant now holds at most all but one zygote.
+    executor = Executor(load_settings(execution_pool_size=4))
+    await executor.start()
+    long_run = ExecutionRequest(
+        language="python",
+        code="import time\ntime.sleep(10)",
+        limits={"wall_time_ms": 12_000},
+    )
+    hogs = [asyncio.create_task(executor.run(long_run, tenant="a")) for _ in range(4)]
+    try:
+        for _ in range(500):
+            stats = executor.pool_stats()
+            if stats is not None and stats.waiting == 1:
+                break  # three of A's runs hold zygotes, the fourth waits at A's share
+            await asyncio.sleep(0.01)  # real-time: the runs start in real processes
+        stats = executor.pool_stats()
+        assert stats is not None
+        assert (stats.idle, stats.waiting) == (1, 1), stats
+        started = time.monotonic()
+        result = await executor.run(FACTORIAL, tenant="b")
+        waited_s = time.monotonic() - started
+        assert result.stdout == "3628800\n", result
+        assert waited_s < 0.1, f"tenant b waited {waited_s:.3f} s behind tenant a"
+    finally:
+        for hog in hogs:
+            hog.cancel()
+        await asyncio.gather(*hogs, return_exceptions=True)
+        await executor.close()
+
+
+async def test_a_freed_zygote_goes_to_the_tenant_holding_fewest() -> None:
+    executor = Executor(load_settings(execution_pool_size=2, execution_max_sandboxes_per_tenant=2))
+    await executor.start()
+    short = ExecutionRequest(language="python", code="import time\ntime.sleep(0.3)\nprint('a')")
+    try:
+        # A takes both zygotes and queues two more; B queues after them.
+        first = [asyncio.create_task(executor.run(short, tenant="a")) for _ in range(4)]
+        for _ in range(500):
+            stats = executor.pool_stats()
+            if stats is not None and stats.waiting == 2:
+                break
+            await asyncio.sleep(0.01)  # real-time: the runs start in real processes
+        finished_order: list[str] = []
+
+        async def tracked(tenant: str, task: asyncio.Future[object]) -> None:
+            await task
+            finished_order.append(tenant)
+
+        b = asyncio.create_task(executor.run(FACTORIAL, tenant="b"))
+        await asyncio.gather(
+            tracked("b", b), *(tracked("a", task) for task in first[2:]), *first[:2]
+        )
+        # B queued last but holds nothing: it gets the first zygote freed, before A's waiters.
+        assert finished_order[0] == "b", finished_order
+    finally:
+        await executor.close()

@@ -149,10 +149,23 @@ async def _start_executor(state: AppState) -> None:
         if stats is None or stats.size == 0:
             raise SandboxUnavailable("no sandbox zygote is running")
         layers = ", ".join(layer.name for layer in running.layers if layer.available)
-        return f"{stats.size} zygotes, {stats.waiting} queued; layers: {layers}"
+        return (
+            f"{stats.size} of {stats.target_size} zygotes, {stats.waiting} queued; layers: {layers}"
+        )
 
+    async def sandbox_pool_full() -> str:
+        # Not critical: runs go on with fewer zygotes while the pool starts replacements.
+        stats = state.require_executor().pool_stats()
+        if stats is not None and stats.size < stats.target_size:
+            raise SandboxUnavailable(
+                f"{stats.size} of {stats.target_size} zygotes running; replacements are retried"
+            )
+        return "every zygote running"
+
+    timeout_s = state.settings.readyz_timeout_s
+    monitor.register_health_check("sandbox", sandbox_ready, timeout_s=timeout_s)
     monitor.register_health_check(
-        "sandbox", sandbox_ready, timeout_s=state.settings.readyz_timeout_s
+        "sandbox_pool_size", sandbox_pool_full, timeout_s=timeout_s, critical=False
     )
 
 
@@ -190,6 +203,7 @@ def _pool_stats(executor: Executor) -> dict[str, dict[str, Any]]:
     return {
         "zygotes": {
             "size": stats.size,
+            "target_size": stats.target_size,
             "idle": stats.idle,
             "waiting": stats.waiting,
             "replaced": stats.replaced,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -48,11 +49,24 @@ def _node() -> Finding:
 
 
 def _isolation() -> list[Finding]:
-    from companion.execution import probe_isolation
+    from companion.config import load_settings
+    from companion.execution import SandboxUnavailable, choose_sandbox_mode, probe_isolation
 
-    return [
+    layers = probe_isolation()
+    findings = [
         Finding("sandbox", layer.name, "ok" if layer.available else "missing", layer.detail)
-        for layer in probe_isolation()
+        for layer in layers
+    ]
+    settings = load_settings()
+    try:
+        mode = choose_sandbox_mode(settings, layers)
+    except SandboxUnavailable as exc:
+        return [*findings, Finding("sandbox", "sandbox mode", "fail", exc.message)]
+    status = "fail" if mode == "none" else "ok"
+    user = f"uid {settings.execution_sandbox_uid}" if os.geteuid() == 0 else "the service's uid"
+    return [
+        *findings,
+        Finding("sandbox", "sandbox mode", status, f"{mode}; snippets run as {user}"),
     ]
 
 

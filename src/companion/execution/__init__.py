@@ -10,7 +10,7 @@ from companion.execution._errors import (
     SandboxUnavailable,
     UnknownLanguage,
 )
-from companion.execution._executor import Executor, RunObserver
+from companion.execution._executor import Executor, RunObserver, choose_sandbox_mode
 from companion.execution._host import IsolationLayer, landlock_abi, probe_isolation
 from companion.execution._models import (
     ErrorInfo,
@@ -47,6 +47,7 @@ __all__ = [
     "SyncExecutor",
     "UnknownLanguage",
     "Usage",
+    "choose_sandbox_mode",
     "landlock_abi",
     "probe_isolation",
 ]

@@ -28,7 +28,7 @@ from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._seccomp import build_filter_bpf, build_limits_bpf
 from companion.execution._zygote import ZygoteFailed
 
-__all__ = ["Executor", "RunObserver"]
+__all__ = ["Executor", "RunObserver", "choose_sandbox_mode"]
 
 _log = logging.getLogger("companion.execution")
 # The run's wall time is enforced where its output is read; this guard only bounds waiting for a
@@ -45,6 +45,35 @@ class _Isolation:
 
     def active(self, name: str) -> bool:
         return any(layer.name.startswith(name) and layer.available for layer in self.layers)
+
+
+def choose_sandbox_mode(settings: Settings, layers: list[IsolationLayer]) -> SandboxMode:
+    """The namespace mode the settings ask for and the host offers, or `SandboxUnavailable`.
+
+    A snippet must never run with privileges or see the host's filesystem: without namespaces
+    and seccomp no mode guarantees that, so the executor refuses (unless the operator explicitly
+    accepted running without isolation).
+    """
+    isolation = _Isolation(layers)
+    wanted = settings.execution_sandbox_mode
+    offered = {"bubblewrap": isolation.active(BUBBLEWRAP)}
+    offered["namespaces"] = isolation.active(OWN_NAMESPACES)
+    candidates = ["bubblewrap", "namespaces"] if wanted == "auto" else [wanted]
+    chosen = next((mode for mode in candidates if offered[mode]), None)
+    if chosen is not None and isolation.active("seccomp"):
+        return "bubblewrap" if chosen == "bubblewrap" else "namespaces"
+    if settings.execution_unsafe_no_isolation:
+        _log.warning("running untrusted code WITHOUT isolation (execution_unsafe_no_isolation)")
+        return "none"
+    reasons = "; ".join(
+        f"{layer.name}: {layer.detail}"
+        for layer in layers
+        if not layer.available and layer.name in {BUBBLEWRAP, OWN_NAMESPACES, "seccomp"}
+    )
+    raise SandboxUnavailable(
+        f"No sandbox mode that isolates snippets works here ({reasons}); refusing to run "
+        "untrusted code. Install bubblewrap, or run the service as root."
+    )
 
 
 class Executor:
@@ -71,7 +100,7 @@ class Executor:
     async def start(self) -> None:
         """Probe the host, refuse to run without isolation, and warm the pool."""
         isolation = _Isolation(await asyncio.to_thread(probe_isolation))
-        mode = self._choose_mode(isolation)
+        mode = choose_sandbox_mode(self.settings, isolation.layers)
         has_seccomp = isolation.active("seccomp")
         # Two stacked filters: the child loads the big one while it waits for a request.
         bpf = await asyncio.to_thread(build_filter_bpf, lock_limits=False) if has_seccomp else b""
@@ -123,33 +152,6 @@ class Executor:
         self._isolation = _Isolation(layers)
         active = ", ".join(layer.name for layer in layers if layer.available) or "NONE"
         _log.info("sandbox pool of %d ready (%s); isolation layers: %s", size, mode, active)
-
-    def _choose_mode(self, isolation: _Isolation) -> SandboxMode:
-        """The namespace mode the settings ask for and the host offers, or `SandboxUnavailable`.
-
-        A snippet must never run with privileges or see the host's filesystem: without namespaces
-        and seccomp there is no mode that guarantees it, so the executor refuses (unless the
-        operator explicitly accepted running without isolation).
-        """
-        wanted = self.settings.execution_sandbox_mode
-        offered = {"bubblewrap": isolation.active(BUBBLEWRAP)}
-        offered["namespaces"] = isolation.active(OWN_NAMESPACES)
-        candidates = ["bubblewrap", "namespaces"] if wanted == "auto" else [wanted]
-        chosen = next((mode for mode in candidates if offered[mode]), None)
-        if chosen is not None and isolation.active("seccomp"):
-            return "bubblewrap" if chosen == "bubblewrap" else "namespaces"
-        if self.settings.execution_unsafe_no_isolation:
-            _log.warning("running untrusted code WITHOUT isolation (execution_unsafe_no_isolation)")
-            return "none"
-        reasons = "; ".join(
-            f"{layer.name}: {layer.detail}"
-            for layer in isolation.layers
-            if not layer.available and layer.name in {BUBBLEWRAP, OWN_NAMESPACES, "seccomp"}
-        )
-        raise SandboxUnavailable(
-            f"No sandbox mode that isolates snippets works here ({reasons}); refusing to run "
-            "untrusted code. Install bubblewrap, or run the service as root."
-        )
 
     async def close(self) -> None:
         """Stop the pool and remove the runtime directory."""

@@ -26,6 +26,9 @@ _NEAR_MEMORY_LIMIT_SHARE = 0.5
 
 
 _EXIT_CODE_MAX = 255
+# How a sandbox child says it failed before running user code (see `sandbox/child.py`).
+SANDBOX_ERROR = "SandboxError"
+SETUP_EXIT_CODE = 70
 _USAGE_MAX = 2**53  # far above any real figure, below where a float loses integer precision
 
 
@@ -98,6 +101,12 @@ def to_result(raw: dict[str, Any], runtime: Runtime, limits: Limits) -> Executio
     error, limit = _parse_error(str(raw.get("error", "")))
     truncated = set(raw.get("truncated", []))
     status = _status(raw, limit, limits)
+    if (
+        error is not None
+        and error.name == SANDBOX_ERROR
+        and raw.get("exit_code") == SETUP_EXIT_CODE
+    ):
+        status = "internal_error"  # the child failed before user code ran: not the user's error
     if status == "output_limit" and not truncated:
         truncated.add("stdout")  # QuickJS cuts inside the engine, so the zygote saw no excess
     return ExecutionResult(
