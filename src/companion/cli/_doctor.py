@@ -62,7 +62,7 @@ def _isolation() -> list[Finding]:
         mode = choose_sandbox_mode(settings, layers)
     except SandboxUnavailable as exc:
         return [*findings, Finding("sandbox", "sandbox mode", "fail", exc.message)]
-    status = "fail" if mode == "none" else "ok"
+    status: Status = "fail" if mode == "none" else "ok"  # `none` runs snippets unisolated
     user = f"uid {settings.execution_sandbox_uid}" if os.geteuid() == 0 else "the service's uid"
     return [
         *findings,
