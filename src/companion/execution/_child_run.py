@@ -56,6 +56,10 @@ class PreparedChild:
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 
+    def close_pidfd(self) -> None:
+        """Close the pidfd only: the pipes belong to the run until it closes them itself."""
+        self._close("pidfd")
+
     def close(self) -> None:
         """Close every fd still held; a waiting child reads EOF on its control pipe and exits."""
         for name in ("control", "stdout", "stderr", "report", "pidfd"):

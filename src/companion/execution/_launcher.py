@@ -51,7 +51,7 @@ class LaunchPlan:
 
     def argv(self, index: int) -> tuple[list[str], dict[str, str], str]:
         """Command, environment and working directory of zygote number `index`."""
-        return self.launcher_argv("zygote", cwd=self.scratch_root(index))
+        return self.launcher_argv("zygote", cwd=self.scratch_root(f"zygote-{index}"))
 
     def launcher_argv(
         self, module: str, *args: str, cwd: str | None = None
@@ -80,11 +80,11 @@ class LaunchPlan:
         """What sandboxed processes may read (Landlock)."""
         return list(self.init["landlock_read_only"])
 
-    def scratch_root(self, index: int) -> str:
-        """Where zygote `index` creates run directories (a private tmpfs in a sandbox)."""
+    def scratch_root(self, owner: str) -> str:
+        """Where the sandboxed process `owner` writes (a private tmpfs in a sandbox)."""
         if self.use_namespaces:
             return _SANDBOX_TMP
-        path = self.runtime_dir / f"scratch-{index}"
+        path = self.runtime_dir / f"scratch-{owner}"
         shutil.rmtree(path, ignore_errors=True)  # never inherit what a previous zygote left
         path.mkdir(mode=0o700)
         if os.geteuid() == 0:
@@ -93,7 +93,7 @@ class LaunchPlan:
 
     def init_frame(self, index: int) -> dict[str, Any]:
         """The first frame zygote `index` reads."""
-        return {**self.init, "scratch_root": self.scratch_root(index)}
+        return {**self.init, "scratch_root": self.scratch_root(f"zygote-{index}")}
 
     def _read_only(self) -> list[tuple[str, str]]:
         """(host path, sandbox path) pairs bound read-only."""

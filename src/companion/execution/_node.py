@@ -135,7 +135,7 @@ class NodePool:
             "worker": str(self._plan.lib_path() / "sandbox" / "node_worker.js"),
             "heap_mb": self._heap_mb,
             "read_only": self._plan.read_only_paths(),
-            "read_write": [self._plan.scratch_root(1000 + self._next_id)],
+            "read_write": [self._plan.scratch_root(f"node-{self._next_id}")],
             "executable": [self._binary, self._loader],
             "seccomp_bpf": self._seccomp_hex,
             "uid": self._plan.init["uid"],

@@ -97,29 +97,32 @@ class ZygotePool:
         self._runs = 0
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._closing = asyncio.Event()
+        self._started = 0
+        self._renewing: set[Zygote] = set()
 
     async def start(self) -> None:
         """Start every zygote concurrently; fail if none can start."""
         reserve_fds(self._size * service_fds_per_zygote(self._plan.init["languages"]))
         results = await asyncio.gather(
-            *(self._start_one(index) for index in range(self._size)), return_exceptions=True
+            *(self._start_one() for _ in range(self._size)), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         if len(failures) == self._size:
             raise SandboxUnavailable(f"no sandbox could start: {failures[0]}")
-        for index, failure in enumerate(results):
-            if isinstance(failure, BaseException):
-                _log.error("a sandbox zygote failed to start: %s", failure)
-                self._respawn_later(index, _RESPAWN_BACKOFF_S)
+        for failure in failures:
+            _log.error("a sandbox zygote failed to start: %s", failure)
+            self._respawn_later(_RESPAWN_BACKOFF_S)
 
-    async def _start_one(self, index: int) -> None:
-        zygote = Zygote(self._plan, index)
+    async def _start_one(self) -> None:
+        self._started += 1  # every zygote gets its own number (its scratch, its log lines)
+        zygote = Zygote(self._plan, self._started, on_failure=self._on_failure)
         try:
             await zygote.start(_START_TIMEOUT_S)
         except BaseException:
             await zygote.kill()
             raise
-        self._all[index] = zygote
+        self._all[zygote.index] = zygote
         self._release(zygote)
 
     @property
@@ -164,10 +167,12 @@ class ZygotePool:
                 self._held[tenant] -= 1
                 if not self._held[tenant]:
                     del self._held[tenant]
-            if zygote.runs >= self._runs_per_worker:
-                self._replace(zygote)
-            else:
-                self._release(zygote)
+            if zygote.runs >= self._runs_per_worker and zygote not in self._renewing:
+                # Worn out: it serves on until its successor is ready, so the pool never shrinks
+                # (retiring first emptied the pool for ~0.3 s when zygotes wore out together).
+                self._renewing.add(zygote)
+                self._spawn(self._renew(zygote))
+            self._release(zygote)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -212,6 +217,9 @@ class ZygotePool:
 
     def _release(self, zygote: Zygote) -> None:
         """Give a free zygote to the fairest waiter, or put it back in the idle list."""
+        if self._all.get(zygote.index) is not zygote:
+            self._spawn(zygote.close())  # retired while it ran: its successor serves already
+            return
         if not zygote.alive:
             self._replace(zygote)
             return
@@ -237,48 +245,75 @@ class ZygotePool:
                 best = waiter
         return best
 
+    def _on_failure(self, zygote: Zygote) -> None:
+        """A zygote failed on its own (exited, hung, broke the protocol): an idle one is replaced
+        now; a busy one when its run returns."""
+        if zygote in self._idle:
+            self._idle.remove(zygote)
+            self._replace(zygote)
+
     def _replace(self, zygote: Zygote) -> None:
         if self._all.get(zygote.index) is not zygote:
             return  # already being replaced
         del self._all[zygote.index]
         self._replaced += 1
-        self._spawn(self._respawn(zygote.index, zygote))
+        self._spawn(self._respawn(zygote))
 
-    def _respawn_later(self, index: int, delay_s: float) -> None:
-        self._spawn(self._respawn(index, None, delay_s))
+    def _respawn_later(self, delay_s: float) -> None:
+        self._spawn(self._respawn(None, delay_s))
+
+    async def _renew(self, old: Zygote) -> None:
+        """Start the successor of a worn-out zygote, then retire it (now if idle, else when its
+        run returns); if the successor cannot start, the old one serves on and tries again later."""
+        try:
+            if self._closed:
+                return
+            try:
+                await self._start_one()
+            except Exception as exc:
+                _log.error("could not renew sandbox zygote %d: %s", old.index, exc)
+                return
+            if self._all.get(old.index) is old:
+                del self._all[old.index]
+                self._replaced += 1
+                if old in self._idle:
+                    self._idle.remove(old)
+                    await old.close()
+        finally:
+            self._renewing.discard(old)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
 
-    async def _respawn(self, index: int, old: Zygote | None, delay_s: float = 0.0) -> None:
-        """Start a zygote in slot `index`, retrying with backoff until it starts or the pool
+    async def _respawn(self, old: Zygote | None, delay_s: float = 0.0) -> None:
+        """Start a zygote in place of `old`, retrying with backoff until it starts or the pool
         closes: the pool returns to its configured size by itself."""
         if old is not None:
             await old.close()
         while True:
             if delay_s:
-                await asyncio.sleep(delay_s)
+                # Woken early by `close`: a replacement in progress is awaited, never cancelled
+                # (cancelling a subprocess start leaks its transport).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), delay_s)
             if self._closed:
                 return
             try:
-                await self._start_one(index)
+                await self._start_one()
                 return
             except Exception as exc:  # logged; retried below
                 delay_s = min(max(delay_s * 2, _RESPAWN_BACKOFF_S), _RESPAWN_BACKOFF_MAX_S)
                 _log.error(
-                    "could not replace sandbox zygote %d (retrying in %.1f s): %s",
-                    index,
-                    delay_s,
-                    exc,
+                    "could not start a sandbox zygote (retrying in %.1f s): %s", delay_s, exc
                 )
 
     async def close(self) -> None:
         """Stop every zygote and wait for replacements in flight."""
         self._closed = True
+        self._closing.set()
         for task in list(self._replacing):
-            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.gather(*(zygote.close() for zygote in self._all.values()))

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -60,9 +61,15 @@ class ZygoteLost(ZygoteFailed):
 class Zygote:
     """A running zygote and the children it has prepared; one run at a time."""
 
-    def __init__(self, plan: LaunchPlan, index: int) -> None:
+    def __init__(
+        self,
+        plan: LaunchPlan,
+        index: int,
+        on_failure: Callable[[Zygote], None] | None = None,
+    ) -> None:
         self.plan = plan
         self.index = index
+        self._on_failure = on_failure
         self.runs = 0
         self.landlock_abi = 0
         self._memory_base_bytes = 0
@@ -76,6 +83,11 @@ class Zygote:
         # Children handed to a run whose exit the zygote has not reported yet.
         self._active: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._failure: ZygoteFailed | None = None
+        # Replacement children the zygote owes (one per `finished`), and the watchdog that fails
+        # it when it stops delivering them: a hung zygote or template is found while idle, not
+        # by the next run waiting on it.
+        self._owed = 0
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def pid(self) -> int | None:
@@ -146,8 +158,11 @@ class Zygote:
                 raise ZygoteLost(str(self._failure))
         exited = self._active[child.pid]
         # The pidfd stays open until the zygote reports the exit, so the child can be killed
-        # (never a reused pid) if it outlives its exit record.
-        exited.add_done_callback(lambda _: child.close())
+        # (never a reused pid) if it outlives its exit record. Only the pidfd: `finished` can be
+        # read in the same loop turn as a `child` message, before this run has read its pipes,
+        # and closing them then (while the selector still watched them) turned about one run in
+        # 2,000 into a false timeout or an empty "ok", and stalled later runs on reused fd numbers.
+        exited.add_done_callback(lambda _: child.close_pidfd())
         try:
             return await self._run_on(child, exited, request, wall_s)
         finally:
@@ -232,9 +247,16 @@ class Zygote:
             self._dispatch(*received)
 
     def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
-        if "child" in message and len(fds) == _CHILD_FDS and message["child"] in self._children:
+        if (
+            "child" in message
+            and len(fds) == _CHILD_FDS
+            and message["child"] in self._children
+            and _is_pid(message.get("pid"))
+        ):
             self._children[message["child"]].append(PreparedChild.from_fds(message["pid"], fds))
-        elif "finished" in message and not fds:
+            self._delivered()
+        elif _is_pid(message.get("finished")) and not fds:
+            self._owe()
             exited = self._active.pop(message["finished"], None)
             if exited is not None:
                 if not exited.done():
@@ -251,12 +273,35 @@ class Zygote:
             return
         self._changed.set()
 
+    def _owe(self) -> None:
+        self._owed += 1
+        if self._watchdog is None:
+            self._arm_watchdog()
+
+    def _delivered(self) -> None:
+        self._owed = max(self._owed - 1, 0)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._owed:
+            self._arm_watchdog()  # progress: a fresh deadline for the next one
+
+    def _arm_watchdog(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(_ZYGOTE_GUARD_S, self._fail, "stopped preparing children")
+
     def _fail(self, reason: str) -> None:
         """Mark the zygote broken: every waiter gets `ZygoteFailed`, its children are let go."""
+        first = self._failure is None
         if self._failure is None:
             tail = self._stderr_tail.decode(errors="replace").strip()[-500:]
             self._failure = ZygoteFailed(f"zygote {self.index} {reason} {tail}".strip())
         failure = self._failure
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if first and self._on_failure is not None:
+            asyncio.get_running_loop().call_soon(self._on_failure, self)
         if self._socket is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._socket.fileno())
@@ -322,6 +367,10 @@ def _exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
         "cpu_ms": usage["cpu_ms"],
         "memory_bytes": usage["memory_bytes"],
     }
+
+
+def _is_pid(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _excerpt(record: dict[str, Any]) -> str:

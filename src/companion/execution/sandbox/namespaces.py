@@ -160,6 +160,9 @@ def main() -> None:
         code = _EXIT_SETUP_FAILED
         try:
             _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            # A session of its own, as bubblewrap's --new-session gives: no terminal of the
+            # service's, and its own scheduler autogroup rather than a share of the service's.
+            os.setsid()
             _build_root(spec["root"], spec)
             code = _init(command, spec["env"])
         except BaseException as exc:  # the service reads this from stderr
