@@ -275,8 +275,8 @@ class Settings(BaseSettings):
     )
     execution_unsafe_no_isolation: bool = Field(
         False,
-        description="DANGEROUS: run snippets even when the host offers neither namespaces nor "
-        "seccomp. Never set this where code is untrusted.",
+        description="DANGEROUS: run snippets even when no sandbox mode works here (no bubblewrap "
+        "and not root, or no seccomp). Never set this where code is untrusted.",
     )
 
     @field_validator("redis_url")

@@ -6,8 +6,10 @@ import asyncio
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -241,3 +243,47 @@ async def test_a_freed_zygote_goes_to_the_tenant_holding_fewest() -> None:
         assert finished_order[0] == "b", finished_order
     finally:
         await executor.close()
+
+
+INTERPRETER = os.path.realpath(sys.executable).encode()
+
+
+def _sandbox_processes(root_pid: int) -> list[int]:
+    """Descendants of `root_pid` running our zygote code, outermost first: the zygote, then its
+    template, then the template's children."""
+    found, frontier = [], [root_pid]
+    while frontier:
+        pid = frontier.pop(0)
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        argv = command.split(b"\0")
+        if argv[0] == INTERPRETER and b"sandbox.zygote" in command:  # not bwrap's own argv
+            found.append(pid)
+        frontier += [int(child) for child in children]
+    return found
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["zygote", "template"])
+async def test_a_zygote_or_template_that_stops_answering_is_replaced(
+    executor: Executor, which: int
+) -> None:
+    # A stopped template or zygote used to take its pool slot with it for good.
+    pool = executor._pool
+    assert pool is not None
+    zygote = next(iter(pool._all.values()))
+    assert zygote.pid is not None
+    os.kill(_sandbox_processes(zygote.pid)[which], signal.SIGSTOP)
+    for _ in range(3):  # the first run may use a prepared child; later ones find it hung
+        result = await executor.run(FACTORIAL)
+        assert (result.status, result.stdout) == ("ok", "3628800\n"), result
+    for _ in range(1000):
+        stats = executor.pool_stats()
+        if stats is not None and stats.replaced >= 1 and stats.size == 1:
+            break
+        await asyncio.sleep(0.01)  # real-time: the watchdog and a new zygote are real
+    stats = executor.pool_stats()
+    assert stats is not None
+    assert (stats.size, stats.replaced >= 1) == (1, True), stats

@@ -95,7 +95,4 @@ def probe_isolation() -> list[IsolationLayer]:
     layers = [_probe_bubblewrap(), _probe_own_namespaces(), _probe_user(), _probe_seccomp()]
     layers += [_probe_landlock(), _probe_rlimits()]
     layers.append(_probe_cgroups())
-    if os.geteuid() == 0:
-        # RLIMIT_NPROC does not bind root: process creation must be blocked by seccomp instead.
-        layers.append(IsolationLayer("nproc limit", False, "running as root: kernel exempts root"))
     return layers

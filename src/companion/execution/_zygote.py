@@ -83,10 +83,11 @@ class Zygote:
         # Children handed to a run whose exit the zygote has not reported yet.
         self._active: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._failure: ZygoteFailed | None = None
-        # Replacement children the zygote owes (one per `finished`), and the watchdog that fails
-        # it when it stops delivering them: a hung zygote or template is found while idle, not
-        # by the next run waiting on it.
-        self._owed = 0
+        # What the zygote owes: a replacement child per `finished`, and a `finished` per run
+        # that ended. The watchdog fails it when it stops delivering: a hung zygote or template
+        # is found (and replaced) while idle, not by the next run that waits on it.
+        self._owed_children = 0
+        self._ended: set[int] = set()  # children whose run ended, their `finished` not yet read
         self._watchdog: asyncio.TimerHandle | None = None
 
     @property
@@ -167,6 +168,10 @@ class Zygote:
             return await self._run_on(child, exited, request, wall_s)
         finally:
             child.close_pipes()
+            if not exited.done() and self._failure is None:
+                self._ended.add(child.pid)  # its `finished` is owed now
+                if self._watchdog is None:
+                    self._rearm_watchdog()
             if not exited.done():
                 grace = asyncio.get_running_loop().call_later(_EXIT_GRACE_S, child.kill)
                 exited.add_done_callback(lambda _: grace.cancel())
@@ -254,9 +259,12 @@ class Zygote:
             and _is_pid(message.get("pid"))
         ):
             self._children[message["child"]].append(PreparedChild.from_fds(message["pid"], fds))
-            self._delivered()
+            self._owed_children = max(self._owed_children - 1, 0)
+            self._rearm_watchdog()
         elif _is_pid(message.get("finished")) and not fds:
-            self._owe()
+            self._owed_children += 1
+            self._ended.discard(message["finished"])
+            self._rearm_watchdog()
             exited = self._active.pop(message["finished"], None)
             if exited is not None:
                 if not exited.done():
@@ -273,22 +281,14 @@ class Zygote:
             return
         self._changed.set()
 
-    def _owe(self) -> None:
-        self._owed += 1
-        if self._watchdog is None:
-            self._arm_watchdog()
-
-    def _delivered(self) -> None:
-        self._owed = max(self._owed - 1, 0)
+    def _rearm_watchdog(self) -> None:
+        """Progress was made: a fresh deadline while anything is still owed, else none."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if self._owed:
-            self._arm_watchdog()  # progress: a fresh deadline for the next one
-
-    def _arm_watchdog(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._watchdog = loop.call_later(_ZYGOTE_GUARD_S, self._fail, "stopped preparing children")
+        if self._owed_children or self._ended:
+            loop = asyncio.get_running_loop()
+            self._watchdog = loop.call_later(_ZYGOTE_GUARD_S, self._fail, "stopped answering")
 
     def _fail(self, reason: str) -> None:
         """Mark the zygote broken: every waiter gets `ZygoteFailed`, its children are let go."""
