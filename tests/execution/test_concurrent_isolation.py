@@ -23,54 +23,76 @@ async def executor(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
     await executor.close()
 
 
+async def _overlapping(
+    executor: Executor, victim: ExecutionRequest, attacker: ExecutionRequest
+) -> tuple[str, str]:
+    """Run `attacker` while `victim` runs, with proof: both print wall-clock times (one host
+    clock), and the attacker's must fall inside the victim's window. Retried until it does."""
+    for _ in range(5):
+        running = asyncio.create_task(executor.run(victim, tenant="alice"))
+        for _ in range(500):  # dispatched: the victim holds a zygote
+            stats = executor.pool_stats()
+            if stats is not None and stats.idle < stats.size:
+                break
+            await asyncio.sleep(0.005)  # real-time: the run starts in a real process
+        attack = await executor.run(attacker, tenant="bob")
+        victim_result = await running
+        assert victim_result.status == "ok", victim_result
+        assert attack.status == "ok", attack
+        started, ended, victim_out = victim_result.stdout.split(" ", 2)
+        at, attack_out = attack.stdout.split(" ", 1)
+        if float(started) < float(at) < float(ended):
+            return victim_out, attack_out
+    raise AssertionError("the attacker never ran while the victim ran")
+
+
 async def test_a_run_cannot_read_another_runs_scratch_while_it_runs(executor: Executor) -> None:
     writer = ExecutionRequest(
         language="python",
-        code="open('secret.txt', 'w').write('alice')\nimport time\ntime.sleep(0.6)",
+        code=(
+            "import time\nopen('secret.txt', 'w').write('alice')\nstarted = time.time()\n"
+            "time.sleep(1)\nprint(started, time.time(), 'done')"
+        ),
     )
     snoop = ExecutionRequest(
         language="python",
         code=(
-            "import os\nfound = []\n"
+            "import os, time\nfound = []\n"
             "for root in ('/tmp', '/proc', '..', '/'):\n"
             "    try:\n"
             "        for path, dirs, files in os.walk(root):\n"
             "            found += [f for f in files if f == 'secret.txt']\n"
             "    except OSError:\n"
             "        pass\n"
-            "print(found)"
+            "print(time.time(), found)"
         ),
     )
-    running = asyncio.create_task(executor.run(writer, tenant="alice"))
-    await asyncio.sleep(0.2)  # real-time: the writer must be mid-run in the other zygote
-    seen = await executor.run(snoop, tenant="bob")
-    assert (await running).status == "ok"
-    assert seen.status == "ok", seen
-    assert seen.stdout == "[]\n"
+    written, seen = await _overlapping(executor, writer, snoop)
+    assert written == "done\n"
+    assert seen == "[]\n"
 
 
 async def test_signals_cannot_reach_a_concurrent_run(executor: Executor) -> None:
     victim = ExecutionRequest(
-        language="python", code="import time\ntime.sleep(0.6)\nprint('alive')"
+        language="python",
+        code="import time\nstarted = time.time()\ntime.sleep(1)\nprint(started, time.time(), 'alive')",
     )
     attacker = ExecutionRequest(
         language="python",
         code=(
-            "import os, signal\nhits = 0\n"
+            "import os, signal, time\nhits = 0\nat = time.time()\n"
             "for pid in range(2, 400):\n"
             "    try:\n"
             "        os.kill(pid, signal.SIGKILL)\n"
             "        hits += 1\n"
             "    except OSError:\n"
             "        pass\n"
-            "print(hits)"
+            "print(at, hits)"
         ),
     )
-    running = asyncio.create_task(executor.run(victim))
-    await asyncio.sleep(0.2)  # real-time: the victim must be mid-run
-    attack = await executor.run(attacker)
-    assert attack.stdout == "0\n"
-    assert (await running).stdout == "alive\n"
+    alive, hits = await _overlapping(executor, victim, attacker)
+    assert hits == "0\n"
+    assert alive == "alive\n"
 
 
 @pytest.mark.parametrize(

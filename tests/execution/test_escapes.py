@@ -271,3 +271,27 @@ def test_sabotaging_the_sandboxs_own_reporting_stays_contained(
     result = run(sandbox, code, limits={"wall_time_ms": 800, "cpu_time_ms": 800})
     assert result.status == status, result
     assert_healthy(sandbox)  # ...the spinning process is still killed before the next run
+
+
+@pytest.mark.parametrize(
+    ("code", "language", "name"),
+    [
+        ("raise ValueError('x' * 10_000_000)", "python", "ValueError"),
+        ("throw new TypeError('x'.repeat(10000000))", "javascript", "TypeError"),
+    ],
+    ids=["python", "javascript"],
+)
+def test_an_exception_with_a_huge_message_is_reported_truncated(
+    sandbox: SyncExecutor, code: str, language: str, name: str
+) -> None:
+    # A 10 MiB message used to end as `output_limit` with no structured error at all.
+    result = run(sandbox, code, language)
+    assert result.status == "runtime_error", result
+    assert result.error is not None
+    assert result.error.name == name
+    assert result.error.value.startswith("xxxx")
+    assert result.error.value.endswith("more characters]")
+    assert len(result.error.value) < 10_000
+    assert not result.stdout_truncated
+    assert not result.stderr_truncated
+    assert len(result.stderr) < 20_000

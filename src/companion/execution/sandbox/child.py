@@ -27,6 +27,7 @@ __all__ = [
     "prepare_javascript",
     "prepare_python",
     "report_error",
+    "shorten",
     "run_child",
     "warm_up",
 ]
@@ -38,6 +39,8 @@ _write = os.write
 _exit = os._exit
 _getrusage = resource.getrusage
 USER_FILE = "main.py"
+MESSAGE_CHARS = 8192  # of an exception's message, in the report and in the traceback on stderr
+_TRACEBACK_CHARS = 32768
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -118,9 +121,24 @@ class LimitSetter:
                 resource.setrlimit(kind, wanted[kind])
 
 
+def shorten(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
 def report_error(name: str, value: str, trace: str, limit: str | None = None) -> None:
-    """Tell the service what went wrong; `limit` names the limit hit (memory, time, output)."""
-    report = {"name": name, "value": value, "traceback": trace[-32768:], "limit": limit}
+    """Tell the service what went wrong; `limit` names the limit hit (memory, time, output).
+
+    Every field is bounded: the service keeps 64 KiB of report, and a report cut there would be
+    unreadable (a 10 MiB exception message ended as `output_limit` with no error at all)."""
+    report = {
+        "name": shorten(name, 256),
+        "value": shorten(value),
+        "traceback": trace[-_TRACEBACK_CHARS:],  # the end: where the exception is
+        "limit": limit,
+    }
     with contextlib.suppress(Exception):
         _write(ERROR_FD, _dumps(report).encode() + b"\n")
 
@@ -148,7 +166,7 @@ def _user_traceback(exc: BaseException) -> str:
     """The traceback with the sandbox's own frames cut: the user sees only their code."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == USER_FILE]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
-    lines += traceback.format_exception_only(type(exc), exc)
+    lines += [shorten(line) for line in traceback.format_exception_only(type(exc), exc)]
     return "".join(lines)
 
 
