@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,10 +21,9 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric as PromMetric
 from prometheus_client.registry import Collector
 
+from companion.monitoring._alerts import Alert
+from companion.monitoring._health import HealthReport
 from companion.monitoring._metrics import Counter, Gauge, Histogram
-
-if TYPE_CHECKING:
-    from companion.monitoring._monitor import Monitor
 
 __all__ = ["DEFAULT_COUNTER_STATS", "MonitorCollector", "StatsSource"]
 
@@ -35,6 +34,26 @@ _STAT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 DEFAULT_COUNTER_STATS = frozenset(
     {"hits", "misses", "evictions", "expirations", "promotions", "demotions", "errors", "sets"}
 )
+
+
+class CollectedMonitor(Protocol):
+    """What a scrape reads from the monitor (`Monitor` is one; declared here so this module
+    sits below the monitor instead of importing it back)."""
+
+    source_errors: Counter
+    last_health_report: HealthReport | None
+
+    def sources(self) -> list[StatsSource]:
+        """The registered stats sources."""
+        ...
+
+    def metrics(self) -> list[Counter | Gauge | Histogram]:
+        """Every metric family."""
+        ...
+
+    def active_alerts(self) -> list[Alert]:
+        """Alerts firing now."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +69,9 @@ class StatsSource:
 class MonitorCollector(Collector):
     """Exposes a `Monitor` through any `CollectorRegistry`."""
 
-    def __init__(self, monitor: Monitor, const_labels: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, monitor: CollectedMonitor, const_labels: Mapping[str, str] | None = None
+    ) -> None:
         self._monitor = monitor
         self._const_names = tuple((const_labels or {}).keys())
         self._const_values = tuple((const_labels or {}).values())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from companion.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from companion.monitoring._monitor import Monitor
+from companion.monitoring._alerts import Alert
+from companion.monitoring._health import HealthReport
+from companion.monitoring._metrics import Counter, Gauge
 
 __all__ = ["render", "snapshot"]
 
@@ -17,7 +17,50 @@ __all__ = ["render", "snapshot"]
 REPORT_WINDOWS_S = (60.0, 300.0, 900.0)
 
 
-def snapshot(monitor: Monitor) -> dict[str, Any]:
+class ReportedMonitor(Protocol):
+    """What the report reads from the monitor (`Monitor` is one; declared here so this module
+    sits below the monitor instead of importing it back)."""
+
+    cache_lookups: Counter
+    errors: Counter
+    dropped_series: Counter
+    memory: Gauge
+    cpu: Gauge
+    threads: Gauge
+    open_fds: Gauge
+    loop_lag: Gauge
+    last_health_report: HealthReport | None
+
+    def endpoints(self) -> list[str]:
+        """Endpoints with recorded requests."""
+        ...
+
+    def request_stats(self, endpoint: str, window_s: float | None = None) -> dict[str, Any]:
+        """Count, errors and percentiles of one endpoint."""
+        ...
+
+    def cache_names(self) -> list[str]:
+        """Caches with recorded lookups."""
+        ...
+
+    def cache_hit_rate(self, name: str) -> float | None:
+        """One cache's hit rate."""
+        ...
+
+    def recent_errors(self) -> list[dict[str, Any]]:
+        """The latest errors, newest first."""
+        ...
+
+    def active_alerts(self) -> list[Alert]:
+        """Alerts firing now."""
+        ...
+
+    def alert_history(self) -> list[Alert]:
+        """Recent alert events, newest first."""
+        ...
+
+
+def snapshot(monitor: ReportedMonitor) -> dict[str, Any]:
     """Every endpoint, cache, error type, gauge, alert and health check, JSON-ready."""
     endpoints = {}
     for endpoint in monitor.endpoints():
@@ -53,7 +96,7 @@ def snapshot(monitor: Monitor) -> dict[str, Any]:
     }
 
 
-def render(monitor: Monitor, fmt: Literal["text", "json"]) -> str:
+def render(monitor: ReportedMonitor, fmt: Literal["text", "json"]) -> str:
     """The snapshot as JSON or as a plain-text report."""
     data = snapshot(monitor)
     if fmt == "json":
