@@ -257,14 +257,27 @@ class Settings(BaseSettings):
         description="How sandboxes get their namespaces: `bubblewrap`, `namespaces` (built by the "
         "service itself; needs root), or `auto` (bubblewrap when it works, else the service's own).",
     )
-    execution_sandbox_uid: int = Field(
-        65534,
+    execution_sandbox_first_uid: int = Field(
+        1_000_000_000,
         ge=1,
-        le=2**32 - 2,
-        description="User id snippets run as when the service runs as root; it must own no files.",
+        le=2**32 - 2048,
+        description="Root service: sandbox n runs as this user id + n (ids no account uses, so a "
+        "snippet owns no host file, and per-user kernel limits are per sandbox).",
     )
-    execution_sandbox_gid: int = Field(
-        65534, ge=1, le=2**32 - 2, description="Group id snippets run as (root service)."
+    execution_sandbox_first_gid: int = Field(
+        1_000_000_000,
+        ge=1,
+        le=2**32 - 2048,
+        description="Root service: sandbox n runs as this group id + n.",
+    )
+    execution_max_threads: int = Field(
+        256, ge=1, le=4096, description="Threads one run may have (RLIMIT_NPROC, root service)."
+    )
+    execution_scratch_files: int = Field(
+        16_384,
+        ge=64,
+        le=10_000_000,
+        description="Files and directories a sandbox's scratch may hold (tmpfs inodes).",
     )
     execution_max_sandboxes_per_tenant: int = Field(
         0,

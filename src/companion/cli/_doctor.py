@@ -63,7 +63,8 @@ def _isolation() -> list[Finding]:
     except SandboxUnavailable as exc:
         return [*findings, Finding("sandbox", "sandbox mode", "fail", exc.message)]
     status: Status = "fail" if mode == "none" else "ok"  # `none` runs snippets unisolated
-    user = f"uid {settings.execution_sandbox_uid}" if os.geteuid() == 0 else "the service's uid"
+    first = settings.execution_sandbox_first_uid
+    user = f"uids {first} + n, one per sandbox" if os.geteuid() == 0 else "the service's uid"
     return [
         *findings,
         Finding("sandbox", "sandbox mode", status, f"{mode}; snippets run as {user}"),

@@ -111,8 +111,10 @@ class Executor:
             seccomp_bpf=bpf,
             seccomp_limits_bpf=limits_bpf,
             scratch_bytes=self.settings.execution_scratch_bytes,
-            sandbox_uid=self.settings.execution_sandbox_uid,
-            sandbox_gid=self.settings.execution_sandbox_gid,
+            scratch_files=self.settings.execution_scratch_files,
+            first_uid=self.settings.execution_sandbox_first_uid,
+            first_gid=self.settings.execution_sandbox_first_gid,
+            max_threads=self.settings.execution_max_threads,
             languages=[runtime.language for runtime in self.runtimes],
             # Python and JavaScript share the limits of the settings table.
             limit_defaults=self.runtimes.resolve("python").default_limits.model_dump(),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["LaunchPlan", "SandboxMode", "prepare_launch", "probe_mode"]
+__all__ = ["DEVICES", "LaunchPlan", "SandboxMode", "prepare_launch", "probe_mode"]
 
 SandboxMode = Literal["bubblewrap", "namespaces", "none"]
 
@@ -30,8 +30,12 @@ _BOOT = "import sys; sys.path.insert(0, {lib!r}); from sandbox.{module} import m
 _ENV = {"PATH": "/usr/bin"}
 # Merged-/usr links every layout gets (Debian 12 and most distributions since).
 _ROOT_LINKS = (("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/bin"))
-# What the zygote keeps while starting as root: enough to chown its scratch and to switch user.
-_ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_CHOWN")
+# What the zygote keeps while it starts: enough to finish its filesystem (`sandbox/filesystem.py`:
+# bounds on the scratch tmpfs, device nodes read-only, which bubblewrap cannot express) and to
+# switch user; it gives all of them up before anything else runs.
+_ZYGOTE_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SYS_ADMIN")
+# The device nodes a sandbox sees (the host's, made read-only: a snippet cannot even touch them).
+DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,14 @@ class LaunchPlan:
     def use_namespaces(self) -> bool:
         """True unless the operator chose to run without isolation (`none`)."""
         return self.mode != "none"
+
+    def identity(self, slot: int) -> tuple[int, int]:
+        """The uid and gid of sandbox `slot`: one of its own under a root service (so per-user
+        kernel limits such as RLIMIT_NPROC and RLIMIT_SIGPENDING are per sandbox), the service's
+        own otherwise (it cannot switch users; bubblewrap maps it into a user namespace)."""
+        if os.geteuid() != 0:
+            return os.getuid(), os.getgid()
+        return self.init["first_uid"] + slot, self.init["first_gid"] + slot
 
     def argv(self, index: int) -> tuple[list[str], dict[str, str], str]:
         """Command, environment and working directory of zygote number `index`."""
@@ -87,13 +99,15 @@ class LaunchPlan:
         path = self.runtime_dir / f"scratch-{owner}"
         shutil.rmtree(path, ignore_errors=True)  # never inherit what a previous zygote left
         path.mkdir(mode=0o700)
-        if os.geteuid() == 0:
-            os.chown(path, self.init["uid"], self.init["gid"])
         return str(path)
 
-    def init_frame(self, index: int) -> dict[str, Any]:
-        """The first frame zygote `index` reads."""
-        return {**self.init, "scratch_root": self.scratch_root(f"zygote-{index}")}
+    def init_frame(self, index: int, slot: int) -> dict[str, Any]:
+        """The first frame zygote `index` reads; it runs as the identity of `slot`."""
+        uid, gid = self.identity(slot)
+        scratch = self.scratch_root(f"zygote-{index}")
+        if not self.use_namespaces and os.geteuid() == 0:
+            os.chown(scratch, uid, gid)
+        return {**self.init, "scratch_root": scratch, "uid": uid, "gid": gid}
 
     def _read_only(self) -> list[tuple[str, str]]:
         """(host path, sandbox path) pairs bound read-only."""
@@ -109,10 +123,13 @@ class LaunchPlan:
             # to the sandbox user before anything else (`privileges.drop_privileges`).
             argv += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
             argv += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
-            for capability in _ZYGOTE_CAPABILITIES:
-                argv += ["--cap-add", capability]
+            capabilities: tuple[str, ...] = _ZYGOTE_CAPABILITIES
         else:
             argv += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+            capabilities = ("CAP_SYS_ADMIN",)  # of its own user namespace: to seal its mounts
+        for capability in capabilities:
+            argv += ["--cap-add", capability]
+        argv += ["--hostname", "sandbox"]
         made: set[str] = set()
         for source, target in self._read_only():
             # Parents bubblewrap would create private (0700): the sandbox user must pass them.
@@ -123,7 +140,12 @@ class LaunchPlan:
             argv += ["--ro-bind", source, target]
         for target, link in _ROOT_LINKS:
             argv += ["--symlink", target, link]
-        argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+        # Not `--dev`: it adds the host's tty and a devpts; the nodes are made read-only by the
+        # zygote (bubblewrap's --remount-ro would also make them unusable: it adds nodev).
+        argv += ["--proc", "/proc", "--tmpfs", "/dev"]
+        for name in DEVICES:
+            argv += ["--dev-bind", f"/dev/{name}", f"/dev/{name}"]
+        argv += ["--remount-ro", "/dev"]
         argv += ["--size", str(self.scratch_bytes), "--tmpfs", _SANDBOX_TMP]
         argv += ["--remount-ro", "/", "--clearenv", "--setenv", "PATH", _ENV["PATH"]]
         return [*argv, "--chdir", _SANDBOX_TMP]
@@ -133,6 +155,7 @@ class LaunchPlan:
             "root": str(self.runtime_dir / "root"),
             "read_only": self._read_only(),
             "symlinks": _ROOT_LINKS,
+            "devices": DEVICES,
             "scratch": _SANDBOX_TMP,
             "scratch_bytes": self.scratch_bytes,
             "env": _ENV,
@@ -169,8 +192,10 @@ def prepare_launch(
     seccomp_bpf: bytes,
     seccomp_limits_bpf: bytes,
     scratch_bytes: int,
-    sandbox_uid: int,
-    sandbox_gid: int,
+    scratch_files: int,
+    first_uid: int,
+    first_gid: int,
+    max_threads: int,
     languages: list[str],
     limit_defaults: dict[str, int],
     limit_maxima: dict[str, int],
@@ -182,9 +207,6 @@ def prepare_launch(
     (runtime_dir / "root").mkdir(mode=0o755)  # the mount point of the namespaces' new root
     lib = _SANDBOX_LIB if mode != "none" else str(runtime_dir / "lib")
     read_only = ["/usr", *_interpreter_trees(), lib, "/dev/null", "/dev/urandom"]
-    # A non-root service cannot switch users: under bubblewrap its own uid is the sandbox's,
-    # mapped into a user namespace where no host file it owns is mounted.
-    uid, gid = (sandbox_uid, sandbox_gid) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     init = {
         "languages": languages,
         "seccomp_bpf": seccomp_bpf.hex(),
@@ -192,8 +214,15 @@ def prepare_launch(
         "landlock_read_only": read_only,
         "limit_defaults": limit_defaults,
         "limit_maxima": limit_maxima,
-        "uid": uid,
-        "gid": gid,
+        "first_uid": first_uid,
+        "first_gid": first_gid,
+        "scratch_bytes": scratch_bytes,
+        "scratch_files": scratch_files,
+        "devices": list(DEVICES),
+        "seal": mode != "none",
+        # Threads a run may have: RLIMIT_NPROC counts every task of the sandbox's uid (its
+        # zygote, template and prepared children too), and binds only a uid of its own.
+        "max_tasks": max_threads + 16 if os.geteuid() == 0 else None,
     }
     # A venv's python is a symlink to the base interpreter, which is what the sandbox binds.
     interpreter = os.path.realpath(sys.executable)

@@ -27,6 +27,9 @@ _log = logging.getLogger("companion.execution")
 _START_TIMEOUT_S = 30.0
 _STDERR_TAIL_BYTES = 4096
 _LOADER = "/lib64/ld-linux-x86-64.so.2"
+# Node workers' sandbox identities come after every zygote's (a pool has at most 3 x 256 + 1).
+_NODE_SLOTS = 1024
+_SEAL_KEYS = ("seal", "scratch_bytes", "scratch_files", "devices")
 
 
 def node_binary() -> str | None:
@@ -52,7 +55,9 @@ def node_version(binary: str) -> str:
 class _Worker:
     tenant: str
     process: asyncio.subprocess.Process
+    slot: int
     runs: int = 0
+    disposed: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     stderr_tail: bytes = b""
     drain: asyncio.Task[None] | None = None
@@ -96,6 +101,7 @@ class NodePool:
         self._workers: OrderedDict[str, _Worker] = OrderedDict()
         self._waiting = 0
         self._next_id = 0
+        self._free_slots = list(range(max_workers + 1))  # identities; +1: one retiring at a time
 
     async def run(self, tenant: str, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Run on this tenant's worker (started on first use); the result has the zygote's shape."""
@@ -130,6 +136,10 @@ class NodePool:
 
     async def _start(self, tenant: str) -> _Worker:
         self._next_id += 1
+        if not self._free_slots:
+            raise ExecutorBusy("Every Node.js worker is starting or serving.", retry_after_s=1.0)
+        slot = self._free_slots.pop(0)
+        uid, gid = self._plan.identity(_NODE_SLOTS + slot)
         config = {
             "node": self._binary,
             "worker": str(self._plan.lib_path() / "sandbox" / "node_worker.js"),
@@ -138,31 +148,36 @@ class NodePool:
             "read_write": [self._plan.scratch_root(f"node-{self._next_id}")],
             "executable": [self._binary, self._loader],
             "seccomp_bpf": self._seccomp_hex,
-            "uid": self._plan.init["uid"],
-            "gid": self._plan.init["gid"],
+            "uid": uid,
+            "gid": gid,
+            **{key: self._plan.init[key] for key in _SEAL_KEYS},
         }
         argv, env, cwd = self._plan.launcher_argv("node_launcher", json.dumps(config))
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            limit=64 * 2**20,
-        )
-        worker = _Worker(tenant, process)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                limit=64 * 2**20,
+            )
+        except BaseException:
+            self._free_slots.append(slot)
+            raise
+        worker = _Worker(tenant, process, slot)
         worker.drain = asyncio.create_task(self._drain_stderr(worker))
         try:
             assert process.stdout is not None
             async with asyncio.timeout(_START_TIMEOUT_S):
                 ready = orjson.loads(await process.stdout.readline())
         except (TimeoutError, orjson.JSONDecodeError) as exc:
-            await worker.kill()
+            await self._dispose(worker)
             tail = worker.stderr_tail.decode(errors="replace")[-300:]
             raise SandboxUnavailable(f"a Node.js worker failed to start: {tail}") from exc
         if not ready.get("ready"):
-            await worker.kill()
+            await self._dispose(worker)
             raise SandboxUnavailable("a Node.js worker did not get ready")
         return worker
 
@@ -217,7 +232,15 @@ class NodePool:
     async def _retire(self, worker: _Worker) -> None:
         if self._workers.get(worker.tenant) is worker:
             del self._workers[worker.tenant]
+        await self._dispose(worker)
+
+    async def _dispose(self, worker: _Worker) -> None:
+        """Kill the worker, then free its identity (once, however often it is retired)."""
         await worker.kill()
+        if not worker.disposed:
+            worker.disposed = True
+            self._free_slots.append(worker.slot)
+            self._free_slots.sort()
 
     async def close(self) -> None:
         """Stop every worker."""

@@ -31,6 +31,8 @@ _RESPAWN_BACKOFF_S = 0.5
 _RESPAWN_BACKOFF_MAX_S = 30.0
 # A run whose zygote failed before the run's request reached a child moves to another zygote.
 _ATTEMPTS = 3
+# Identities (uid, gid) per configured zygote: itself, a successor, one still exiting.
+_SLOTS_PER_ZYGOTE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,7 @@ class ZygotePool:
         self._closing = asyncio.Event()
         self._started = 0
         self._renewing: set[Zygote] = set()
+        self._free_slots = list(range(_SLOTS_PER_ZYGOTE * size + 1))
 
     async def start(self) -> None:
         """Start every zygote concurrently; fail if none can start."""
@@ -116,11 +119,16 @@ class ZygotePool:
 
     async def _start_one(self) -> None:
         self._started += 1  # every zygote gets its own number (its scratch, its log lines)
-        zygote = Zygote(self._plan, self._started, on_failure=self._on_failure)
+        # And an identity no live zygote has. Up to twice the pool size run at once (each
+        # renewal starts a successor before the old one retires), plus those still exiting.
+        if not self._free_slots:
+            raise SandboxUnavailable("every sandbox identity is in use; retrying")
+        slot = self._free_slots.pop(0)
+        zygote = Zygote(self._plan, self._started, slot, on_failure=self._on_failure)
         try:
             await zygote.start(_START_TIMEOUT_S)
         except BaseException:
-            await zygote.kill()
+            await self._close(zygote, kill=True)
             raise
         self._all[zygote.index] = zygote
         self._release(zygote)
@@ -206,19 +214,22 @@ class ZygotePool:
                 self._waiters.remove(waiter)
 
     def _idle_now(self) -> Zygote | None:
-        """A live idle zygote, or None; dead ones found idle are replaced."""
-        while self._idle:
-            zygote = self._idle.popleft()
-            if zygote.alive:
-                return zygote
+        """A live idle zygote, one that has finished wiping after its last run if any has (a
+        run handed to a zygote still wiping waits for it); None when none is idle. Dead ones
+        found idle are replaced."""
+        for zygote in [z for z in self._idle if not z.alive]:
             _log.warning("sandbox zygote %d died while idle; replacing it", zygote.index)
+            self._idle.remove(zygote)
             self._replace(zygote)
-        return None
+        chosen = next((z for z in self._idle if z.clean), None) or next(iter(self._idle), None)
+        if chosen is not None:
+            self._idle.remove(chosen)
+        return chosen
 
     def _release(self, zygote: Zygote) -> None:
         """Give a free zygote to the fairest waiter, or put it back in the idle list."""
         if self._all.get(zygote.index) is not zygote:
-            self._spawn(zygote.close())  # retired while it ran: its successor serves already
+            self._spawn(self._close(zygote))  # retired while it ran: its successor serves already
             return
         if not zygote.alive:
             self._replace(zygote)
@@ -259,6 +270,14 @@ class ZygotePool:
         self._replaced += 1
         self._spawn(self._respawn(zygote))
 
+    async def _close(self, zygote: Zygote, *, kill: bool = False) -> None:
+        """Stop a zygote, then free its identity for a successor (never while it may run)."""
+        try:
+            await (zygote.kill() if kill else zygote.close())
+        finally:
+            self._free_slots.append(zygote.slot)
+            self._free_slots.sort()
+
     def _respawn_later(self, delay_s: float) -> None:
         self._spawn(self._respawn(None, delay_s))
 
@@ -278,7 +297,7 @@ class ZygotePool:
                 self._replaced += 1
                 if old in self._idle:
                     self._idle.remove(old)
-                    await old.close()
+                    await self._close(old)
         finally:
             self._renewing.discard(old)
 
@@ -291,7 +310,7 @@ class ZygotePool:
         """Start a zygote in place of `old`, retrying with backoff until it starts or the pool
         closes: the pool returns to its configured size by itself."""
         if old is not None:
-            await old.close()
+            await self._close(old)
         while True:
             if delay_s:
                 # Woken early by `close`: a replacement in progress is awaited, never cancelled
@@ -316,7 +335,7 @@ class ZygotePool:
         for task in list(self._replacing):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.gather(*(zygote.close() for zygote in self._all.values()))
+        await asyncio.gather(*(self._close(zygote) for zygote in self._all.values()))
         self._all.clear()
         self._idle.clear()
         for waiter in self._waiters:

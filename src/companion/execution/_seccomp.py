@@ -93,10 +93,11 @@ _FCNTL_COMMANDS = (
 # ioctl requests the runtimes make: TCGETS and TIOCGWINSZ (isatty, terminal size; ENOTTY here),
 # FIONREAD, FIONBIO, FIONCLEX, FIOCLEX. FIOSETOWN/SIOCSPGRP (F_SETOWN by another name) stay out.
 _IOCTL_REQUESTS = (0x5401, 0x5413, 0x541B, 0x5421, 0x5450, 0x5451)
-# prctl options: PDEATHSIG (1, 2), GET_DUMPABLE (3), GET_KEEPCAPS (7), SET/GET_NAME (15, 16),
+# prctl options: PDEATHSIG (1, 2), GET_DUMPABLE (3), GET_KEEPCAPS (7), GET_NAME (16),
 # GET/SET_SECCOMP (21, 22: stacking a filter only narrows), CAPBSET_READ (23), GET_TIMERSLACK (30),
-# SET/GET_NO_NEW_PRIVS (38, 39), GET_THP_DISABLE (42), GET_SPECULATION_CTRL (52), SET_VMA (names).
-_PRCTL_OPTIONS = (1, 2, 3, 7, 15, 16, 21, 22, 23, 30, 38, 39, 42, 52, 0x53564D41)
+# SET/GET_NO_NEW_PRIVS (38, 39), GET_THP_DISABLE (42), GET_SPECULATION_CTRL (52). Not SET_NAME:
+# no runtime uses it, and a snippet renamed itself "postgres: walwriter" in the host's `ps`.
+_PRCTL_OPTIONS = (1, 2, 3, 7, 16, 21, 22, 23, 30, 38, 39, 42, 52)
 _AF_UNIX = 1
 _PRIO_PROCESS = 0
 _IOCTL_REQUEST_MASK = 0xFFFFFFFF  # the request is a 32-bit int: ignore what the upper half holds

@@ -27,8 +27,8 @@ __all__ = [
     "prepare_javascript",
     "prepare_python",
     "report_error",
-    "shorten",
     "run_child",
+    "shorten",
     "warm_up",
 ]
 
@@ -41,6 +41,7 @@ _getrusage = resource.getrusage
 USER_FILE = "main.py"
 MESSAGE_CHARS = 8192  # of an exception's message, in the report and in the traceback on stderr
 _TRACEBACK_CHARS = 32768
+_SIGNALS_PENDING = 256
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
@@ -82,10 +83,17 @@ class LimitSetter:
     raised (within the hard limit). User code can move neither: seccomp denies setrlimit.
     """
 
-    def __init__(self, defaults: dict[str, int], maxima: dict[str, int], as_base: int) -> None:
+    def __init__(
+        self,
+        defaults: dict[str, int],
+        maxima: dict[str, int],
+        as_base: int,
+        max_tasks: int | None = None,
+    ) -> None:
         self._defaults = defaults
         self._maxima = maxima
         self._as_base = as_base
+        self._max_tasks = max_tasks
 
     def _pairs(self, limits: dict[str, int]) -> dict[int, tuple[int, int]]:
         def cpu_s(ms: int) -> int:
@@ -110,6 +118,12 @@ class LimitSetter:
         for kind, pair in self._pairs(self._defaults).items():
             resource.setrlimit(kind, pair)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # Per-user kernel quotas, bound here because each sandbox has a user of its own: threads
+        # (tiny ctypes stacks slip under RLIMIT_AS: 25,000 threads nearly used up the host's pids)
+        # and queued signals (timer_create used up the user's whole quota).
+        if self._max_tasks is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self._max_tasks, self._max_tasks))
+        resource.setrlimit(resource.RLIMIT_SIGPENDING, (_SIGNALS_PENDING, _SIGNALS_PENDING))
         # An oversized write fails with EFBIG (an exception the user sees) instead of killing.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -218,32 +232,39 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+# Every built-in the prelude needs is captured before user code runs and called through the
+# captured `Reflect.apply`: a snippet replacing `Array.prototype.join` or adding
+# `Object.prototype.toJSON` used to break the collection of its output (an internal error).
 _JS_PRELUDE = """(() => {
-  const stringify = JSON.stringify, out = [], err = [];
+  const stringify = JSON.stringify, apply = Reflect.apply, text = String, max = Math.max;
+  const join = Array.prototype.join, map = Array.prototype.map, push = Array.prototype.push;
+  const slice = String.prototype.slice, ErrorType = Error, out = [], err = [];
   let size = 0, over = false, limit = 0;
   globalThis.scriptArgs = [];
   const show = (v) => {
     if (typeof v === "string") return v;
-    if (v instanceof Error) return String(v);
-    try { const s = stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
+    if (v instanceof ErrorType) return text(v);
+    try { const s = stringify(v); return s === undefined ? text(v) : s; } catch (e) { return text(v); }
   };
   const write = (buffer, args) => {
-    const line = args.map(show).join(" ") + "\\n";
+    const line = apply(join, apply(map, args, [show]), [" "]) + "\\n";
     if (size + line.length > limit) {
-      buffer.push(line.slice(0, Math.max(0, limit - size)));
+      apply(push, buffer, [apply(slice, line, [0, max(0, limit - size)])]);
       size = limit; over = true;
       throw new RangeError("output limit exceeded");
     }
-    size += line.length; buffer.push(line);
+    size += line.length; apply(push, buffer, [line]);
   };
   globalThis.console = Object.freeze({
     log: (...a) => write(out, a), info: (...a) => write(out, a), debug: (...a) => write(out, a),
     warn: (...a) => write(err, a), error: (...a) => write(err, a),
   });
   // Held only by Python (never reachable from user code): set the cap, then read the output.
+  // Built by concatenating primitive strings, which no user code can intercept.
   return (cap) => {
     if (cap !== undefined) { limit = cap; return ""; }
-    return stringify([out.join(""), err.join(""), over]);
+    const o = stringify(apply(join, out, [""])), e = stringify(apply(join, err, [""]));
+    return "[" + o + "," + e + "," + (over ? "true" : "false") + "]";
   };
 })()"""
 

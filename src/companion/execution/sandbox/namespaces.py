@@ -46,7 +46,6 @@ _MS_PRIVATE = 0x40000
 _MNT_DETACH = 2
 _SYS_PIVOT_ROOT = 155  # x86_64; aarch64 is 41
 _PR_SET_PDEATHSIG = 1
-_DEVICES = ("null", "zero", "full", "random", "urandom")
 _ROOT_TMPFS = "size=1m,mode=0755"
 _EXIT_SETUP_FAILED = 71
 
@@ -106,7 +105,7 @@ def _build_root(root: str, spec: dict[str, Any]) -> None:
     dev = root + "/dev"
     os.mkdir(dev, 0o755)
     _mount("tmpfs", dev, "tmpfs", _MS_NOSUID | _MS_NOEXEC, "size=64k,mode=0755")
-    for name in _DEVICES:
+    for name in spec["devices"]:
         _bind_read_only(f"/dev/{name}", f"{dev}/{name}", device=True)
     _mount(None, dev, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NOEXEC)
     os.mkdir(root + "/proc", 0o555)
@@ -151,7 +150,8 @@ def _exit_status(wait_status: int) -> int:
 
 
 def main() -> None:
-    """argv: SPEC (JSON: root, read_only, symlinks, scratch, scratch_bytes, env), then COMMAND."""
+    """argv: SPEC (JSON: root, read_only, symlinks, devices, scratch, scratch_bytes, env), then
+    COMMAND."""
     spec = json.loads(sys.argv[1])
     command = sys.argv[2:]
     _unshare()

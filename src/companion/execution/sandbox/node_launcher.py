@@ -13,6 +13,7 @@ import sys
 
 from . import landlock
 from .child import SeccompLoader
+from .filesystem import seal
 from .privileges import drop_privileges
 
 __all__ = ["main"]
@@ -20,13 +21,12 @@ __all__ = ["main"]
 
 def main() -> None:
     """argv[1] is a JSON object: node, worker, heap_mb, read_only, read_write, executable,
-    seccomp_bpf, uid, gid."""
+    seccomp_bpf, uid, gid, seal, scratch_bytes, scratch_files, devices."""
     config = json.loads(sys.argv[1])
     os.closerange(3, 2**31 - 1)  # nothing a launcher leaked reaches node
-    if os.geteuid() == 0:
+    if config["seal"]:
         for path in config["read_write"]:
-            # Root's and sticky: usable by the sandbox user, never replaceable by it.
-            os.chmod(path, 0o1777)  # noqa: S103 - a private tmpfs inside the sandbox
+            seal(path, config["scratch_bytes"], config["scratch_files"], config["devices"])
     drop_privileges(config["uid"], config["gid"])
     landlock.restrict_self(config["read_only"], config["read_write"], config["executable"])
     SeccompLoader(bytes.fromhex(config["seccomp_bpf"])).load()

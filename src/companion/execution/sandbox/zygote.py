@@ -33,6 +33,7 @@ from .child import (
     run_child,
     warm_up,
 )
+from .filesystem import seal
 from .privileges import drop_privileges
 from .protocol import CHILD_KINDS, CHILDREN_PER_KIND, read_frame, receive_message, send_message
 from .template import Template, start_template
@@ -238,11 +239,8 @@ def main() -> None:
     scratch_root: str = init["scratch_root"]
     # No untrusted byte runs before this: the sandbox user owns nothing on the host and holds
     # no capability (the zygote may start as root of its namespaces, see `privileges`).
-    if os.geteuid() == 0:
-        # Shared with the sandbox user but not its own (sticky, root's): a snippet cannot chmod it
-        # shut or replace it, and every file in it belongs to the sandbox user, who wipes them.
-        os.chown(scratch_root, 0, 0)
-        os.chmod(scratch_root, 0o1777)  # noqa: S103 - a private tmpfs inside the sandbox
+    if init["seal"]:
+        seal(scratch_root, init["scratch_bytes"], init["scratch_files"], init["devices"])
     drop_privileges(init["uid"], init["gid"])
     languages: list[str] = init["languages"]
     _preload(languages)
@@ -251,7 +249,9 @@ def main() -> None:
     # Measured before Landlock closes /proc: children get their memory limit on top of the address
     # space, and their peak RSS starts from the resident set they inherit.
     as_base, memory_base_bytes = _statm_bytes()
-    rlimits = LimitSetter(init["limit_defaults"], init["limit_maxima"], as_base)
+    rlimits = LimitSetter(
+        init["limit_defaults"], init["limit_maxima"], as_base, init.get("max_tasks")
+    )
     abi = landlock.restrict_self(init["landlock_read_only"], [scratch_root])
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
