@@ -53,7 +53,7 @@ def _probe_own_namespaces() -> IsolationLayer:
 def _probe_user() -> IsolationLayer:
     if os.geteuid() == 0:
         return IsolationLayer(
-            UNPRIVILEGED, True, "root service: sandboxes switch to the sandbox uid"
+            UNPRIVILEGED, True, "root service: each sandbox switches to a user of its own"
         )
     return IsolationLayer(
         UNPRIVILEGED, True, f"the service's own uid {os.getuid()}, no capabilities"
