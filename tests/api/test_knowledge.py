@@ -196,8 +196,8 @@ def test_hybrid_search_with_the_real_model(tmp_path: Path) -> None:
 def test_search_knowledge_tool_searches_the_callers_own_collections(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path, execution_enabled=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        acme = key_headers(client, "knowledge:write", "tools", tenant="acme")
-        zeta = key_headers(client, "knowledge:write", "tools", tenant="zeta")
+        acme = key_headers(client, "knowledge:write", "knowledge:read", "tools", tenant="acme")
+        zeta = key_headers(client, "knowledge:write", "knowledge:read", "tools", tenant="zeta")
         for headers, text in ((acme, "acme keeps its red widgets in hall seven"), (zeta, "zeta")):
             client.post("/v1/collections", json={"name": "notes"}, headers=headers)
             client.post("/v1/collections/notes/documents", json={"text": text}, headers=headers)

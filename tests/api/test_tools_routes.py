@@ -36,6 +36,26 @@ def test_list_and_formats(client: TestClient) -> None:
     assert client.get("/v1/tools", params={"format": "yaml"}).status_code == 422
 
 
+def test_openai_export_for_either_api(client: TestClient) -> None:
+    chat = client.get("/v1/tools", params={"format": "openai"}).json()
+    for api, expected in (("chat", chat), ("responses", None)):
+        response = client.get("/v1/tools", params={"format": "openai", "api": api})
+        assert response.status_code == 200, response.text
+        if expected is not None:
+            assert response.json() == expected
+    flat = client.get("/v1/tools", params={"format": "openai", "api": "responses"}).json()
+    assert [tool["name"] for tool in flat] == [tool["function"]["name"] for tool in chat]
+    for tool in flat:
+        assert set(tool) == {"type", "name", "description", "parameters", "strict"}
+        assert tool["strict"] is True
+    for params in ({"format": "openai", "api": "assistants"}, {"format": "mcp", "api": "chat"}):
+        rejected = client.get("/v1/tools", params=params)
+        assert rejected.status_code == 422, params
+        assert rejected.headers["content-type"] == "application/problem+json"
+        errors = rejected.json()["errors"]
+        assert [(error["location"], error["pointer"]) for error in errors] == [("query", "/api")]
+
+
 def test_get_one(client: TestClient) -> None:
     body = client.get("/v1/tools/divide").json()
     assert body["category"] == "math"

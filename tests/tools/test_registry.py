@@ -21,6 +21,7 @@ from companion.tools import (
     ToolError,
     ToolNotFound,
     ToolRegistry,
+    current_tenant,
     tool,
 )
 
@@ -434,3 +435,27 @@ def test_a_dict_cannot_pass_numbers_json_has_not(bad: float) -> None:
     with pytest.raises(ToolArgumentsInvalid) as caught:
         registry.call("schedule", {"day": "2026-11-27", "span": [9, 17], "ratio": bad})
     assert caught.value.errors[0]["pointer"] == "/ratio"
+
+
+def test_a_sync_tool_sees_the_tenant_it_is_called_for() -> None:
+    registry = ToolRegistry()
+
+    @registry.tool
+    def whoami() -> str:
+        """The tenant this call acts for."""
+        return current_tenant()
+
+    @registry.tool
+    def relay(tenant: str) -> str:
+        """Call `whoami` for a tenant from inside a call.
+
+        Args:
+            tenant: Whom to ask for.
+        """
+        return str(registry.call("whoami", tenant=tenant).value)
+
+    assert registry.call("whoami").value == "default"
+    assert registry.call("whoami", tenant="acme").value == "acme"
+    assert registry.call("relay", {"tenant": "acme"}, tenant="acme").value == "acme"
+    assert registry.call("relay", {"tenant": "zeta"}, tenant="acme").value == "zeta"
+    assert current_tenant() == "default"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Annotated, Any, Literal
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Query
@@ -17,11 +19,18 @@ from companion.api._auth import require
 from companion.api._context import TENANT
 from companion.api._problems import problem_response
 from companion.api._state import AppState, State, app_state
-from companion.errors import CompanionError, InvalidInput, ServiceUnavailable
+from companion.errors import (
+    CompanionError,
+    FieldError,
+    InvalidInput,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from companion.keys import ApiKey
-from companion.tools import ToolCall, ToolRegistry, register_builtins
+from companion.keys import Scope as KeyScope
+from companion.tools import ToolCall, ToolGate, ToolRegistry, ToolScopeMissing, register_builtins
 
-__all__ = ["McpEndpoint", "McpService", "router", "start", "stop"]
+__all__ = ["KeyGate", "McpEndpoint", "McpService", "router", "start", "stop"]
 
 _log = logging.getLogger("companion.api")
 
@@ -42,6 +51,9 @@ class ToolSummary(BaseModel):
     read_only: bool
     idempotent: bool
     timeout_s: float | None
+    scope: str | None = Field(
+        description="The scope the tool acts through, needed besides `tools` (e.g. `execute`)."
+    )
 
 
 class Invocation(BaseModel):
@@ -96,27 +108,78 @@ class BatchResult(BaseModel):
     results: list[ResultBody]
 
 
-@router.get("", summary="List the enabled tools, or export them for OpenAI, Anthropic or MCP")
+class KeyGate:
+    """The tool gate of one request: the key's scopes, and the limits of what tools act through.
+
+    A scoped call (`run_code` needs `execute`) counts against the same limits as the matching
+    route: the scope's rate limit (`rate_limit_execute` for `execute`, the default limit for
+    others, in the same per-key buckets as the routes) and, for `execute`, the key's in-flight
+    runs (`execute_max_concurrent_per_key`, the slots `POST /v1/execute` takes). The calls of one
+    request (a batch) queue for the key's slots instead of failing; a slot taken by another
+    request of the key still refuses the call with 429.
+    """
+
+    def __init__(self, key: ApiKey, state: AppState) -> None:
+        self._key = key
+        self._state = state
+        self._queues: dict[str, asyncio.Semaphore] = {}
+
+    def allows(self, scope: str) -> bool:
+        """Whether the key holds `scope` (`admin` holds every one)."""
+        return self._key.allows(cast(KeyScope, scope))
+
+    @contextlib.asynccontextmanager
+    async def admit(self, scope: str) -> AsyncIterator[None]:
+        """Count the call against the scope's rate limit, and hold an in-flight slot if it has one."""
+        state = self._state
+        await state.rate_limits.hit(self._key, cast(KeyScope, scope))
+        limit = state.settings.execute_max_concurrent_per_key if scope == "execute" else None
+        if limit is None:
+            yield
+            return
+        queue = self._queues.get(scope)
+        if queue is None:
+            queue = self._queues[scope] = asyncio.Semaphore(limit)
+        async with queue, state.in_flight.slot(self._key.key_id, limit):
+            yield
+
+
+@router.get(
+    "", summary="List the tools this key may call, or export them for OpenAI, Anthropic or MCP"
+)
 def list_tools(
     state: State,
-    _: ToolsKey,
+    key: ToolsKey,
     format: Annotated[Literal["companion", "openai", "anthropic", "mcp"], Query()] = "companion",
+    api: Annotated[
+        Literal["chat", "responses"] | None,
+        Query(description="With `format=openai`: Chat Completions (default) or Responses."),
+    ] = None,
     category: str | None = None,
 ) -> list[dict[str, Any]]:
-    """`format=openai` gives strict Chat Completions function tools."""
+    """`format=openai` gives strict function tools: nested under `function` for Chat Completions
+    (`api=chat`, the default), flat for the Responses API (`api=responses`).
+
+    A tool acting through another scope (`run_code`: `execute`) is listed only for keys holding it.
+    """
     registry = state.require_tools()
+    gate = KeyGate(key, state)
+    if api is not None and format != "openai":
+        error = FieldError("/api", "`api` applies only to format=openai", "value_error")
+        error["location"] = "query"
+        raise ValidationFailed("1 field is invalid.", [error])
     if format == "openai":
-        return registry.to_openai(category=category)
+        return registry.to_openai(api or "chat", category, gate=gate)
     if format == "anthropic":
-        return registry.to_anthropic(category=category)
+        return registry.to_anthropic(category, gate=gate)
     if format == "mcp":
-        return registry.to_mcp(category=category)
-    return [_summary(info).model_dump() for info in registry.list(category)]
+        return registry.to_mcp(category, gate=gate)
+    return [_summary(info).model_dump() for info in registry.list(category, gate=gate)]
 
 
 @router.post("/batch", summary="Call several tools in parallel; each call has its own result")
 async def batch(body: Batch, state: State, key: ToolsKey) -> BatchResult:
-    """Unknown tools and invalid arguments are per-call errors, not a failed request."""
+    """Unknown tools, invalid arguments, missing scopes and exceeded limits are per-call errors."""
     registry = state.require_tools()
     limit = state.settings.tools_max_batch_calls
     if len(body.calls) > limit:
@@ -126,35 +189,45 @@ async def batch(body: Batch, state: State, key: ToolsKey) -> BatchResult:
         tenant=key.tenant,
         max_concurrency=body.max_concurrency,
         timeout_s=body.timeout_s,
+        gate=KeyGate(key, state),
     )
     return BatchResult(results=[ResultBody.model_validate(r.as_dict()) for r in results])
 
 
 @router.get("/{name}", summary="One tool with its schemas")
-def get_tool(name: str, state: State, _: ToolsKey) -> ToolSummary:
-    """404 `tool_not_found` when it does not exist or is disabled."""
+def get_tool(name: str, state: State, key: ToolsKey) -> ToolSummary:
+    """404 `tool_not_found` when it does not exist or is disabled; 403 `scope_missing` when the
+    tool acts through a scope the key lacks."""
     registry = state.require_tools()
     info = registry.get(name)
     if not info.enabled:
         registry.call(name, {})  # raises ToolNotFound saying it is disabled
+    if not registry.may_call(info, KeyGate(key, state)):
+        assert info.scope is not None
+        raise ToolScopeMissing(name, info.scope)
     return _summary(info)
 
 
 @router.post(
     "/{name}/invoke",
     summary="Call one tool",
-    description="404: no such tool (or it is disabled). 422: the arguments do not match the "
-    "tool's schema; `errors` names each field.",
+    description="404: no such tool (or it is disabled). 403 `scope_missing`: the tool acts "
+    "through a scope the key lacks (`run_code` needs `execute`). 422: the arguments do not match "
+    "the tool's schema; `errors` names each field. 429: the scope's rate limit, or (`execute`) "
+    "the key's runs in flight, as on `POST /v1/execute`.",
     response_model=ResultBody,
 )
 async def invoke(name: str, body: Invocation, request: Request, key: ToolsKey) -> Response:
     """A tool's own failure (e.g. division by zero) is a 200 with `ok: false`."""
     # The state straight from the request, not through the `State` dependency: on the busiest
     # route, each dependency FastAPI solves costs ~10 µs.
-    result = (
-        await app_state(request)
-        .require_tools()
-        .acall(name, body.arguments, tenant=key.tenant, timeout_s=body.timeout_s)
+    state = app_state(request)
+    result = await state.require_tools().acall(
+        name,
+        body.arguments,
+        tenant=key.tenant,
+        timeout_s=body.timeout_s,
+        gate=KeyGate(key, state),
     )
     # The registry's result is already JSON-ready and shaped as `ResultBody` (a test checks it):
     # encoding it once here saves the response model's validate-then-serialize on the hot path.
@@ -174,7 +247,12 @@ def _summary(info: Any) -> ToolSummary:
         read_only=info.read_only,
         idempotent=info.idempotent,
         timeout_s=info.timeout_s,
+        scope=info.scope,
     )
+
+
+# Where `McpEndpoint` leaves the request's gate for the MCP server's handlers (in the ASGI scope).
+_GATE = "companion.tool_gate"
 
 
 class McpEndpoint:
@@ -184,7 +262,8 @@ class McpEndpoint:
         """Serve one MCP request for a key with the `tools` scope (the server starts on first use)."""
         state: AppState = scope["app"].state.companion
         try:
-            await require("tools")(Request(scope))  # the same guard as every /v1 route
+            key = await require("tools")(Request(scope))  # the same guard as every /v1 route
+            scope[_GATE] = KeyGate(key, state)
             service = state.mcp
             if service is None:
                 raise ServiceUnavailable("the MCP server is not started")
@@ -227,7 +306,9 @@ class McpService:
 
             from companion.tools import build_mcp_server
 
-            server = build_mcp_server(self._registry, tenant_of=_tenant_of_request)
+            server = build_mcp_server(
+                self._registry, tenant_of=_tenant_of_request, gate_of=_gate_of_request
+            )
             hosts = self._hosts
             security = TransportSecuritySettings(
                 enable_dns_rebinding_protection="*" not in hosts,
@@ -266,6 +347,14 @@ def _tenant_of_request(context: Any) -> str | None:
     return tenant if isinstance(tenant, str) else None
 
 
+def _gate_of_request(context: Any) -> ToolGate | None:
+    """The gate `McpEndpoint` built from the request's key (MCP over HTTP only)."""
+    request = getattr(context, "request", None)
+    scope = getattr(request, "scope", None)
+    gate = scope.get(_GATE) if isinstance(scope, dict) else None
+    return gate if isinstance(gate, KeyGate) else None
+
+
 async def start(state: AppState) -> None:
     """Build the registry (built-ins, settings applied); the MCP server waits for its first use."""
     settings = state.settings
@@ -277,6 +366,8 @@ async def start(state: AppState) -> None:
         max_threads=settings.tools_pool_size,
         max_concurrency=settings.tools_max_concurrent_calls,
         disabled=[name.strip() for name in settings.tools_disabled.split(",") if name.strip()],
+        # Every route passes the key's gate; a path that forgot would refuse scoped tools.
+        gated=True,
     )
     register_builtins(
         registry,

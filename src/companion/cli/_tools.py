@@ -1,14 +1,26 @@
-"""`companion tools list|call` and `companion mcp`: the built-in tools from the command line."""
+"""`companion tools list|call` and `companion mcp`: the service's tools from the command line.
+
+The same registry as the service (`register_builtins`), with this machine's sandbox and knowledge
+base behind `run_code` and `search_knowledge`, each started on the first call that needs it (a
+sandbox pool costs hundreds of milliseconds to start; `tools list` never pays it). Local calls act
+as tenant `default`, the one `companion ingest` and `companion search` use, and need no scopes:
+the caller is the machine's own user.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from companion.cli._knowledge import TENANT
 from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
 
 if TYPE_CHECKING:
+    from companion.config import Settings
+    from companion.execution import Executor
+    from companion.knowledge import KnowledgeBase
     from companion.tools import ToolRegistry
 
 __all__ = ["app", "mcp"]
@@ -16,19 +28,76 @@ __all__ = ["app", "mcp"]
 app = typer.Typer(help="List and call the tools.", no_args_is_help=True)
 
 
-def _registry() -> ToolRegistry:
-    """The built-in tools with the deployment's settings (no sandbox: `run_code` needs the service)."""
-    from companion.config import load_settings
+class _LocalSubsystems:
+    """This machine's sandbox pool and knowledge base, started on first use, closed by `aclose`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._executor: Executor | None = None
+        self._knowledge: KnowledgeBase | None = None
+        # One lock each: a search need not wait for a sandbox pool to start.
+        self._executor_lock = asyncio.Lock()
+        self._knowledge_lock = asyncio.Lock()
+
+    async def executor(self) -> Executor:
+        """The running sandbox pool (`SandboxUnavailable` when this host cannot isolate)."""
+        from companion.execution import Executor
+
+        async with self._executor_lock:
+            if self._executor is None:
+                executor = Executor(self._settings)
+                try:
+                    await executor.start()
+                except BaseException:
+                    await executor.close()
+                    raise
+                self._executor = executor
+            return self._executor
+
+    async def knowledge(self) -> KnowledgeBase:
+        """The running knowledge base of the data directory (`companion ingest` fills it)."""
+        from companion.knowledge import build_knowledge_base, load_embedder
+
+        async with self._knowledge_lock:
+            if self._knowledge is None:
+                # Loading the embedding model reads ~90 MB: off the event loop.
+                embedder = await asyncio.to_thread(load_embedder, self._settings)
+                knowledge = build_knowledge_base(self._settings, embedder=embedder)
+                try:
+                    await knowledge.start()
+                except BaseException:
+                    await knowledge.close()
+                    raise
+                self._knowledge = knowledge
+            return self._knowledge
+
+    async def aclose(self) -> None:
+        """Stop whatever was started; the knowledge base is closed even if the pool fails to."""
+        executor, self._executor = self._executor, None
+        knowledge, self._knowledge = self._knowledge, None
+        try:
+            if executor is not None:
+                await executor.close()
+        finally:
+            if knowledge is not None:
+                await knowledge.close()
+
+
+def _registry(settings: Settings, local: _LocalSubsystems) -> ToolRegistry:
+    """The service's tools with the deployment's settings, over this machine's subsystems."""
     from companion.tools import ToolRegistry, register_builtins
 
-    settings = load_settings()
     disabled = [name.strip() for name in settings.tools_disabled.split(",") if name.strip()]
     registry = ToolRegistry(
         default_timeout_s=settings.tools_default_timeout_s,
         max_threads=settings.tools_pool_size,
         disabled=disabled,
     )
-    register_builtins(registry)
+    register_builtins(
+        registry,
+        executor=local.executor if settings.execution_enabled else None,
+        knowledge=local.knowledge,
+    )
     return registry
 
 
@@ -38,7 +107,11 @@ def list_tools(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Print the tools as a table: name, category, parameters and description."""
-    infos = _registry().list(category)
+    from companion.config import load_settings
+
+    settings = load_settings()
+    registry = _registry(settings, _LocalSubsystems(settings))
+    infos = registry.list(category)
     if as_json:
         import orjson
 
@@ -76,24 +149,51 @@ def call(
             raise InvalidInput(f"the arguments are not valid JSON: {exc}") from None
         body = remote_call(url, api_key, "POST", f"/v1/tools/{name}/invoke", {"arguments": parsed})
     else:
-        registry = _registry()
-        try:
-            body = registry.call(name, arguments, tenant="cli").as_dict()
-        finally:
-            registry.close()
+        body = _call_locally(name, arguments)
     typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
     if not body["ok"]:
         raise typer.Exit(1)
 
 
+def _call_locally(name: str, arguments: str) -> dict[str, Any]:
+    from companion.config import load_settings
+
+    # One call runs at most one snippet: a pool of one sandbox starts fastest.
+    settings = load_settings(execution_pool_size=1)
+    local = _LocalSubsystems(settings)
+    registry = _registry(settings, local)
+
+    async def run() -> dict[str, Any]:
+        # The subsystems start and stop on this one loop (their pipes and tasks belong to it).
+        try:
+            return (await registry.acall(name, arguments, tenant=TENANT)).as_dict()
+        finally:
+            await local.aclose()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        registry.close()
+
+
 def mcp() -> None:
-    """Serve the tools over MCP on stdin/stdout (for desktop agents and IDEs)."""
+    """Serve the tools over MCP on stdin/stdout (for desktop agents and IDEs); see docs/tools.md."""
     import anyio
 
+    from companion.config import load_settings
     from companion.tools import serve_mcp_stdio
 
-    registry = _registry()
+    settings = load_settings()
+    local = _LocalSubsystems(settings)
+    registry = _registry(settings, local)
+
+    async def run() -> None:
+        try:
+            await serve_mcp_stdio(registry, tenant=TENANT)
+        finally:
+            await local.aclose()
+
     try:
-        anyio.run(serve_mcp_stdio, registry)
+        anyio.run(run)
     finally:
         registry.close()

@@ -13,7 +13,9 @@ from companion.tools._errors import (
     ToolArgumentsInvalid,
     ToolError,
     ToolNotFound,
+    ToolScopeMissing,
 )
+from companion.tools._gate import ToolGate
 from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
 from companion.tools._registry import ToolRegistry
 from companion.tools._tool import ToolOptions, tool
@@ -39,11 +41,13 @@ __all__ = [
     "ToolCall",
     "ToolError",
     "ToolErrorInfo",
+    "ToolGate",
     "ToolInfo",
     "ToolNotFound",
     "ToolOptions",
     "ToolRegistry",
     "ToolResult",
+    "ToolScopeMissing",
     "build_mcp_server",
     "current_tenant",
     "register_builtins",

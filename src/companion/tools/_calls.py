@@ -134,7 +134,11 @@ def failure(name: str, exc: BaseException) -> ToolErrorInfo:
     if isinstance(exc, ToolArgumentsInvalid):
         return ToolErrorInfo(exc.code, exc.message, {"errors": list(exc.errors)})
     if isinstance(exc, ToolError | CompanionError):
-        return ToolErrorInfo(exc.code, exc.message, dict(exc.details))
+        details = dict(exc.details)
+        retry_after_s = getattr(exc, "retry_after_s", None)
+        if retry_after_s is not None:  # a refused admission or a full queue: when to try again
+            details.setdefault("retry_after_s", retry_after_s)
+        return ToolErrorInfo(exc.code, exc.message, details)
     _log.warning("tool %s raised %s", name, type(exc).__name__, exc_info=exc)
     message = str(exc) or type(exc).__name__
     return ToolErrorInfo("tool_error", message, {"type": type(exc).__name__})

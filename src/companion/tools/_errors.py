@@ -4,6 +4,8 @@ NotFound
 └── ToolNotFound (404 tool_not_found)              no such tool, or it is disabled
 Conflict
 └── ToolAlreadyRegistered (409 tool_exists)        a second tool under one name
+Forbidden
+└── ToolScopeMissing (403 scope_missing)           the tool acts through a scope the caller lacks
 InvalidInput
 ├── InvalidToolDefinition (400 invalid_tool)       a function that cannot be described as a tool
 └── ValidationFailed
@@ -20,6 +22,7 @@ from typing import Any
 from companion.errors import (
     CompanionError,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     ValidationFailed,
@@ -31,6 +34,7 @@ __all__ = [
     "ToolArgumentsInvalid",
     "ToolError",
     "ToolNotFound",
+    "ToolScopeMissing",
 ]
 
 
@@ -46,6 +50,19 @@ class ToolAlreadyRegistered(Conflict):
 
     code = "tool_exists"
     title = "Tool already registered"
+
+
+class ToolScopeMissing(Forbidden):
+    """The tool acts through another capability (`ToolInfo.scope`) that the caller may not use."""
+
+    code = "scope_missing"
+    title = "Scope missing"
+
+    def __init__(self, tool: str, scope: str) -> None:
+        super().__init__(
+            f"{tool} acts through the `{scope}` scope, which this caller lacks",
+            details={"tool": tool, "scope": scope},
+        )
 
 
 class InvalidToolDefinition(InvalidInput, TypeError):

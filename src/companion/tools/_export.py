@@ -89,21 +89,63 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
     Every object gets `additionalProperties: false` and lists every property in `required`; a
     property that was optional becomes nullable (our validator reads null as "use the default").
+    An untyped node (`Any`) becomes a union of JSON types, since strict mode wants a `type` on
+    every node: strings, numbers, booleans, null and arrays of these (recursively). Strict mode
+    cannot describe an object with free-form keys, so such values cannot be sent in strict mode.
     """
     out = copy.deepcopy(schema)
-    _strict(out)
+    name = "JsonValue"
+    while name in out.get("$defs", {}):  # never replace a definition of the tool's own
+        name = f"_{name}"
+    export = _StrictExport(f"#/$defs/{name}")
+    _strict(out, export)
+    if export.used:
+        out.setdefault("$defs", {})[name] = {"anyOf": _json_value_branches(export.ref)}
     return out
 
 
-def _strict(node: Any) -> None:
+class _StrictExport:
+    """One schema's export: where the JSON-value union lives, and whether an `Any` needed it."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self.used = False
+
+
+# Any of these makes a node typed (or a composition of typed nodes); without any of them it is `Any`.
+_TYPING_KEYWORDS = ("type", "anyOf", "oneOf", "allOf", "not", "$ref", "enum", "const", "properties")
+
+
+def _json_value_branches(ref: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "string"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": ref}},
+    ]
+
+
+def _strict(node: Any, export: _StrictExport) -> None:
     if isinstance(node, list):
         for item in node:
-            _strict(item)
+            _strict(item, export)
         return
     if not isinstance(node, dict):
         return
     for keyword in _UNSUPPORTED:
         node.pop(keyword, None)
+    if not any(keyword in node for keyword in _TYPING_KEYWORDS):
+        export.used = True
+        node["anyOf"] = _json_value_branches(export.ref)
+        return
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            # Maps of names to schemas: a property named `title` is not the keyword `title`.
+            for child in value.values():
+                _strict(child, export)
+        elif isinstance(value, dict | list):
+            _strict(value, export)
     properties = node.get("properties")
     if node.get("type") == "object" or properties is not None:
         properties = properties or {}
@@ -114,12 +156,6 @@ def _strict(node: Any) -> None:
         node["properties"] = properties
         node["required"] = list(properties)
         node["additionalProperties"] = False
-    for key, value in node.items():
-        if key == "properties":
-            for prop in value.values():
-                _strict(prop)
-        elif isinstance(value, dict | list):
-            _strict(value)
 
 
 def _make_nullable(prop: dict[str, Any]) -> None:

@@ -12,10 +12,12 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError
 
 from companion import __version__
-from companion.tools._errors import ToolArgumentsInvalid, ToolNotFound
+from companion.errors import CompanionError
+from companion.tools._errors import ToolArgumentsInvalid, ToolNotFound, ToolScopeMissing
 from companion.tools._export import jsonable, mcp_output_schema
 
 if TYPE_CHECKING:
+    from companion.tools._gate import ToolGate
     from companion.tools._registry import ToolRegistry
 
 __all__ = ["build_mcp_server", "serve_mcp_stdio"]
@@ -26,29 +28,45 @@ def build_mcp_server(
     *,
     tenant: str = "default",
     tenant_of: Callable[[Any], str | None] | None = None,
+    gate_of: Callable[[Any], ToolGate | None] | None = None,
 ) -> Server[Any]:
     """An MCP server listing and calling `registry`'s enabled tools.
 
     Calls act as `tenant_of(request context)` when it names one (the HTTP service derives it from
-    the caller's API key), else as `tenant`.
+    the caller's API key), else as `tenant`. `gate_of(request context)` gives the caller's
+    `ToolGate` (the HTTP service's, from the key): `tools/list` shows only the tools it allows
+    and each scoped call is admitted by it, as on every other path.
     """
 
+    def gate(ctx: Any) -> ToolGate | None:
+        return gate_of(ctx) if gate_of is not None else None
+
     async def list_tools(
-        _ctx: Any, _params: types.PaginatedRequestParams | None
+        ctx: Any, _params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         return types.ListToolsResult(
-            tools=[types.Tool.model_validate(tool) for tool in registry.to_mcp()]
+            tools=[types.Tool.model_validate(tool) for tool in registry.to_mcp(gate=gate(ctx))]
         )
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         caller = (tenant_of(ctx) if tenant_of is not None else None) or tenant
         try:
-            result = await registry.acall(params.name, params.arguments or {}, tenant=caller)
-        except ToolNotFound as exc:
+            result = await registry.acall(
+                params.name, params.arguments or {}, tenant=caller, gate=gate(ctx)
+            )
+        except (ToolNotFound, ToolScopeMissing) as exc:
+            # A tool the caller may not call is not listed to it either: the same protocol error.
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         except ToolArgumentsInvalid as exc:
             # Reported in the result (not as a protocol error) so the model can correct itself.
             return _error_result(exc.message, {"code": exc.code, "errors": list(exc.errors)})
+        except CompanionError as exc:
+            # A refused admission (rate limit, runs in flight): the model can wait and retry.
+            details = dict(exc.details)
+            retry_after_s = getattr(exc, "retry_after_s", None)
+            if retry_after_s is not None:
+                details["retry_after_s"] = retry_after_s
+            return _error_result(exc.message, {"code": exc.code, "details": details})
         if not result.ok:
             assert result.error is not None
             error = result.error

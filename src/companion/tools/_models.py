@@ -106,3 +106,5 @@ class ToolInfo:
     idempotent: bool
     is_async: bool
     enabled: bool
+    # The scope a caller needs beyond `tools` (the capability the tool acts through), if any.
+    scope: str | None = None

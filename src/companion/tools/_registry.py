@@ -15,6 +15,8 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from companion.cache import MISSING, TieredCache
 from companion.errors import CompanionError, InvalidInput
 from companion.monitoring import Monitor
@@ -28,7 +30,8 @@ from companion.tools._calls import (
     validated_arguments,
 )
 from companion.tools._context import CALLER_TENANT
-from companion.tools._errors import ToolAlreadyRegistered, ToolNotFound
+from companion.tools._errors import ToolAlreadyRegistered, ToolNotFound, ToolScopeMissing
+from companion.tools._gate import ToolGate
 from companion.tools._models import ToolCall, ToolErrorInfo, ToolInfo, ToolResult
 from companion.tools._tool import ToolOptions, ToolRecord, marked_options
 
@@ -40,7 +43,14 @@ Arguments = Mapping[str, Any] | str | bytes | None
 
 
 class ToolRegistry:
-    """Tools by name, with strict validation, caching of pure tools, metrics and exports."""
+    """Tools by name, with strict validation, caching of pure tools, metrics and exports.
+
+    A tool that acts through another capability declares its `scope` (`run_code`: "execute").
+    Calls and listings given a `ToolGate` show and run such a tool only when the gate allows its
+    scope, and each of its calls runs inside `gate.admit(scope)` (the capability's limits).
+    `gated=True` (the service) refuses and hides scoped tools when no gate is given; otherwise a
+    call without a gate acts for a local, trusted caller (a script, the CLI).
+    """
 
     def __init__(
         self,
@@ -53,6 +63,7 @@ class ToolRegistry:
         max_concurrency: int = 16,
         disabled: Iterable[str] = (),
         clock: Clock = time.perf_counter,
+        gated: bool = False,
     ) -> None:
         if max_threads < 1 or max_concurrency < 1:
             raise InvalidInput("max_threads and max_concurrency must be at least 1")
@@ -63,6 +74,7 @@ class ToolRegistry:
         self.max_concurrency = max_concurrency
         self._max_threads = max_threads
         self._clock = clock
+        self.gated = gated
         self._lock = threading.Lock()
         self._records: dict[str, ToolRecord] = {}
         self._disabled: set[str] = set(disabled)
@@ -85,18 +97,23 @@ class ToolRegistry:
         read_only: bool | None = None,
         idempotent: bool | None = None,
         inline: bool | None = None,
+        scope: str | None = None,
     ) -> ToolInfo:
         """Register `fn` (sync or async); options given here win over those of `@tool`.
 
         `inline=True` runs a sync tool on the event loop instead of the thread pool: only for tools
-        that compute for microseconds and never block (the built-ins do).
+        that compute for microseconds and never block (the built-ins do). `scope` names the
+        capability the tool acts through (see the class docstring).
         """
         given = ToolOptions(
-            name, description, category, pure, timeout_s, read_only, idempotent, inline
+            name, description, category, pure, timeout_s, read_only, idempotent, inline, scope
         )
         record = ToolRecord(fn, given.over(marked_options(fn)), self.monitor)
         # The registry's default applies to tools without a tighter timeout of their own.
         record.timeout_s = _limit(self.default_timeout_s, record.timeout_s)
+        record.direct = not (record.pure or record.is_async) and (
+            record.timeout_s is None and record.scope is None
+        )
         with self._lock:
             if record.name in self._records:
                 raise ToolAlreadyRegistered(f"a tool named {record.name!r} is already registered")
@@ -130,14 +147,27 @@ class ToolRegistry:
         return replace(record.info, enabled=name in self._active)
 
     def list(
-        self, category: str | None = None, *, include_disabled: bool = False
+        self,
+        category: str | None = None,
+        *,
+        include_disabled: bool = False,
+        gate: ToolGate | None = None,
     ) -> builtins.list[ToolInfo]:
-        """Tools sorted by category then name, optionally of one category."""
+        """Tools sorted by category then name, optionally of one category; those `gate` allows."""
         names = self._records if include_disabled else self._active
         infos = [self.get(name) for name in builtins.list(names)]
-        if category is not None:
-            infos = [info for info in infos if info.category == category]
+        infos = [
+            info
+            for info in infos
+            if (category is None or info.category == category) and self.may_call(info, gate)
+        ]
         return sorted(infos, key=lambda info: (info.category, info.name))
+
+    def may_call(self, info: ToolInfo, gate: ToolGate | None) -> bool:
+        """Whether a caller with `gate` may call the tool (and so see it listed)."""
+        if info.scope is None:
+            return True
+        return gate.allows(info.scope) if gate is not None else not self.gated
 
     def categories(self) -> dict[str, int]:
         """Each category of the enabled tools, with how many tools it has."""
@@ -179,18 +209,26 @@ class ToolRegistry:
     # -- exports ------------------------------------------------------------------------------
 
     def to_openai(
-        self, api: Literal["chat", "responses"] = "chat", category: str | None = None
+        self,
+        api: Literal["chat", "responses"] = "chat",
+        category: str | None = None,
+        *,
+        gate: ToolGate | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """OpenAI function tools in strict mode, for Chat Completions or the Responses API."""
-        return [_export.openai_tool(info, api) for info in self.list(category)]
+        return [_export.openai_tool(info, api) for info in self.list(category, gate=gate)]
 
-    def to_anthropic(self, category: str | None = None) -> builtins.list[dict[str, Any]]:
+    def to_anthropic(
+        self, category: str | None = None, *, gate: ToolGate | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Anthropic Messages API tool definitions."""
-        return [_export.anthropic_tool(info) for info in self.list(category)]
+        return [_export.anthropic_tool(info) for info in self.list(category, gate=gate)]
 
-    def to_mcp(self, category: str | None = None) -> builtins.list[dict[str, Any]]:
+    def to_mcp(
+        self, category: str | None = None, *, gate: ToolGate | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """MCP `tools/list` entries (with annotations and output schemas)."""
-        return [_export.mcp_tool(info) for info in self.list(category)]
+        return [_export.mcp_tool(info) for info in self.list(category, gate=gate)]
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -204,11 +242,37 @@ class ToolRegistry:
     ) -> ToolResult:
         """Call a tool from sync code; sync tools without a timeout run inline on this thread.
 
-        Raises `ToolNotFound` or `ToolArgumentsInvalid`; a tool's own failure or timeout is a
-        result with `ok=False`.
+        Raises `ToolNotFound` or `ToolArgumentsInvalid` (and `ToolScopeMissing` for a scoped tool
+        of a gated registry: admission needs `acall`); a tool's own failure or timeout is a result
+        with `ok=False`.
         """
         start = self._clock()
-        prepared = self._prepare(name, arguments, tenant, start)
+        record = self._active.get(name)
+        # The common case in one frame (each nested call costs ~60 ns; pydantic's own
+        # `validate_call` is the peer to beat): a sync, impure, unscoped tool without a timeout,
+        # called for the tenant already in the context (the registry set it, so it was checked).
+        if (
+            record is not None
+            and record.direct
+            and timeout_s is None
+            and CALLER_TENANT.get() == tenant
+        ):
+            if type(arguments) is dict and not record.null_means_default:
+                try:
+                    kwargs = record.validate_python(arguments)
+                except ValidationError:  # the full rules decide (JSON form, error pointers)
+                    kwargs = validated_arguments(record, arguments)
+            else:
+                kwargs = validated_arguments(record, arguments)
+            try:
+                value = record.fn(**kwargs)
+            except Exception as exc:  # any tool failure becomes a result
+                return self._failed(record, failure(name, exc), start)
+            elapsed_s = self._clock() - start
+            record.duration.observe(elapsed_s)
+            record.calls.inc()
+            return ToolResult(name, True, value, None, elapsed_s * 1000)
+        prepared = self._prepare(name, arguments, tenant, start, None)
         if type(prepared) is ToolResult:
             return prepared
         record, kwargs, key = prepared  # type: ignore[misc]
@@ -259,18 +323,26 @@ class ToolRegistry:
         *,
         tenant: str = "default",
         timeout_s: float | None = None,
+        gate: ToolGate | None = None,
     ) -> ToolResult:
-        """Call a tool from async code: async tools on this loop, sync ones in the thread pool."""
+        """Call a tool from async code: async tools on this loop, sync ones in the thread pool.
+
+        A scoped tool needs `gate` to allow its scope (else `ToolScopeMissing`) and runs inside
+        `gate.admit(scope)`, whose refusal (e.g. `RateLimited`) is raised. The call's timeout
+        covers the run, not the wait for admission.
+        """
         start = self._clock()
-        prepared = self._prepare(name, arguments, tenant, start)
+        prepared = self._prepare(name, arguments, tenant, start, gate)
         if type(prepared) is ToolResult:
             return prepared
         record, kwargs, key = prepared  # type: ignore[misc]
+        limit_s = _limit(record.timeout_s, timeout_s)
         token = CALLER_TENANT.set(tenant)
         try:
-            return await self._finish_async(
-                record, kwargs, key, _limit(record.timeout_s, timeout_s), start
-            )
+            if record.scope is None or gate is None:
+                return await self._finish_async(record, kwargs, key, limit_s, start)
+            async with gate.admit(record.scope):
+                return await self._finish_async(record, kwargs, key, limit_s, start)
         finally:
             CALLER_TENANT.reset(token)
 
@@ -281,11 +353,12 @@ class ToolRegistry:
         tenant: str = "default",
         max_concurrency: int | None = None,
         timeout_s: float | None = None,
+        gate: ToolGate | None = None,
     ) -> builtins.list[ToolResult]:
         """Run calls in parallel (at most `max_concurrency` at once); results keep their order.
 
-        Every call gets its own result: an unknown tool, bad arguments, a failure or a timeout
-        in one call never affects the others.
+        Every call gets its own result: an unknown tool, bad arguments, a missing scope, a refused
+        admission, a failure or a timeout in one call never affects the others.
         """
         batch = [_as_call(call) for call in calls]
         limit = max_concurrency or self.max_concurrency
@@ -296,12 +369,16 @@ class ToolRegistry:
             try:
                 if semaphore is None:
                     result = await self.acall(
-                        call.tool, call.arguments, tenant=tenant, timeout_s=timeout_s
+                        call.tool, call.arguments, tenant=tenant, timeout_s=timeout_s, gate=gate
                     )
                 else:
                     async with semaphore:
                         result = await self.acall(
-                            call.tool, call.arguments, tenant=tenant, timeout_s=timeout_s
+                            call.tool,
+                            call.arguments,
+                            tenant=tenant,
+                            timeout_s=timeout_s,
+                            gate=gate,
                         )
             except CompanionError as exc:
                 elapsed_ms = (self._clock() - start) * 1000
@@ -334,11 +411,14 @@ class ToolRegistry:
     # -- the steps of a call ------------------------------------------------------------------
 
     def _prepare(
-        self, name: str, arguments: Arguments, tenant: str, start: float
+        self, name: str, arguments: Arguments, tenant: str, start: float, gate: ToolGate | None
     ) -> ToolResult | tuple[ToolRecord, dict[str, Any], str | None]:
         record = self._active.get(name)
         if record is None:
             raise self._not_found(name)
+        # Before the arguments and the cache: a caller without the scope learns nothing more.
+        if record.scope is not None and not self.may_call(record.info, gate):
+            raise ToolScopeMissing(name, record.scope)
         if tenant not in self._tenants:
             self._check_tenant(tenant)
         if not record.pure:

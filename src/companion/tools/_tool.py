@@ -34,6 +34,9 @@ class ToolOptions:
     # A sync tool that only computes (no I/O, microseconds) runs on the event loop: a thread-pool
     # hop costs 50-80 µs, far more than the call. Never for anything that can block.
     inline: bool | None = None
+    # The capability the tool acts through (`run_code`: "execute"): a caller needs that scope
+    # too, and each call counts against that capability's limits (see `ToolGate`).
+    scope: str | None = None
 
     def over(self, other: ToolOptions) -> ToolOptions:
         """These options, falling back to `other` for each one not given."""
@@ -55,6 +58,7 @@ def _fields(options: ToolOptions) -> tuple[Any, ...]:
         options.read_only,
         options.idempotent,
         options.inline,
+        options.scope,
     )
 
 
@@ -71,6 +75,7 @@ def tool(
     read_only: bool | None = None,
     idempotent: bool | None = None,
     inline: bool | None = None,
+    scope: str | None = None,
 ) -> Callable[[F], F]: ...
 def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Mark a function as a tool (`@tool` or `@tool(category=..., pure=True)`); `register` reads it."""
@@ -94,6 +99,7 @@ class ToolRecord:
     __slots__ = (
         "cache_hits",
         "calls",
+        "direct",
         "duration",
         "errors",
         "fn",
@@ -105,6 +111,7 @@ class ToolRecord:
         "null_means_default",
         "pure",
         "schema",
+        "scope",
         "timeout_s",
         "validate_json",
         "validate_python",
@@ -127,6 +134,11 @@ class ToolRecord:
         self.inline = bool(options.inline) and not self.is_async
         self.pure = pure
         self.timeout_s = options.timeout_s
+        if options.scope is not None and not options.scope:
+            raise InvalidToolDefinition(f"tool {name!r}: scope must be a non-empty name or None")
+        self.scope = options.scope
+        # Set by the registry: a sync, impure, unscoped tool without a timeout, called in one frame.
+        self.direct = False
         # pydantic-core's validator itself: TypeAdapter's Python wrapper costs ~300 ns a call.
         validator = self.schema.arguments.validator
         self.validate_json = validator.validate_json
@@ -152,6 +164,7 @@ class ToolRecord:
             idempotent=options.idempotent if options.idempotent is not None else read_only,
             is_async=self.is_async,
             enabled=True,
+            scope=options.scope,
         )
         self.calls = monitor.counter(
             "companion_tools_calls_total", "Tool calls, cached ones included.", ("tool",)

@@ -1,0 +1,110 @@
+"""`companion tools` and `companion mcp` (stdio) serve the service's registry on this machine.
+
+Real subprocesses of the installed script; `companion mcp` is spoken to by the official MCP client
+over its stdin and stdout; `run_code` runs in this machine's sandbox and `search_knowledge` reads
+what `companion ingest` stored in the same data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+
+COMPANION = str(Path(sys.executable).parent / "companion")
+SCOPED = {"run_code", "search_knowledge"}
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
+    return {**clean, "COMPANION_DATA_DIR": str(data_dir)}
+
+
+def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMPANION, *args], capture_output=True, text=True, env=_env(data_dir), timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose knowledge base holds one collection, `faq`, ingested by the CLI."""
+    root = tmp_path_factory.mktemp("local")
+    notes = root / "faq.md"
+    notes.write_text("# Refunds\n\nRefunds are processed within five working days.\n")
+    data = root / "data"
+    done = _run(data, "ingest", str(notes), "--collection", "faq")
+    assert done.returncode == 0, done.stderr
+    return data
+
+
+def _stdio(data_dir: Path) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=COMPANION, args=["mcp"], env={"COMPANION_DATA_DIR": str(data_dir)}
+    )
+
+
+def test_tools_list_has_the_services_tools(data_dir: Path) -> None:
+    listed = _run(data_dir, "tools", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    names = {row["name"] for row in json.loads(listed.stdout)}
+    assert {"add", "to_json"} | SCOPED <= names
+    assert "sandbox" not in listed.stderr.lower()  # listing starts no sandbox
+
+
+def test_tools_call_searches_the_local_knowledge_base(data_dir: Path) -> None:
+    done = _run(
+        data_dir, "tools", "call", "search_knowledge", '{"collection": "faq", "query": "refunds"}'
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(done.stdout)
+    assert body["ok"] is True
+    assert "five working days" in body["value"]["results"][0]["text"]
+
+
+@pytest.mark.sandbox
+def test_tools_call_runs_code_in_the_local_sandbox(tmp_path: Path) -> None:
+    done = _run(tmp_path, "tools", "call", "run_code", '{"code": "print(6 * 7)"}')
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = json.loads(done.stdout)
+    assert body["value"]["status"] == "ok"
+    assert body["value"]["stdout"] == "42\n"
+
+
+async def test_mcp_over_stdio_lists_and_calls_every_tool(data_dir: Path) -> None:
+    async with Client(_stdio(data_dir)) as client:
+        listed = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"add", "divide"} | SCOPED <= listed
+        added = await client.call_tool("add", {"a": 5, "b": 3})
+        assert added.structured_content == {"result": 8.0}
+        strict = await client.call_tool("add", {"a": "5", "b": 3})
+        assert strict.is_error
+        found = await client.call_tool("search_knowledge", {"collection": "faq", "query": "refund"})
+        assert not found.is_error, found
+        assert found.structured_content is not None
+        assert found.structured_content["results"][0]["title"] == "Refunds"
+        missing = await client.call_tool("search_knowledge", {"collection": "nope", "query": "x"})
+        assert missing.is_error
+        assert missing.structured_content is not None
+        assert missing.structured_content["code"] == "collection_not_found"
+        with pytest.raises(MCPError, match="no tool named"):
+            await client.call_tool("missing", {})
+
+
+@pytest.mark.sandbox
+async def test_mcp_over_stdio_runs_code_in_the_local_sandbox(tmp_path: Path) -> None:
+    async with Client(_stdio(tmp_path)) as client:
+        for n in (1, 2):  # the second run reuses the pool the first one started
+            ran = await client.call_tool("run_code", {"code": f"print({n} + 40)"})
+            assert not ran.is_error, ran
+            assert ran.structured_content is not None
+            assert ran.structured_content["stdout"] == f"{n + 40}\n"
+        js = await client.call_tool("run_code", {"code": "console.log(2 ** 5)", "language": "js"})
+        assert js.structured_content is not None
+        assert js.structured_content["stdout"] == "32\n"
