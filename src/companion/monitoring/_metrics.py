@@ -7,6 +7,7 @@ overflow child (every label `"_overflow"`) and the monitor counts each redirecte
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -61,14 +62,20 @@ def check_label_name(name: object) -> str:
 class CounterChild:
     """One monotonically increasing series."""
 
-    __slots__ = ("_lock", "_value")
+    __slots__ = ("_lock", "_ones", "_value")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._value = 0.0
+        # Increments by one, the usual case, go to an `itertools.count`: `next()` on it is one C
+        # call the GIL makes atomic (~50 ns), where a lock pair costs ~130 ns on every call.
+        self._ones = itertools.count()
 
     def inc(self, amount: float = 1.0) -> None:
         """Add `amount` (>= 0)."""
+        if amount == 1.0:
+            next(self._ones)
+            return
         if amount < 0:
             raise InvalidInput(f"a counter only goes up; got amount {amount!r}")
         # `+=` on an attribute is a read-modify-write: without the lock threads lose counts.
@@ -80,7 +87,8 @@ class CounterChild:
     @property
     def value(self) -> float:
         """Current total."""
-        return self._value
+        # `repr(count(n))` is "count(n)": the one way to read a count without advancing it.
+        return self._value + int(repr(self._ones)[6:-1])
 
 
 class GaugeChild:
