@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,6 +115,44 @@ def test_rate_limit_answers_429_with_headers_and_recovers(monkeypatch: pytest.Mo
         assert client.get("/v1/alerts", headers=headers).status_code == 200
 
 
+@pytest.mark.redis
+def test_redis_backed_rate_limit_answers_429_across_instances(redis_url: str) -> None:
+    import redis
+
+    # Two instances on one Redis and one key store (the data dir): the limit is the key's, not
+    # the instance's, so requests to either count. A day's window: no boundary within the test.
+    with (
+        _client(redis_url=redis_url, rate_limit_default="3/day") as first,
+        _client(redis_url=redis_url, rate_limit_default="3/day") as second,
+    ):
+        headers = key_headers(first)
+        key_id = headers["Authorization"].split()[1].split("_")[1]
+        try:
+            statuses = [
+                first.get("/v1/alerts", headers=headers).status_code,
+                second.get("/v1/alerts", headers=headers).status_code,
+                first.get("/v1/alerts", headers=headers).status_code,
+            ]
+            limited = second.get("/v1/alerts", headers=headers)
+            assert statuses == [200, 200, 200]
+            assert limited.status_code == 429, limited.text
+            assert limited.headers["content-type"] == "application/problem+json"
+            assert limited.json()["code"] == "rate_limited"
+            assert 1 <= int(limited.headers["retry-after"]) <= 86_400
+            assert limited.headers["ratelimit-limit"] == "3"
+            assert limited.headers["ratelimit-remaining"] == "0"
+            assert first.get("/v1/alerts", headers=key_headers(first)).status_code == 200
+        finally:
+            client = redis.Redis.from_url(redis_url)
+            try:
+                counters = list(client.scan_iter(match=f"*{key_id}*", count=1000))
+                if counters:
+                    client.delete(*counters)
+            finally:
+                client.close()
+    assert counters  # the counts lived in Redis
+
+
 @pytest.mark.sandbox
 def test_execute_concurrency_is_limited_per_key() -> None:
     with _client(
@@ -136,7 +175,9 @@ def test_one_json_access_line_per_request_without_secrets(
     headers = key_headers(client)
     token = headers["Authorization"].split()[1]
     with caplog.at_level(logging.INFO, logger="companion.access"):
+        started = time.perf_counter()
         client.get("/v1/alerts", headers={**headers, "X-Request-ID": "log-1"})
+        elapsed_ms = (time.perf_counter() - started) * 1000
     records = [r for r in caplog.records if r.name == "companion.access"]
     assert len(records) == 1
     record = records[0]
@@ -148,5 +189,8 @@ def test_one_json_access_line_per_request_without_secrets(
     from companion.api._logging import JsonFormatter
 
     line = JsonFormatter().format(record)
-    assert json.loads(line)["duration_ms"] >= 0
+    # The time the request spent inside the service: some, and no more than the client waited.
+    duration_ms = json.loads(line)["duration_ms"]
+    assert duration_ms == record.duration_ms  # type: ignore[attr-defined]
+    assert 0 < duration_ms <= elapsed_ms
     assert token not in line

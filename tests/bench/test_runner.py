@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
 from companion.bench import Budget, Case, Report, Target, load_cases, run_case, to_markdown
+from companion.bench._case import Cycling
 from companion.bench._runner import _summarise
 from companion.errors import InvalidInput
 
@@ -17,24 +19,175 @@ def _noop() -> object:
     return None
 
 
-def test_run_case_interleaves_ours_and_peer_with_enough_samples() -> None:
-    calls = {"ours": 0, "peer": 0}
+class _Logged:
+    """An operation that appends its side's name to a shared log; a rewind is logged too."""
 
-    def ours() -> object:
-        calls["ours"] += 1
+    def __init__(self, side: str, log: list[str]) -> None:
+        self.side, self.log = side, log
+
+    def __call__(self) -> object:
+        self.log.append(self.side)
         return None
 
-    def peer() -> object:
-        calls["peer"] += 1
-        return None
+    def rewind(self) -> None:
+        self.log.append("rewind")
 
-    case = Case("g", "counting", ours=lambda: ours, peer=lambda: peer, peer_name="peer")
+
+def test_run_case_interleaves_ours_and_peer_alternating_who_goes_first() -> None:
+    log: list[str] = []
+    case = Case(
+        "g",
+        "order",
+        ours=lambda: _Logged("ours", log),
+        peer=lambda: _Logged("peer", log),
+        peer_name="peer",
+        batch=3,
+    )
     row = run_case(case, TINY)
     assert 5 <= row.samples <= 20
-    assert row.peer_median_ns is not None
-    assert row.ratio is not None
-    assert calls["ours"] >= row.samples * row.batch
-    assert calls["peer"] >= row.samples * row.batch
+    assert row.batch == 3
+    # Calibration comes first and ends with both sides rewound; then the timed samples, batch
+    # by batch: ours then the peer in even samples, the peer then ours in odd ones.
+    measured = log[len(log) - log[::-1].index("rewind") :]
+    assert log[len(log) - len(measured) - 2 : len(log) - len(measured)] == ["rewind", "rewind"]
+    expected: list[str] = []
+    for index in range(row.samples):
+        first, second = ("ours", "peer") if index % 2 == 0 else ("peer", "ours")
+        expected += [first] * 3 + [second] * 3
+    assert measured == expected
+
+
+def test_ours_and_peer_see_the_same_inputs_in_the_same_order() -> None:
+    inputs = list(range(1009))  # prime: calibration almost surely stops at different inputs
+    seen: dict[str, list[int]] = {"ours": [], "peer": []}
+
+    def cheap(item: int) -> object:
+        seen["ours"].append(item)
+        return item
+
+    def dear(item: int) -> object:
+        seen["peer"].append(item)
+        return sum(range(2000))  # ~100x the cost of `cheap`: calibration runs it fewer times
+
+    calibration: dict[str, int] = {}
+
+    class Recorded(Cycling[int]):
+        def __init__(self, side: str, run: Callable[[int], object]) -> None:
+            super().__init__(inputs, run)
+            self.side = side
+
+        def rewind(self) -> None:
+            calibration[self.side] = len(seen[self.side])
+            seen[self.side].clear()
+            super().rewind()
+
+    case = Case(
+        "g",
+        "lockstep",
+        ours=lambda: Recorded("ours", cheap),
+        peer=lambda: Recorded("peer", dear),
+        peer_name="peer",
+        batch=4,
+    )
+    row = run_case(case, TINY)
+    assert calibration["ours"] != calibration["peer"]  # without the rewind they would differ
+    assert len(seen["ours"]) == row.samples * 4
+    assert seen["ours"] == seen["peer"] == inputs[: row.samples * 4]
+
+
+class _FailsOnce:
+    """A cheap operation that raises once, like a sandbox run that timed out.
+
+    It raises on its first call (calibration), or on the 1,500th call after the runner first
+    rewinds it, which it does when calibration is over: in the middle of the second timed sample.
+    """
+
+    def __init__(self, *, in_timed_sample: bool) -> None:
+        self.counting = not in_timed_sample
+        self.calls = 0
+        self.raised_at: int | None = None
+        self.fail_at = 1500 if in_timed_sample else 1
+
+    def __call__(self) -> object:
+        self.calls += self.counting
+        if self.calls == self.fail_at and self.raised_at is None:
+            self.raised_at = self.calls
+            raise RuntimeError("benchmark snippet failed: status='timeout'")
+        return None
+
+    def rewind(self) -> None:
+        self.counting = True
+
+
+@pytest.mark.parametrize("in_timed_sample", [False, True], ids=["in-calibration", "timed"])
+def test_a_failed_sample_is_counted_and_shown_and_the_run_goes_on(in_timed_sample: bool) -> None:
+    ours = _FailsOnce(in_timed_sample=in_timed_sample)
+    case = Case(
+        "g",
+        "flaky",
+        ours=lambda: ours,
+        peer=lambda: _noop,
+        peer_name="peer",
+        target=Target(max_median_ns=1e9),  # met by every sample that ran
+        batch=1000,
+    )
+    row = run_case(case, Budget(seconds_per_side=0.01, min_samples=20, max_samples=20))
+    assert ours.raised_at == ours.fail_at
+    assert row.samples == (19 if in_timed_sample else 20)  # the failed sample is dropped
+    assert (row.ours_failed, row.peer_failed) == (1, 0)
+    assert row.passed is False  # a row whose operation failed does not pass, whatever its median
+    assert row.note is not None
+    assert "failed 1 of " in row.note
+    assert "samples of ours (ours: RuntimeError: benchmark snippet failed: status='timeout')" in (
+        row.note
+    )
+    assert row.note in to_markdown(Report(mode="quick", rows=[row]))
+
+
+def test_a_peer_that_fails_once_is_noted_without_failing_our_row() -> None:
+    peer = _FailsOnce(in_timed_sample=True)
+    case = Case(
+        "g",
+        "flaky peer",
+        ours=lambda: _noop,
+        peer=lambda: peer,
+        peer_name="peer",
+        target=Target(max_median_ns=1e9),
+        batch=1000,
+    )
+    row = run_case(case, Budget(seconds_per_side=0.01, min_samples=20, max_samples=20))
+    assert peer.raised_at == peer.fail_at
+    assert row.samples == 20
+    assert (row.ours_failed, row.peer_failed) == (0, 1)
+    assert row.passed is True
+    assert row.note is not None
+    assert "samples of peer" in row.note
+
+
+def test_reported_rows_survive_a_failed_round() -> None:
+    outcomes: list[float | Exception] = [RuntimeError("status='timeout'"), 2e6, 2e6, 2e6]
+    calls = iter(outcomes)
+
+    def ours() -> float:
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    case = Case("g", "burst", ours=lambda: ours, target=Target(max_median_ns=1e9), reported=True)
+    row = run_case(case, Budget(seconds_per_side=0.01, rounds=4))
+    assert row.samples == 3
+    assert row.ours_median_ns == 2e6
+    assert row.ours_failed == 1
+    assert row.passed is False
+
+
+def test_an_operation_that_always_fails_stops_its_row_with_the_error() -> None:
+    def broken() -> object:
+        raise OSError("no such sandbox")
+
+    with pytest.raises(RuntimeError, match=r"operations of ours failed.*OSError: no such sandbox"):
+        run_case(Case("g", "broken", ours=lambda: broken), TINY)
 
 
 def test_setup_runs_once_and_is_not_timed() -> None:

@@ -105,6 +105,34 @@ def test_read_buffer_is_replayed_when_long(clock: FakeClock) -> None:
     assert tier.stats().hits == 200
 
 
+def test_entries_read_for_promotion_are_counted_and_moved_at_once(clock: FakeClock) -> None:
+    tier = MemoryTier(3, 60.0, clock=clock)
+    for key in "abc":
+        tier.set(key, key)
+    # An L2 that only promotes is read only this way: nothing else would drain a read buffer.
+    for _ in range(1000):
+        assert tier.get_entry("a") is not None
+    assert len(tier._reads) == 0
+    assert tier.keys() == ["b", "c", "a"]
+    assert tier.stats().hits == 1000
+    # A buffered hit that came first is replayed first: c (read by `get`) then b (`get_entry`).
+    assert tier.get("c") == "c"
+    assert tier.get_entry("b") is not None
+    assert tier.keys() == ["a", "c", "b"]
+    assert tier.hot_keys(3) == [("a", 1000), ("b", 1), ("c", 1)]
+
+
+def test_refused_add_changes_nothing(clock: FakeClock) -> None:
+    tier = MemoryTier(2, 60.0, clock=clock)
+    tier.set("a", 1, tags=("t",))
+    tier.set("b", 2)
+    assert tier.add("a", 9, 5.0, ("u",)) == (False, ())
+    found = tier.get_entry("a")
+    assert found is not None
+    assert (found.value, found.ttl_s, found.tags) == (1, 60.0, ("t",))
+    assert tier.keys() == ["b", "a"]  # moved by the read, not by the refused add
+
+
 def test_clear_keeps_counters(clock: FakeClock) -> None:
     tier = MemoryTier(2, 60.0, clock=clock)
     tier.set("a", 1)
@@ -126,6 +154,8 @@ def test_counters_are_exact_under_threads(clock: FakeClock) -> None:
         for i in range(2000):
             tier.get(f"k{(i + worker) % 50}")
             tier.get("absent")
+            assert tier.get_entry(f"k{(i + 7 * worker) % 50}") is not None
+            assert tier.add(f"k{i % 50}", -1) == (False, ())  # refused: the entry is fresh
             if i % 100 == 0:
                 tier.set(f"k{i % 50}", i)
 
@@ -135,8 +165,8 @@ def test_counters_are_exact_under_threads(clock: FakeClock) -> None:
     for thread in threads:
         thread.join()
     stats = tier.stats()
-    assert (stats.hits, stats.misses, stats.size) == (16000, 16000, 50)
-    assert sum(hits for _, hits in tier.hot_keys(50)) <= 16000
+    assert (stats.hits, stats.misses, stats.size) == (32000, 16000, 50)
+    assert sum(hits for _, hits in tier.hot_keys(50)) <= 32000
 
 
 def test_bad_construction() -> None:
@@ -171,6 +201,11 @@ class Model:
                 evicted.append(old)
         return evicted
 
+    def add(self, key: str, value: int, ttl_s: float, now: float) -> tuple[bool, list[str]]:
+        if key in self.data and self.data[key][1] > now:
+            return False, []
+        return True, self.set(key, value, ttl_s, now)
+
     def delete(self, key: str) -> bool:
         return self.data.pop(key, None) is not None
 
@@ -179,7 +214,9 @@ keys = st.sampled_from(["a", "b", "c", "d", "e"])
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("get"), keys),
+        st.tuples(st.just("get_entry"), keys),
         st.tuples(st.just("set"), keys, st.integers(0, 9), st.sampled_from([1.0, 5.0])),
+        st.tuples(st.just("add"), keys, st.integers(0, 9), st.sampled_from([1.0, 5.0])),
         st.tuples(st.just("delete"), keys),
         st.tuples(st.just("tick"), st.sampled_from([0.5, 1.0, 3.0])),
     ),
@@ -196,10 +233,19 @@ def test_memory_tier_matches_the_model(max_entries: int, ops: list[tuple[object,
     for op in ops:
         if op[0] == "get":
             assert tier.get(op[1]) == model.get(op[1], clock())  # type: ignore[arg-type]
+        elif op[0] == "get_entry":
+            found = tier.get_entry(op[1])  # type: ignore[arg-type]
+            expected = model.get(op[1], clock())  # type: ignore[arg-type]
+            assert (MISSING if found is None else found.value) == expected
         elif op[0] == "set":
             _, key, value, ttl = op
             got = [entry[0] for entry in tier.set(key, value, ttl)]  # type: ignore[arg-type]
             assert got == model.set(key, value, ttl, clock())  # type: ignore[arg-type]
+        elif op[0] == "add":
+            _, key, value, ttl = op
+            added, evicted = tier.add(key, value, ttl)  # type: ignore[arg-type]
+            want = model.add(key, value, ttl, clock())  # type: ignore[arg-type]
+            assert (added, [entry[0] for entry in evicted]) == want
         elif op[0] == "delete":
             assert tier.delete(op[1]) == model.delete(op[1])  # type: ignore[arg-type]
         else:

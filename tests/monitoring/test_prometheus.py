@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from companion.monitoring import Monitor
@@ -84,6 +84,19 @@ async def test_health_results_are_exported() -> None:
     assert scrape(registry)["companion_health_check_up"][(("check", "db"),)] == 0
 
 
+def _family_names(registry: CollectorRegistry) -> set[str]:
+    return {family.name for family in registry.collect()}
+
+
 def test_without_a_registry_nothing_is_registered_globally() -> None:
-    Monitor()
-    Monitor()  # a second monitor would clash on a shared global registry
+    before = _family_names(REGISTRY)
+    first, second = Monitor(), Monitor()  # on one shared registry the second would clash
+    for monitor in (first, second):
+        monitor.record_request("/a", 0.01, 200)
+        monitor.record_error("Timeout", "sandbox")
+    assert _family_names(REGISTRY) == before
+    assert not {name for name in _family_names(REGISTRY) if name.startswith("companion_")}
+    # The same look does see a monitor's families on the registry it is given.
+    given = CollectorRegistry()
+    Monitor(registry=given)
+    assert "companion_http_request_duration_seconds" in _family_names(given)

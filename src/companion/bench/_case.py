@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
-__all__ = ["Case", "Operation", "Target", "format_bytes", "format_ns"]
+__all__ = ["Case", "Cycling", "Operation", "Target", "format_bytes", "format_ns"]
 
 # A setup function returns the zero-argument operation to time (setup cost is never timed).
+# An operation may also have `note() -> str` (printed in the row), `close()` (called once the row
+# is measured) and `rewind()`: the runner calls it on both sides after calibration and after a
+# failed sample, so two operations over the same inputs consume them in lockstep (`Cycling`).
 Operation = Callable[[], object]
 Setup = Callable[[], Operation]
+T = TypeVar("T")
+
+
+class Cycling(Generic[T]):
+    """An operation applying `run` to `inputs` one per call, in order, round and round.
+
+    Give ours and the peer the same `inputs` and they do the same work on the same inputs: both
+    are rewound to the first input once calibrated, and every sample runs the same batch on each
+    side, so sample i of ours and sample i of the peer see the very same inputs in the same order.
+    """
+
+    def __init__(self, inputs: Sequence[T], run: Callable[[T], object]) -> None:
+        if not inputs:
+            raise ValueError("an operation needs at least one input")
+        self.inputs = tuple(inputs)
+        self._run = run
+        self._next: Iterator[T] = itertools.cycle(self.inputs)
+
+    def __call__(self) -> object:
+        return self._run(next(self._next))
+
+    def rewind(self) -> None:
+        """Start again from the first input."""
+        self._next = itertools.cycle(self.inputs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from companion.bench._case import Case, Operation
 
 __all__ = ["FULL", "QUICK", "Budget", "RowResult", "run_case"]
 
+_T = TypeVar("_T")
+
 _CALIBRATION_NS = 2_000_000
 _SAMPLE_NS = 200_000  # a timed sample lasts about this long, so the clock's own cost vanishes
+# A sample whose operation raises (a sandbox run that timed out once) is dropped and counted; a
+# side whose operations fail more often than this is broken, and its row stops with the error.
+_MAX_FAILED = 3
+_MAX_FAILED_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,53 @@ class RowResult:
     note: str | None = None  # what the operations said about themselves (e.g. requests/s)
     # The figure over its bound, for the tightest of the target's checks: ≤ 1 passes (the chart).
     target_fraction: float | None = None
+    # Operations that raised, each dropping its sample; a row where ours failed does not pass.
+    ours_failed: int = 0
+    peer_failed: int = 0
+
+
+class _Failures:
+    """The operations of one row that raised: counted per side, with the first error kept."""
+
+    def __init__(self, case: Case) -> None:
+        self._case = case
+        self.failed = {"ours": 0, "peer": 0}
+        self.attempts = {"ours": 0, "peer": 0}
+        self.first: str | None = None
+
+    def run(self, side: str, call: Callable[[], _T]) -> _T | None:
+        """`call()`'s result, or None (counted) if it raised; raises once the side is broken."""
+        self.attempts[side] += 1
+        try:
+            return call()
+        except Exception as exc:  # one bad sample must not end the whole run
+            self.failed[side] += 1
+            if self.first is None:
+                self.first = f"{side}: {type(exc).__name__}: {exc}"[:160]
+            failed, attempts = self.failed[side], self.attempts[side]
+            if failed > _MAX_FAILED and failed > attempts * _MAX_FAILED_SHARE:
+                raise RuntimeError(
+                    f"{self._case.group}: {self._case.name}: {failed} of {attempts} operations "
+                    f"of {side} failed; the first: {self.first}"
+                ) from exc
+            return None
+
+    def require(self, side: str, values: list[float]) -> None:
+        """Raise when every operation of `side` failed: there is no figure to show."""
+        if not values:
+            raise RuntimeError(
+                f"{self._case.group}: {self._case.name}: every operation of {side} failed; "
+                f"the first: {self.first}"
+            )
+
+    def note(self) -> str | None:
+        """`failed N of M samples of ours (first error)`, or None when nothing failed."""
+        parts = [
+            f"failed {self.failed[side]} of {self.attempts[side]} samples of {side}"
+            for side in ("ours", "peer")
+            if self.failed[side]
+        ]
+        return f"{', '.join(parts)} ({self.first})" if parts else None
 
 
 def _per_op_ns(op: Operation, batch: int) -> float:
@@ -70,6 +126,27 @@ def _calibrate(op: Operation) -> tuple[float, int]:
         batch *= 2
 
 
+def _calibrated(op: Operation, side: str, failures: _Failures) -> tuple[float, int]:
+    while (calibration := failures.run(side, functools.partial(_calibrate, op))) is None:
+        pass  # calibrate again: a failure is counted, and too many stop the row
+    return calibration
+
+
+def _reported_figure(op: Operation) -> float:
+    figure = op()
+    if not isinstance(figure, int | float):
+        raise TypeError(f"a reported operation returns its figure, got {figure!r}")
+    return float(figure)
+
+
+def _rewind(*ops: Operation | None) -> None:
+    """Back to their first input, so ours and the peer go on in lockstep (see `Cycling`)."""
+    for op in ops:
+        rewind = getattr(op, "rewind", None)
+        if callable(rewind):
+            rewind()
+
+
 def _loop_overhead_ns(batch: int) -> float:
     started = time.perf_counter_ns()
     for _ in range(batch):
@@ -84,15 +161,27 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def run_case(case: Case, budget: Budget) -> RowResult:
-    """Measure `case` within `budget`; setup is never timed and the GC is paused while timing."""
+    """Measure `case` within `budget`; setup is never timed and the GC is paused while timing.
+
+    An operation that raises loses its sample, which the row counts and notes; a row where ours
+    failed does not pass. Only a side failing again and again stops the row.
+    """
     ours = case.ours()
     peer = case.peer() if case.peer is not None else None
+    failures = _Failures(case)
     try:
         if case.unit == "bytes" or case.reported:
-            row = _measure_reported(case, ours, peer, budget.rounds)
+            row = _measure_reported(case, ours, peer, budget.rounds, failures)
         else:
-            row = _measure(case, budget, ours, peer)
-        return replace(row, note=_note(ours, peer))
+            row = _measure(case, budget, ours, peer, failures)
+        notes = [note for note in (_note(ours, peer), failures.note()) if note]
+        return replace(
+            row,
+            note="; ".join(notes) or None,
+            passed=False if failures.failed["ours"] else row.passed,
+            ours_failed=failures.failed["ours"],
+            peer_failed=failures.failed["peer"],
+        )
     finally:
         for op in (ours, peer):
             close = getattr(op, "close", None)
@@ -100,29 +189,27 @@ def run_case(case: Case, budget: Budget) -> RowResult:
                 close()  # operations that own processes or loops release them here
 
 
-def _measure(case: Case, budget: Budget, ours: Operation, peer: Operation | None) -> RowResult:
-    ours_cost, ours_batch = _calibrate(ours)
-    peer_cost, peer_batch = _calibrate(peer) if peer is not None else (0.0, 1)
+def _measure(
+    case: Case, budget: Budget, ours: Operation, peer: Operation | None, failures: _Failures
+) -> RowResult:
+    ours_cost, ours_batch = _calibrated(ours, "ours", failures)
+    peer_cost, peer_batch = _calibrated(peer, "peer", failures) if peer is not None else (0.0, 1)
     batch = case.batch if case.batch > 1 else min(ours_batch, peer_batch if peer else ours_batch)
     per_round_ns = (ours_cost + peer_cost) * batch
     wanted = int(budget.seconds_per_side * 1e9 * (2 if peer else 1) / max(per_round_ns, 1.0))
     samples = max(budget.min_samples, min(budget.max_samples, wanted))
     overhead = min(_loop_overhead_ns(batch) for _ in range(5))
+    _rewind(ours, peer)
 
-    ours_ns: list[float] = []
-    peer_ns: list[float] = []
+    def timed(op: Operation) -> float:
+        return _per_op_ns(op, batch) - overhead
+
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for index in range(samples):
-            # Alternate who goes first so a steady drift does not favour one side.
-            if peer is not None and index % 2:
-                peer_ns.append(_per_op_ns(peer, batch) - overhead)
-            ours_ns.append(_per_op_ns(ours, batch) - overhead)
-            if peer is not None and not index % 2:
-                peer_ns.append(_per_op_ns(peer, batch) - overhead)
-            if index % 64 == 63 and gc_was_enabled:
-                gc.collect()  # between samples only, so collections are never inside a timing
+        ours_ns, peer_ns = _interleaved(
+            ours, peer, samples, timed, failures, collect=gc_was_enabled
+        )
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -130,18 +217,44 @@ def _measure(case: Case, budget: Budget, ours: Operation, peer: Operation | None
 
 
 def _measure_reported(
-    case: Case, ours: Operation, peer: Operation | None, rounds: int
+    case: Case, ours: Operation, peer: Operation | None, rounds: int, failures: _Failures
 ) -> RowResult:
     """Rows whose operations return their own figure (bytes, or ns they measured): interleaved."""
-    ours_values: list[float] = []
-    peer_values: list[float] = []
-    for index in range(rounds):
-        if peer is not None and index % 2:
-            peer_values.append(float(peer()))  # type: ignore[arg-type]
-        ours_values.append(float(ours()))  # type: ignore[arg-type]
-        if peer is not None and not index % 2:
-            peer_values.append(float(peer()))  # type: ignore[arg-type]
+    ours_values, peer_values = _interleaved(ours, peer, rounds, _reported_figure, failures)
     return _summarise(case, ours_values, peer_values, batch=1)
+
+
+def _interleaved(
+    ours: Operation,
+    peer: Operation | None,
+    rounds: int,
+    figure: Callable[[Operation], float],
+    failures: _Failures,
+    *,
+    collect: bool = False,
+) -> tuple[list[float], list[float]]:
+    """`rounds` figures of each side, ours and the peer in turn.
+
+    Who goes first alternates, so a steady drift does not favour one side. A failed operation
+    loses its figure, and both sides are rewound so that they go on in lockstep.
+    """
+    figures: dict[str, list[float]] = {"ours": [], "peer": []}
+    sides = [("ours", ours)] if peer is None else [("ours", ours), ("peer", peer)]
+    for index in range(rounds):
+        failed = False
+        for side, op in sides if index % 2 == 0 else sides[::-1]:
+            value = failures.run(side, functools.partial(figure, op))
+            if value is None:
+                failed = True
+            else:
+                figures[side].append(value)
+        if failed:
+            _rewind(ours, peer)
+        if collect and index % 64 == 63:
+            gc.collect()  # between samples only, so collections are never inside a timing
+    for side, _ in sides:
+        failures.require(side, figures[side])
+    return figures["ours"], figures["peer"]
 
 
 def _note(ours: Operation, peer: Operation | None) -> str | None:

@@ -6,11 +6,11 @@ alone (no SQLite fetch, no snippets); the KB-level rows in `cases_search` includ
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 from typing import Any
 
+from companion.bench._case import Cycling
 from companion.knowledge._vectors import VectorIndex
 
 __all__ = ["VectorBench"]
@@ -18,15 +18,15 @@ __all__ = ["VectorBench"]
 _KEY = 1
 
 
-class _Search:
-    """One k=10 query per call, cycling through the query vectors."""
+class _Search(Cycling[Any]):
+    """One k=10 query per call, through the query vectors in order (the same for both indexes)."""
 
     def __init__(self, index: VectorIndex, queries: Any) -> None:
+        super().__init__(list(queries), self._search)
         self._index = index
-        self._queries = itertools.cycle(queries)
 
-    def __call__(self) -> object:
-        return self._index.search(_KEY, next(self._queries), 10, None)
+    def _search(self, query: Any) -> object:
+        return self._index.search(_KEY, query, 10, None)
 
 
 class _NotedSearch(_Search):

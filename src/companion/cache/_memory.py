@@ -3,9 +3,10 @@
 Layout: a dict from key to a slotted node, the nodes also forming a doubly linked list in LRU order
 (a dict alone would need O(n) scans to evict once its front fills with deleted slots). A hit only
 reads the dict and appends its key to a read buffer (`deque.append` is atomic); whoever next holds
-the lock (a write, `stats()`, or a hit that finds the buffer long) replays the buffer in order,
-moving each node to the MRU end and counting its hit. Eviction happens under the same lock after a
-replay, so it is exact LRU; the hit and per-key counters are exact too (one buffered key, one hit).
+the lock (a write, a read for promotion, `stats()`, or a hit that finds the buffer long) replays the
+buffer in order, moving each node to the MRU end and counting its hit. Eviction happens under the
+same lock after a replay, so it is exact LRU; the hit and per-key counters are exact too (one
+buffered key, one hit).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["MemoryTier"]
 
 # Replay the read buffer once it holds this many keys: bounds its memory, amortises the lock.
 _DRAIN_AT = 64
+_new_tuple = tuple.__new__
 
 
 class _Node:
@@ -91,15 +93,35 @@ class MemoryTier:
         return self._get_locked(key)
 
     def get_entry(self, key: str) -> Found | None:
-        """The fresh entry with its remaining TTL and tags, or None."""
+        """The fresh entry with its remaining TTL and tags, or None (the read of a promotion)."""
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: 0.06 µs against 0.16 on 3.11, twice in every promotion
+        try:
             node = self._data.get(key)
             if node is None or node.expires_at <= now:
                 self._miss_locked(key, node)
                 return None
-            self._reads.append(key)
-            return Found(node.value, node.expires_at - now, self._key_tags.get(key, ()))
+            # The lock is held anyway: count the hit and move the entry now, after the buffered
+            # reads that came before it. (Buffering it too let the buffer of a tier read only this
+            # way, an L2 that promotes, grow without bound: nothing else drained it.)
+            if self._reads:
+                self._drain_locked()
+            node.hits += 1
+            self._hits += 1
+            root = self._root
+            if node.next is not root:
+                node.prev.next = node.next
+                node.next.prev = node.prev
+                last = root.prev
+                last.next = root.prev = node
+                node.prev, node.next = last, root
+            # `tuple.__new__` skips the NamedTuple's Python-level `__new__`: 0.1 µs instead of 0.23.
+            return _new_tuple(
+                Found, (node.value, node.expires_at - now, self._key_tags.get(key, ()))
+            )
+        finally:
+            lock.release()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Found]:
         """The fresh entries among `keys`."""
@@ -129,8 +151,15 @@ class MemoryTier:
     ) -> tuple[bool, Sequence[Evicted]]:
         """Store only if no fresh entry has this key."""
         now = self._clock()
+        node = self._data.get(key)
+        if node is not None and node.expires_at > now:
+            # Nothing to store (a demotion into an L2 that still holds the entry): decided without
+            # the lock, like a hit, since a refusal changes nothing.
+            return False, ()
         expires_at = now + (self._default_ttl_s if ttl_s is None else ttl_s)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # as in `get_entry`: the other lock of a promotion
+        try:
             node = self._data.get(key)
             if node is not None and node.expires_at > now:
                 return False, ()
@@ -139,7 +168,9 @@ class MemoryTier:
             self._store_locked(key, value, expires_at, tags)
             if len(self._data) > self.max_entries:
                 return True, self._evict_locked(now)
-        return True, ()
+            return True, ()
+        finally:
+            lock.release()
 
     def delete(self, key: str) -> bool:
         """Remove one key; True if it was there (even if expired)."""

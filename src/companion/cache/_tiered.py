@@ -66,6 +66,7 @@ class TieredCache:
         self._prefix = namespace + ":"
         self._l1: Tier = l1 if l1 is not None else MemoryTier(100, 60.0, clock=clock)
         self._l2: Tier = l2 if l2 is not None else MemoryTier(1000, 600.0, clock=clock)
+        self._l1_ttl_s = self._l1.default_ttl_s  # a promotion's cap, read once (not per get)
         self._flights = SingleFlight()
         self._warmups: dict[str, _Warmup] = {}
         self._names: dict[str, Callable[..., Any]] = {}
@@ -89,13 +90,14 @@ class TieredCache:
     def get(self, key: str, default: object = None) -> Any:
         """The cached value (L1, else L2 with promotion), or `default`."""
         try:
-            value = self._l1.get(self._prefix + key)
+            full = self._prefix + key
         except TypeError:
             check_key(key)
             raise
+        value = self._l1.get(full)
         if value is MISSING:
             check_key(key)
-            value = self._lookup_l2(self._prefix + key)
+            value = self._lookup_l2(full)
             if value is MISSING:
                 return default
         return value
@@ -265,8 +267,9 @@ class TieredCache:
         found = self._l2.get_entry(full)
         if found is None:
             return MISSING
-        self._promote(full, found.value, found.ttl_s, found.tags, generation)
-        return found.value
+        value, ttl_s, tags = found
+        self._promote(full, value, ttl_s, tags, generation)
+        return value
 
     def _store(
         self, full: str, value: object, ttl_s: float | None, tier: int, tags: Sequence[str]
@@ -299,13 +302,14 @@ class TieredCache:
         self, full: str, value: object, ttl_s: float, tags: Sequence[str], generation: int
     ) -> None:
         # Keep the remaining TTL, capped at L1's own: L1 stays short-lived (it bounds staleness).
-        ttl_s = min(ttl_s, self._l1.default_ttl_s)
+        ttl_s = min(ttl_s, self._l1_ttl_s)
         if ttl_s <= 0 or generation != self._generation:
             return
         added, evicted = self._l1.add(full, value, ttl_s, tags)
         if added:
             self._promotions += 1
-        self._demote(evicted)
+        if evicted:
+            self._demote(evicted)
 
     def _demote(self, evicted: Sequence[Evicted]) -> None:
         for key, value, ttl_s, tags in evicted:
