@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         le=1_073_741_824,
         description="Largest request body accepted (413 above).",
     )
+    http_max_header_bytes: int = Field(
+        65_536,
+        ge=1024,
+        le=16_777_216,
+        description="Largest request line plus headers accepted (431 above); `companion serve` "
+        "stops reading a request there.",
+    )
     readyz_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Per-check timeout of `/readyz` dependency checks."
     )

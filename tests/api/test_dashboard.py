@@ -81,14 +81,30 @@ def test_keys_without_admin_scope_are_refused(client: TestClient) -> None:
     assert data.headers["content-type"] == "application/problem+json"
 
 
-def test_a_sign_in_posted_from_another_site_is_refused(client: TestClient) -> None:
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://testserver.evil"])
+def test_a_sign_in_posted_from_another_site_is_refused(client: TestClient, origin: str) -> None:
+    # `null` comes from sandboxed frames, `data:` pages and cross-site redirects: any site can
+    # send it, so it vouches for nothing.
+    response = client.post(
+        "/dashboard/session", data={"key": _token(client)}, headers={"Origin": origin}
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "Sign in from the dashboard's own page."
+    assert "set-cookie" not in response.headers
+
+
+def test_the_pages_let_the_browser_name_their_own_origin(client: TestClient) -> None:
+    # Under `no-referrer` a browser sends `Origin: null` on the form's own same-origin POST.
+    assert client.get("/dashboard").headers["referrer-policy"] == "same-origin"
     response = client.post(
         "/dashboard/session",
         data={"key": _token(client)},
-        headers={"Origin": "https://evil.example"},
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
     )
-    assert response.status_code == 403
-    assert "set-cookie" not in response.headers
+    assert response.status_code == 303
+    assert COOKIE in response.headers["set-cookie"]
 
 
 def test_the_feed_needs_admin_by_cookie_or_by_key(client: TestClient) -> None:

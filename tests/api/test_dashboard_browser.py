@@ -7,7 +7,9 @@ and saves a screenshot to `test-artifacts/dashboard.png` (or `$COMPANION_TEST_AR
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +79,34 @@ def test_the_dashboard_draws_generated_traffic_with_no_console_errors(
         assert browser.evaluate("document.querySelector('#health tbody').textContent")
         browser.screenshot(ARTIFACTS / "dashboard.png")
         assert browser.errors == []
+
+
+def test_the_sign_in_form_works_in_a_real_browser(service: tuple[ServiceProcess, str]) -> None:
+    # The sign-in refuses `Origin: null`, which a browser sends on the form's own POST when the
+    # page says `Referrer-Policy: no-referrer`: this is the form a person uses, end to end.
+    server, token = service
+    base = f"http://127.0.0.1:{server.port}"
+    with Browser() as browser:
+        browser.goto(f"{base}/dashboard")
+        assert browser.evaluate("document.forms.length") == 1  # the sign-in form, no session yet
+        browser.evaluate(
+            f"document.getElementById('key').value = {json.dumps(token)};"
+            "setTimeout(() => document.forms[0].submit(), 0); true"
+        )
+        _wait_across_navigation(browser, "!!document.getElementById('chart-rate')")
+        assert browser.evaluate("location.pathname + location.search") == "/dashboard"
+        assert browser.errors == []
+
+
+def _wait_across_navigation(browser: Browser, expression: str, timeout_s: float = 30.0) -> None:
+    """`wait_for`, tolerating the moments when the page being replaced cannot be evaluated."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if browser.evaluate(expression):
+                return
+        except RuntimeError:  # "Execution context was destroyed": the next page is loading
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {expression}")
+        time.sleep(0.1)  # real-time: a real browser loading a real page

@@ -68,3 +68,20 @@ def test_the_ring_keeps_only_the_newest_traces() -> None:
         ]
         assert client.get(f"/v1/profiling/traces/{ids[0]}", headers=admin).status_code == 404
         assert client.get(f"/v1/profiling/traces/{ids[2]}", headers=admin).status_code == 200
+
+
+def test_a_trace_is_its_tenants_own() -> None:
+    with _client(profiling_trace_requests=True) as client:
+        acme = key_headers(client, tenant="acme")
+        response = client.get("/v1/monitoring/report", headers={**TRACE, **acme})
+        trace_id = response.headers["x-companion-trace-id"]
+        other = client.get(
+            f"/v1/profiling/traces/{trace_id}", headers=key_headers(client, tenant="zeta")
+        )
+        unknown = client.get("/v1/profiling/traces/0123456789abcdef", headers=acme)
+        own = client.get(f"/v1/profiling/traces/{trace_id}", headers=acme)
+    # Another tenant's admin gets the answer an unknown id gets: existence never leaks.
+    assert other.status_code == 404
+    assert other.headers["content-type"] == "application/problem+json"
+    assert other.json()["detail"] == unknown.json()["detail"].replace("0123456789abcdef", trace_id)
+    assert own.status_code == 200

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from companion import __version__
 from companion.api import (
@@ -22,11 +23,59 @@ from companion.api import (
 )
 from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._context import RequestContextMiddleware
-from companion.api._problems import GUARDED_RESPONSES, install_error_handlers
+from companion.api._problems import GUARDED_RESPONSES, install_error_handlers, problem_response
 from companion.config import Settings, load_settings
+from companion.errors import PayloadTooLarge
 from companion.monitoring import RequestMetricsMiddleware
 
-__all__ = ["create_app"]
+__all__ = ["HeaderSizeLimitMiddleware", "HeadersTooLarge", "create_app"]
+
+
+class HeadersTooLarge(PayloadTooLarge):
+    """The request line and headers are larger than `http_max_header_bytes` (RFC 6585's 431)."""
+
+    status = 431
+    code = "headers_too_large"
+    title = "Request header fields too large"
+
+    @classmethod
+    def over(cls, limit: int) -> HeadersTooLarge:
+        """The error for a request head over `limit` bytes."""
+        message = f"The request line and headers are larger than {limit} bytes."
+        return cls(message, details={"http_max_header_bytes": limit})
+
+
+def _head_bytes(scope: Scope) -> int:
+    """The size of the request head as sent: request line, header lines and the blank line."""
+    query = scope["query_string"]
+    line = len(scope["method"]) + len(scope.get("raw_path") or scope["path"].encode()) + 12
+    return (
+        line
+        + (len(query) + 1 if query else 0)
+        + sum(len(n) + len(v) + 4 for n, v in scope["headers"])
+    )
+
+
+class HeaderSizeLimitMiddleware:
+    """Pure ASGI: 431 for a request whose head is over `max_header_bytes`, before anything reads it.
+
+    This holds under any ASGI server but only sees a head the server has already read whole;
+    `companion serve` also stops reading a head at the limit (`_http_protocol`), so a 64 MiB header
+    costs neither memory nor seconds of parsing.
+    """
+
+    def __init__(self, app: ASGIApp, max_header_bytes: int) -> None:
+        self.app = app
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 431 when the head is too large; pass everything else through."""
+        if scope["type"] == "http" and _head_bytes(scope) > self.max_header_bytes:
+            response = problem_response(HeadersTooLarge.over(self.max_header_bytes), scope)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -76,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ring=state.traces,
             keys=lambda: state.keys,
         )
+    # Outside tracing (it reads the key header) and inside metrics (431s are counted).
+    app.add_middleware(HeaderSizeLimitMiddleware, max_header_bytes=settings.http_max_header_bytes)
     profiler = state.profiler
     app.add_middleware(
         RequestMetricsMiddleware,

@@ -17,7 +17,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from companion.api._dashboard_session import COOKIE, dashboard_admin
+from companion.api._dashboard_session import (
+    COOKIE,
+    REFERRER_POLICY,
+    check_sign_in_origin,
+    dashboard_admin,
+)
 from companion.api._state import AppState, State
 from companion.errors import CompanionError, Forbidden, NotFound
 from companion.keys import ApiKey
@@ -37,7 +42,7 @@ _SIGN_IN = (_ASSETS / "signin.html").read_text()
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": REFERRER_POLICY,
     "Cache-Control": "no-store",
 }
 
@@ -96,12 +101,7 @@ async def page(request: Request, state: State, token: str | None = None) -> Resp
 @router.post("/session")
 async def sign_in(request: Request, state: State) -> Response:
     """The sign-in form's target: a urlencoded `key` field."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin not in {
-        "null",
-        f"{request.url.scheme}://{request.url.netloc}",
-    }:
-        return _sign_in_page("Sign in from the dashboard's own page.", 403)
+    check_sign_in_origin(request)
     fields = parse_qs((await request.body()).decode(errors="replace"))
     token = (fields.get("key") or [""])[0]
     if not token:

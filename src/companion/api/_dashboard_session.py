@@ -23,9 +23,26 @@ from companion.api._state import AppState, app_state
 from companion.errors import Forbidden, Unauthorized
 from companion.keys import ApiKey
 
-__all__ = ["COOKIE", "SessionSigner", "dashboard_admin"]
+__all__ = ["COOKIE", "REFERRER_POLICY", "SessionSigner", "check_sign_in_origin", "dashboard_admin"]
 
 COOKIE = "companion_dashboard"
+# What the dashboard's pages send as `Referrer-Policy`. Not `no-referrer`: under it a browser sends
+# `Origin: null` on the sign-in form's own same-origin POST (Fetch standard, "serializing a request
+# origin"), and `null` must be refused. `same-origin` names the real origin to us and sends nothing
+# to any other site.
+REFERRER_POLICY = "same-origin"
+
+
+def check_sign_in_origin(request: Request) -> None:
+    """Refuse a sign-in posted from any page but the dashboard's own (`Forbidden`, 403).
+
+    `Origin: null` is refused like any foreign origin: sandboxed frames, `data:` and `file:`
+    pages and cross-site redirects send it, so it vouches for nothing (a page anywhere could sign
+    a visitor in under the attacker's key). No `Origin` at all is a script, not a browser form.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise Forbidden("Sign in from the dashboard's own page.")
 
 
 class SessionSigner:

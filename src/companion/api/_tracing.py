@@ -3,6 +3,8 @@
 Off unless `COMPANION_PROFILING_TRACE_REQUESTS` is set (a sampled call tree costs real time and
 reveals code structure). Traces are kept in a small ring; the response carries
 `X-Companion-Trace-Id`, and `GET /v1/profiling/traces/{id}` returns text, HTML or speedscope JSON.
+A trace belongs to the tenant of the admin key that asked for it: another tenant's admin gets 404,
+as for every tenant-owned resource (a trace shows what that tenant's request did, and when).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from companion.api._auth import authenticate, require
 from companion.api._state import State
 from companion.errors import CompanionError, NotFound
-from companion.keys import KeyRing
+from companion.keys import ApiKey, KeyRing
 from companion.profiling import Profiler, Trace
 
 __all__ = ["TraceRing", "TracingMiddleware", "router"]
@@ -31,29 +33,32 @@ TRACE_ID_HEADER = b"x-companion-trace-id"
 
 
 class TraceRing:
-    """The last `capacity` finished traces, by id."""
+    """The last `capacity` finished traces, by id, each with the tenant it belongs to."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._traces: OrderedDict[str, Trace] = OrderedDict()
+        self._traces: OrderedDict[str, tuple[str, Trace]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def keep(self, trace: Trace) -> str:
-        """Store `trace`, dropping the oldest past capacity; returns its id."""
+    def keep(self, trace: Trace, tenant: str) -> str:
+        """Store `tenant`'s `trace`, dropping the oldest past capacity; returns its id."""
         trace_id = secrets.token_hex(8)
         with self._lock:
-            self._traces[trace_id] = trace
+            self._traces[trace_id] = (tenant, trace)
             while len(self._traces) > self._capacity:
                 self._traces.popitem(last=False)
         return trace_id
 
-    def get(self, trace_id: str) -> Trace:
-        """The trace, or `NotFound` (it may have been dropped from the ring)."""
+    def get(self, trace_id: str, tenant: str) -> Trace:
+        """`tenant`'s trace, or `NotFound`: dropped from the ring, or another tenant's.
+
+        The same answer for both, so an id never tells whether another tenant has that trace.
+        """
         with self._lock:
-            trace = self._traces.get(trace_id)
-        if trace is None:
+            kept = self._traces.get(trace_id)
+        if kept is None or kept[0] != tenant:
             raise NotFound(f"No trace {trace_id!r} (only the last {self._capacity} are kept).")
-        return trace
+        return kept[1]
 
 
 class TracingMiddleware:
@@ -71,24 +76,25 @@ class TracingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Trace flagged requests; everything else passes through untouched."""
         flagged = scope["type"] == "http" and (TRACE_HEADER, b"1") in scope["headers"]
-        if not flagged or self._tracing or not await self._admin(scope):
+        admin = await self._admin(scope) if flagged and not self._tracing else None
+        if admin is None:
             await self.app(scope, receive, send)
             return
         self._tracing = True
         try:
-            await self._traced(scope, receive, send)
+            await self._traced(scope, receive, send, admin.tenant)
         finally:
             self._tracing = False
 
-    async def _admin(self, scope: Scope) -> bool:
+    async def _admin(self, scope: Scope) -> ApiKey | None:
         """Deep traces reveal code structure: only admin keys get them (others run untraced)."""
         try:
             key = await authenticate(Request(scope), self.keys())
         except CompanionError:
-            return False
-        return key.allows("admin")
+            return None
+        return key if key.allows("admin") else None
 
-    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, tenant: str) -> None:
         trace = self.profiler.trace()
         trace_id = ""
 
@@ -98,7 +104,7 @@ class TracingMiddleware:
                 message.setdefault("headers", []).append((TRACE_ID_HEADER, trace_id.encode()))
             await send(message)
 
-        trace_id = self.ring.keep(trace)
+        trace_id = self.ring.keep(trace, tenant)
         async with trace:
             await self.app(scope, receive, send_with_id)
 
@@ -111,15 +117,15 @@ router = APIRouter(prefix="/v1/profiling", tags=["observability"])
     summary="The call tree of one traced request (admin)",
     response_model=None,
     responses={200: {"content": {"text/plain": {}, "text/html": {}, "application/json": {}}}},
-    dependencies=[Depends(require("admin"))],
 )
 def get_trace(
     trace_id: str,
     state: State,
+    key: Annotated[ApiKey, Depends(require("admin"))],
     fmt: Annotated[Literal["text", "html", "speedscope"], Query(alias="format")] = "text",
 ) -> Response:
-    """Text (default), a self-contained HTML page, or speedscope JSON."""
-    trace = state.traces.get(trace_id)
+    """Text (default), a self-contained HTML page, or speedscope JSON (the key's tenant's only)."""
+    trace = state.traces.get(trace_id, key.tenant)
     if fmt == "html":
         return HTMLResponse(trace.to_html())
     if fmt == "speedscope":

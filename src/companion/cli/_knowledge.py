@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -30,15 +30,57 @@ def _knowledge_base() -> KnowledgeBase:
     return build_knowledge_base(settings, embedder=load_embedder(settings))
 
 
-def _files(path: Path) -> list[Path]:
+class _Tree(NamedTuple):
+    """The readable files of a folder, and the links left out because they lead out of it."""
+
+    files: list[Path]
+    skipped_links: list[tuple[Path, Path]]  # (link, where it leads)
+
+
+def _files(path: Path, *, follow_links: bool = False) -> _Tree:
+    """The files to ingest: PATH itself, or the readable files of the folder, recursively.
+
+    A link to a file or folder outside the folder is left out (and reported) unless
+    `follow_links`: a link to `/proc/self/environ` in an ingested folder made this process's own
+    environment searchable. Links that stay inside are read as files; linked folders inside are
+    already walked under their own name, so only links that lead out are followed, each folder once.
+    """
     from companion.errors import InvalidInput
     from companion.knowledge._formats import detect_format
 
     if path.is_file():
-        return [path]
+        return _Tree([path], [])  # named on the command line: the user asked for this one
     if not path.is_dir():
         raise InvalidInput(f"{path}: no such file or folder")
-    return sorted(p for p in path.rglob("*") if p.is_file() and detect_format(p) is not None)
+    root = path.resolve()
+    tree = _Tree([], [])
+    walked = {root}
+
+    def walk(folder: Path) -> None:
+        for entry in sorted(folder.iterdir()):
+            if not entry.is_symlink():
+                if entry.is_dir():
+                    walk(entry)
+                elif entry.is_file() and detect_format(entry) is not None:
+                    tree.files.append(entry)
+                continue
+            target = entry.resolve()
+            if target.is_dir():
+                if target.is_relative_to(root) or target in walked:
+                    continue  # walked under its own name already (or a loop)
+                if not follow_links:
+                    tree.skipped_links.append((entry, target))
+                    continue
+                walked.add(target)
+                walk(entry)
+            elif detect_format(entry) is not None:
+                if not (follow_links or target.is_relative_to(root)):
+                    tree.skipped_links.append((entry, target))
+                elif target.is_file():
+                    tree.files.append(entry)
+
+    walk(path)
+    return tree
 
 
 def ingest(
@@ -52,6 +94,13 @@ def ingest(
             "next `companion serve` or ingest)."
         ),
     ] = True,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Also read links that lead out of the folder (left out and listed otherwise).",
+        ),
+    ] = False,
 ) -> None:
     """Add the documents in PATH (text, Markdown, HTML, JSON lines) to a collection."""
     from rich.console import Console
@@ -60,7 +109,7 @@ def ingest(
 
     from companion.knowledge import CollectionNotFound, EmbeddingProgress, read_documents
 
-    files = _files(path)
+    files, skipped_links = _files(path, follow_links=follow_links)
     console = Console(stderr=True)
 
     def documents() -> Iterator[DocumentInput]:
@@ -104,6 +153,19 @@ def ingest(
         str(len(files)), str(done), str(skipped), str(chunks), f"{elapsed:.2f}", f"{rate:.0f}"
     )
     Console().print(table)
+    _report_skipped_links(path, skipped_links)
+
+
+def _report_skipped_links(path: Path, links: list[tuple[Path, Path]], shown: int = 20) -> None:
+    """Name the links left out, so nothing is missing from the collection without a word."""
+    if not links:
+        return
+    noun = "link" if len(links) == 1 else "links"
+    typer.echo(f"skipped {len(links)} {noun} leading out of {path} (--follow-links reads them):")
+    for link, target in links[:shown]:
+        typer.echo(f"  {link} -> {target}")
+    if len(links) > shown:
+        typer.echo(f"  ... and {len(links) - shown} more")
 
 
 def search(

@@ -15,6 +15,7 @@ from companion.knowledge._errors import (
     InvalidFilter,
     InvalidQuery,
     SearchTimeout,
+    StoreInUse,
 )
 from companion.knowledge._formats import html_to_text, read_documents
 from companion.knowledge._knowledge_base import (
@@ -63,6 +64,7 @@ __all__ = [
     "SearchTimeout",
     "SqliteStore",
     "Store",
+    "StoreInUse",
     "TextSpan",
     "build_knowledge_base",
     "html_to_text",

@@ -5,12 +5,15 @@ NULL), so nothing is lost when the process stops; `start` finds every collection
 chunks and resumes. One asyncio task drives it; the model runs in a worker thread
 (`asyncio.to_thread`), so the event loop keeps serving while a bulk ingest is embedded, and the
 vectors are written through the store's normal `set_vectors` (one transaction per batch).
+
+Stopping never waits forever: `close` cancels the task, and the task also stops at its next turn on
+its own, since a library below it may swallow the cancellation (the PostgreSQL pool did); a task
+still running after `close_timeout_s` is logged and left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from companion.knowledge._embedder import Embedder, to_float32_bytes
 from companion.knowledge._errors import CollectionNotFound
+from companion.knowledge._shutdown import cancel_within
 from companion.knowledge._store import Store
 
 if TYPE_CHECKING:
@@ -52,15 +56,18 @@ class EmbeddingQueue:
         batch_chunks: int = 64,
         on_batch: Callable[[str, str], None] | None = None,
         monitor: Monitor | None = None,
+        close_timeout_s: float = 5.0,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.batch_chunks = batch_chunks
         self.on_batch = on_batch
+        self.close_timeout_s = close_timeout_s
         self._todo: dict[tuple[str, str], None] = {}  # insertion-ordered set
         self._wake = asyncio.Event()
         self._progressed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._pending: dict[tuple[str, str], int] = {}
         self._gauge = (
             monitor.gauge(
@@ -76,15 +83,22 @@ class EmbeddingQueue:
         for tenant, name in await self.store.collections_pending_embeddings():
             self._record(tenant, name, await self.store.pending_embeddings(tenant, name))
             self.notify(tenant, name)
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="companion-embedding-queue")
 
     async def close(self) -> None:
-        """Stop the worker (pending chunks stay pending in the store and resume on next start)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop the worker within `close_timeout_s` (pending chunks stay in the store for next start).
+
+        Not `task.cancel(); await task`: when a library below swallows the cancellation, the task
+        carries on to its next wait and that await never ends. The task is cancelled, told to stop
+        at its next turn and woken; past the bound it is logged and left behind.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._closing = True
+        self._wake.set()
+        await cancel_within(task, self.close_timeout_s, "the embedding queue")
 
     def notify(self, tenant: str, name: str) -> None:
         """Tell the worker a collection has chunks to embed."""
@@ -124,10 +138,10 @@ class EmbeddingQueue:
             await asyncio.wait_for(progressed.wait(), remaining)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
-            while self._todo:
+            while self._todo and not self._closing:
                 tenant, name = next(iter(self._todo))
                 del self._todo[(tenant, name)]
                 try:
@@ -145,7 +159,7 @@ class EmbeddingQueue:
             _log.warning("collection %s/%s needs `companion reindex`: not embedded", tenant, name)
             return
         after = 0
-        while True:
+        while not self._closing:
             rows = await self.store.chunks_to_embed(
                 tenant, name, after, self.batch_chunks, missing_only=True
             )

@@ -14,7 +14,8 @@ InvalidInput
 PayloadTooLarge
 └── DocumentTooLarge
 ServiceUnavailable
-└── SearchTimeout                       the query deadline passed
+├── SearchTimeout                       the query deadline passed
+└── StoreInUse                          another process has the embedded store open
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidQuery",
     "SearchTimeout",
+    "StoreInUse",
 ]
 
 
@@ -103,3 +105,10 @@ class SearchTimeout(ServiceUnavailable):
 
     code = "search_timeout"
     title = "Search timed out"
+
+
+class StoreInUse(ServiceUnavailable):
+    """Another process has the embedded store open: it serves one process at a time."""
+
+    code = "store_in_use"
+    title = "Knowledge store in use"

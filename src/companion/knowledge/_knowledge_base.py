@@ -16,6 +16,7 @@ from companion.knowledge._kb_documents import IngestProgress, KbDocuments
 from companion.knowledge._kb_reindex import KbReindex
 from companion.knowledge._kb_search import KbSearch, SearchResult
 from companion.knowledge._models import Collection
+from companion.knowledge._shutdown import finish_within
 from companion.knowledge._store import Store
 from companion.knowledge._validation import check_name, check_tenant
 
@@ -47,6 +48,7 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
         inline_embed_max_chunks: int = 64,
         embedding_batch_chunks: int = 64,
         monitor: Monitor | None = None,
+        close_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.store = store
@@ -63,6 +65,7 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
         self.fusion_depth = fusion_depth
         self.cache_ttl_s = cache_ttl_s
         self.inline_embed_max_chunks = inline_embed_max_chunks
+        self.close_timeout_s = close_timeout_s
         self.embedding_queue = None
         if embedder is not None:
             self.embedding_queue = EmbeddingQueue(
@@ -71,6 +74,7 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
                 batch_chunks=embedding_batch_chunks,
                 on_batch=self._invalidate,
                 monitor=monitor,
+                close_timeout_s=close_timeout_s,
             )
         self._clock = clock
 
@@ -81,10 +85,14 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
             await self.embedding_queue.start()
 
     async def close(self) -> None:
-        """Stop the embedding queue and close the store."""
+        """Stop the embedding queue and close the store, each within `close_timeout_s`.
+
+        Whatever a library below does with cancellation, this returns: a part that does not stop
+        in time is logged and left behind.
+        """
         if self.embedding_queue is not None:
             await self.embedding_queue.close()
-        await self.store.close()
+        await finish_within(self.store.close(), self.close_timeout_s, "closing the knowledge store")
 
     async def embedding_progress(self, tenant: str, collection: str) -> EmbeddingProgress:
         """The collection's embedded and pending chunk counts (both 0 without a model)."""
