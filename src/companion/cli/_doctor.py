@@ -109,8 +109,13 @@ def _knowledge() -> Finding:
         finally:
             await kb.close()
 
+    from companion.knowledge import StoreInUse
+
     try:
         detail = asyncio.run(check())
+    except StoreInUse as exc:
+        # A running service holds the embedded store: that is the healthy case, not a failure.
+        return Finding("service", "knowledge", "ok", f"in use by a running service: {exc.message}")
     except Exception as exc:
         return Finding("service", "knowledge", "fail", str(exc))
     # BM25 always works; vector search missing or degraded is a warning, not a failure.
