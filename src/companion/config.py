@@ -24,7 +24,14 @@ from pydantic_settings import (
 
 from companion.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings", "masked_settings", "settings_markdown_table"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "load_settings",
+    "masked_settings",
+    "setting_default",
+    "settings_markdown_table",
+]
 
 ENV_PREFIX = "COMPANION_"
 CONFIG_FILE_VAR = f"{ENV_PREFIX}CONFIG"
@@ -358,6 +365,16 @@ def _check_url_scheme(value: SecretStr | None, schemes: tuple[str, ...]) -> Secr
         allowed = ", ".join(f"{s}://" for s in schemes)
         raise ValueError(f"URL scheme must be one of {allowed}")
     return value
+
+
+def setting_default(name: str) -> Any:
+    """The default declared above for setting `name`.
+
+    A class the service builds from the settings, and a library user may build by hand (a cache
+    tier, a key ring, a knowledge base), takes its own defaults from here, so no value is written
+    twice and the two ways of building it cannot drift apart.
+    """
+    return Settings.model_fields[name].default
 
 
 def load_settings(**overrides: Any) -> Settings:

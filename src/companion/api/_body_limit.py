@@ -65,7 +65,7 @@ class JsonDepthScanner:
 class BodySizeLimitMiddleware:
     """Reject bodies over `max_body_bytes` and JSON nested deeper than `max_json_depth`."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_depth: int = 64) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_depth: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth

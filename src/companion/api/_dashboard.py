@@ -9,6 +9,7 @@ cookie; the key itself is never stored in the browser.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import html
 from importlib import resources
@@ -17,17 +18,13 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from companion.api._dashboard_session import (
-    COOKIE,
-    REFERRER_POLICY,
-    check_sign_in_origin,
-    dashboard_admin,
-)
-from companion.api._state import AppState, State
-from companion.errors import CompanionError, Forbidden, NotFound
+from companion.api._auth import authenticate
+from companion.api._dashboard_session import COOKIE, REFERRER_POLICY, check_sign_in_origin
+from companion.api._state import AppState, State, app_state
+from companion.errors import CompanionError, Forbidden, NotFound, Unauthorized
 from companion.keys import ApiKey
 
-__all__ = ["router"]
+__all__ = ["dashboard_admin", "router"]
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 _ASSETS = resources.files("companion.api") / "_dashboard_assets"
@@ -76,6 +73,27 @@ async def _admin_from_token(state: AppState, token: str) -> ApiKey:
     key = keys.verify_fast(token)
     if key is None:  # a cache miss: the store is read off the event loop
         key = await asyncio.to_thread(keys.verify, token)
+    if not key.allows("admin"):
+        raise Forbidden("The dashboard needs a key with the `admin` scope.")
+    return key
+
+
+async def dashboard_admin(request: Request) -> ApiKey:
+    """The admin key of this request: from the session cookie, else from the API key headers."""
+    state = app_state(request)
+    if state.key_ring is None:
+        await state.open_keys(retry_interval_s=5.0)
+    signer = state.dashboard.signer
+    cookie = request.cookies.get(COOKIE)
+    if cookie is not None and "authorization" not in request.headers:
+        key_id = signer.verify(cookie)
+        ttl_s = state.settings.key_cache_ttl_s
+        key = await signer.key_of(key_id, lambda: state.keys, ttl_s) if key_id else None
+        if key is None:
+            raise Unauthorized("The dashboard session has expired: sign in again.")
+        key.check_usable(dt.datetime.now(dt.UTC))
+    else:
+        key = await authenticate(request, state.keys)
     if not key.allows("admin"):
         raise Forbidden("The dashboard needs a key with the `admin` scope.")
     return key

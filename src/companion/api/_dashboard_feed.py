@@ -12,17 +12,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from companion.api._dashboard_session import SessionSigner
-from companion.monitoring import MetricNotFound
+from companion.cache import TieredCache
+from companion.config import Settings
+from companion.execution import Executor
+from companion.monitoring import MetricNotFound, Monitor
 
-if TYPE_CHECKING:
-    from companion.api._state import AppState
-
-__all__ = ["DashboardFeed"]
+__all__ = ["DashboardFeed", "FeedSources"]
 
 _log = logging.getLogger("companion.api")
 # Latency points cover the current 10 s slot of the windowed sketches and the one before it.
@@ -30,10 +30,38 @@ _LATENCY_WINDOW_S = 20.0
 _HEALTH_EVERY_S = 15.0
 
 
+class FeedSources(Protocol):
+    """What the feed reads, at each sample: the app's `AppState` is one.
+
+    Declared here so the feed stands below the state that holds it; the cache and the executor
+    are read anew each time because the lifespan starts them after the feed is built.
+    """
+
+    @property
+    def settings(self) -> Settings:
+        """The settings (read once, when the feed is built)."""
+        ...
+
+    @property
+    def monitor(self) -> Monitor:
+        """Requests, alerts, health and process metrics."""
+        ...
+
+    @property
+    def cache(self) -> TieredCache | None:
+        """The cache, once started."""
+        ...
+
+    @property
+    def executor(self) -> Executor | None:
+        """The sandbox executor, once started (None when execution is off)."""
+        ...
+
+
 class DashboardFeed:
     """Samples the app's subsystems into a bounded history and keeps the encoded JSON ready."""
 
-    def __init__(self, state: AppState, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state: FeedSources, clock: Callable[[], float] = time.time) -> None:
         settings = state.settings
         self._state = state
         self._clock = clock

@@ -2,14 +2,14 @@
 
 A cookie is `<key id>.<expiry unix s>.<hmac-sha256>`. It is HttpOnly and SameSite=Strict (so no other
 site can send it), scoped to `/dashboard`. Each request re-reads the key record (cached briefly), so
-a revoked or expired key ends its sessions within the key cache TTL.
+a revoked or expired key ends its sessions within the key cache TTL. The guard that reads the cookie
+is `_dashboard.dashboard_admin`; this module knows nothing of the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -18,12 +18,10 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from companion.api._auth import authenticate
-from companion.api._state import AppState, app_state
-from companion.errors import Forbidden, Unauthorized
-from companion.keys import ApiKey
+from companion.errors import Forbidden
+from companion.keys import ApiKey, KeyRing
 
-__all__ = ["COOKIE", "REFERRER_POLICY", "SessionSigner", "check_sign_in_origin", "dashboard_admin"]
+__all__ = ["COOKIE", "REFERRER_POLICY", "SessionSigner", "check_sign_in_origin"]
 
 COOKIE = "companion_dashboard"
 # What the dashboard's pages send as `Referrer-Policy`. Not `no-referrer`: under it a browser sends
@@ -73,32 +71,18 @@ class SessionSigner:
             return None
         return key_id if int(expires) > self._clock() else None
 
-    async def key_of(self, state: AppState, key_id: str) -> ApiKey | None:
-        """The stored key record, cached for the key cache TTL (revocation applies within it)."""
+    async def key_of(
+        self, key_id: str, keys: Callable[[], KeyRing], cache_ttl_s: float
+    ) -> ApiKey | None:
+        """The stored key record, cached for `cache_ttl_s` (revocation applies within it).
+
+        `keys` gives the app's key ring; it is asked only on a cache miss, so a session verified
+        within the TTL needs no key store.
+        """
         now = self._clock()
         cached = self._keys.get(key_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        key = await asyncio.to_thread(state.keys.store.get, key_id)
-        self._keys[key_id] = (now + state.settings.key_cache_ttl_s, key)
+        key = await asyncio.to_thread(keys().store.get, key_id)
+        self._keys[key_id] = (now + cache_ttl_s, key)
         return key
-
-
-async def dashboard_admin(request: Request) -> ApiKey:
-    """The admin key of this request: from the session cookie, else from the API key headers."""
-    state = app_state(request)
-    if state.key_ring is None:
-        await state.open_keys(retry_interval_s=5.0)
-    signer: SessionSigner = state.dashboard.signer
-    cookie = request.cookies.get(COOKIE)
-    if cookie is not None and "authorization" not in request.headers:
-        key_id = signer.verify(cookie)
-        key = await signer.key_of(state, key_id) if key_id else None
-        if key is None:
-            raise Unauthorized("The dashboard session has expired: sign in again.")
-        key.check_usable(dt.datetime.now(dt.UTC))
-    else:
-        key = await authenticate(request, state.keys)
-    if not key.allows("admin"):
-        raise Forbidden("The dashboard needs a key with the `admin` scope.")
-    return key

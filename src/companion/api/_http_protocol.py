@@ -24,11 +24,13 @@ from uvicorn.server import ServerState
 
 from companion.api._app import HeadersTooLarge
 from companion.api._problems import PROBLEM_MEDIA_TYPE, problem_body
+from companion.config import setting_default
 
 __all__ = ["HeadLimitedHttpToolsProtocol"]
 
 _log = logging.getLogger("companion.api")
-DEFAULT_MAX_HEAD_BYTES = 65_536
+# `companion serve` passes the setting; this is the limit when uvicorn is started by hand.
+DEFAULT_MAX_HEAD_BYTES: int = setting_default("http_max_header_bytes")
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):

@@ -10,12 +10,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from companion.api import _tools
-from companion.api._auth import InFlight, RateLimits
 from companion.api._dashboard_feed import DashboardFeed
 from companion.api._dependencies import dependency_checks
+from companion.api._limits import InFlight, RateLimits
 from companion.api._logging import finish_logging
 from companion.api._state import AppState
-from companion.api._tracing import TraceRing
+from companion.api._trace_ring import TraceRing
 from companion.cache import build_cache
 from companion.config import Settings
 from companion.errors import CompanionError

@@ -6,12 +6,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 
+from companion.api._dashboard_feed import DashboardFeed
+from companion.api._limits import InFlight, RateLimits
+from companion.api._trace_ring import TraceRing
 from companion.cache import TieredCache
 from companion.config import Settings
 from companion.errors import CompanionError, DependencyUnavailable, ServiceUnavailable
@@ -21,11 +24,6 @@ from companion.knowledge import KnowledgeBase
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 from companion.tools import ToolRegistry
-
-if TYPE_CHECKING:
-    from companion.api._auth import InFlight, RateLimits
-    from companion.api._dashboard_feed import DashboardFeed
-    from companion.api._tracing import TraceRing
 
 __all__ = ["AppState", "State", "app_state"]
 

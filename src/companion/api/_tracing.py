@@ -9,9 +9,6 @@ as for every tenant-owned resource (a trace shows what that tenant's request did
 
 from __future__ import annotations
 
-import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -22,43 +19,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from companion.api._auth import authenticate, require
 from companion.api._state import State
-from companion.errors import CompanionError, NotFound
+from companion.api._trace_ring import TraceRing
+from companion.errors import CompanionError
 from companion.keys import ApiKey, KeyRing
-from companion.profiling import Profiler, Trace
+from companion.profiling import Profiler
 
-__all__ = ["TraceRing", "TracingMiddleware", "router"]
+__all__ = ["TracingMiddleware", "router"]
 
 TRACE_HEADER = b"x-companion-trace"
 TRACE_ID_HEADER = b"x-companion-trace-id"
-
-
-class TraceRing:
-    """The last `capacity` finished traces, by id, each with the tenant it belongs to."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._traces: OrderedDict[str, tuple[str, Trace]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def keep(self, trace: Trace, tenant: str) -> str:
-        """Store `tenant`'s `trace`, dropping the oldest past capacity; returns its id."""
-        trace_id = secrets.token_hex(8)
-        with self._lock:
-            self._traces[trace_id] = (tenant, trace)
-            while len(self._traces) > self._capacity:
-                self._traces.popitem(last=False)
-        return trace_id
-
-    def get(self, trace_id: str, tenant: str) -> Trace:
-        """`tenant`'s trace, or `NotFound`: dropped from the ring, or another tenant's.
-
-        The same answer for both, so an id never tells whether another tenant has that trace.
-        """
-        with self._lock:
-            kept = self._traces.get(trace_id)
-        if kept is None or kept[0] != tenant:
-            raise NotFound(f"No trace {trace_id!r} (only the last {self._capacity} are kept).")
-        return kept[1]
 
 
 class TracingMiddleware:

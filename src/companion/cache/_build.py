@@ -5,6 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from companion.cache._defaults import (
+    L1_MAX_ENTRIES,
+    L1_TTL_S,
+    L2_MAX_ENTRIES,
+    L2_TTL_S,
+    NAMESPACE,
+    REDIS_PREFIX,
+    REDIS_RETRY_INTERVAL_S,
+    REDIS_TIMEOUT_S,
+)
 from companion.cache._memory import MemoryTier
 from companion.cache._tier import Tier
 from companion.cache._tiered import TieredCache
@@ -15,14 +25,14 @@ __all__ = ["build_cache"]
 def build_cache(
     redis_url: str | None = None,
     *,
-    l1_max_entries: int = 100,
-    l1_ttl_s: float = 60.0,
-    l2_max_entries: int = 1000,
-    l2_ttl_s: float = 600.0,
-    namespace: str = "companion",
-    redis_prefix: str = "companion:cache:",
-    redis_timeout_s: float = 0.25,
-    redis_retry_interval_s: float = 5.0,
+    l1_max_entries: int = L1_MAX_ENTRIES,
+    l1_ttl_s: float = L1_TTL_S,
+    l2_max_entries: int = L2_MAX_ENTRIES,
+    l2_ttl_s: float = L2_TTL_S,
+    namespace: str = NAMESPACE,
+    redis_prefix: str = REDIS_PREFIX,
+    redis_timeout_s: float = REDIS_TIMEOUT_S,
+    redis_retry_interval_s: float = REDIS_RETRY_INTERVAL_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> TieredCache:
     """A memory L1 in front of Redis (when `redis_url` is set) or of a larger memory L2.

@@ -1,5 +1,8 @@
 """`@cache.cached(...)`: memoise sync and async functions and methods in a `TieredCache`.
 
+The decorator uses only the cache's public surface, spelled out as `CacheSurface` below (entries
+by full key, the tiers, single flight); it knows no cache class.
+
 The hot path (a hit with hashable positional arguments) is two dict lookups and a clock read: a
 per-function `keymap` turns the argument tuple into the readable key `namespace:module.qualname:args`
 built once, so no string is formatted and nothing is serialised on a hit. Other calls (keyword or
@@ -12,16 +15,14 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 
 from companion.cache._errors import InvalidCacheKey, UnserializableValue
 from companion.cache._keys import check_tags, check_tier, check_ttl, function_name, render_args
-from companion.cache._tier import MISSING
+from companion.cache._single_flight import SingleFlight
+from companion.cache._tier import MISSING, Tier
 
-if TYPE_CHECKING:
-    from companion.cache._tiered import TieredCache
-
-__all__ = ["CacheInfo", "Cached", "CachedDecorator", "cached"]
+__all__ = ["CacheInfo", "CacheSurface", "Cached", "CachedDecorator", "cached"]
 
 logger = logging.getLogger("companion.cache")
 P = ParamSpec("P")
@@ -60,6 +61,55 @@ class Cached(Protocol[P, R_co]):
         ...
 
 
+class CacheSurface(Protocol):
+    """What the decorator uses of a cache (`TieredCache` is one): entries by full key.
+
+    A full key is `prefix` + the function's name + its arguments; arguments are checked once, when
+    the decorator is built, so none of these validates.
+    """
+
+    @property
+    def prefix(self) -> str:
+        """The start of every full key and stored tag."""
+        ...
+
+    @property
+    def l1(self) -> Tier:
+        """The hot tier: a hit is read from it directly."""
+        ...
+
+    @property
+    def flights(self) -> SingleFlight:
+        """Concurrent misses of one full key compute once."""
+        ...
+
+    def claim_name(self, name: str, fn: Callable[..., Any]) -> None:
+        """Reserve `name` for `fn`; `InvalidCacheKey` if another function holds it."""
+        ...
+
+    def qualify_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """Checked tags as the cache stores them."""
+        ...
+
+    def lookup(self, full: str) -> object:
+        """The value under `full` on any tier, or `MISSING`."""
+        ...
+
+    def store(
+        self, full: str, value: object, ttl_s: float | None, tier: int, tags: Sequence[str]
+    ) -> None:
+        """Store on `tier` (1: both tiers, 2: L2 alone); `UnserializableValue` stores nothing."""
+        ...
+
+    def store_l1(self, full: str, value: object, ttl_s: float | None, tags: Sequence[str]) -> None:
+        """Store in L1 alone, for a value L2 cannot hold."""
+        ...
+
+    def remove(self, full: str) -> bool:
+        """Remove `full` from every tier and node; True if it was anywhere."""
+        ...
+
+
 class CachedDecorator(Protocol):
     """What `cache.cached(...)` returns."""
 
@@ -69,7 +119,7 @@ class CachedDecorator(Protocol):
 
 
 def cached(
-    cache: TieredCache,
+    cache: CacheSurface,
     *,
     ttl_s: float | None,
     tier: int,
@@ -87,7 +137,7 @@ def cached(
 
     def decorate(fn: Callable[P, R]) -> Cached[P, R]:
         fname = name or function_name(fn)
-        cache._register_name(fname, fn)
+        cache.claim_name(fname, fn)
         binding = _Binding(
             cache,
             fn,
@@ -116,7 +166,7 @@ class _Binding(Generic[R]):
 
     def __init__(
         self,
-        cache: TieredCache,
+        cache: CacheSurface,
         fn: Callable[..., R],
         *,
         fname: str,
@@ -130,8 +180,8 @@ class _Binding(Generic[R]):
         self.cache, self.fn, self.name = cache, fn, fname
         self.ttl_s, self.tier, self.key_fn, self.cache_none = ttl_s, tier, key, cache_none
         self.tags_fn = tags if callable(tags) else None
-        self.fixed_tags = cache._qualify(fixed_tags)
-        self.prefix = f"{cache._prefix}{fname}:"
+        self.fixed_tags = cache.qualify_tags(fixed_tags)
+        self.prefix = f"{cache.prefix}{fname}:"
         self.is_async = inspect.iscoroutinefunction(fn)
         params = list(inspect.signature(fn).parameters)
         # `self`/`cls` is left out of the key: the entry belongs to the method, not the instance.
@@ -164,14 +214,14 @@ class _Binding(Generic[R]):
 
     def invalidate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Remove the entry of this call everywhere."""
-        return self.cache._remove(self.full_key(args, kwargs))
+        return self.cache.remove(self.full_key(args, kwargs))
 
     def miss(self, full: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """L1 missed: try L2, else compute once across threads and store."""
         self.slow_calls += 1
 
         def compute() -> R:
-            value = self.cache._lookup(full)
+            value = self.cache.lookup(full)
             if value is not MISSING:
                 return cast(R, value)
             self.misses += 1
@@ -179,14 +229,14 @@ class _Binding(Generic[R]):
             self.store(full, result, args, kwargs)
             return result
 
-        return self.cache._flights.run(full, compute)
+        return self.cache.flights.run(full, compute)
 
     async def amiss(self, full: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """`miss` for coroutine functions: compute once across tasks of this loop."""
         self.slow_calls += 1
 
         async def compute() -> Any:
-            value = self.cache._lookup(full)
+            value = self.cache.lookup(full)
             if value is not MISSING:
                 return value
             self.misses += 1
@@ -194,7 +244,7 @@ class _Binding(Generic[R]):
             self.store(full, result, args, kwargs)
             return result
 
-        return await self.cache._flights.run_async(full, compute)
+        return await self.cache.flights.run_async(full, compute)
 
     def store(
         self, full: str, value: object, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -204,22 +254,22 @@ class _Binding(Generic[R]):
             return
         tags = self.fixed_tags
         if self.tags_fn is not None:
-            tags = self.cache._qualify(check_tags(self.tags_fn(*args, **kwargs)))
+            tags = self.cache.qualify_tags(check_tags(self.tags_fn(*args, **kwargs)))
         try:
-            self.cache._store(full, value, self.ttl_s, self.tier, tags)
+            self.cache.store(full, value, self.ttl_s, self.tier, tags)
         except UnserializableValue as exc:
             # The result is right; only sharing it through Redis is impossible. Keep it in L1.
             if not self.warned:
                 self.warned = True
                 logger.warning("%s: result kept in L1 only: %s", self.name, exc)
             if self.tier == 1:
-                self.cache._demote(self.cache._l1.set(full, value, self.ttl_s, tags))
+                self.cache.store_l1(full, value, self.ttl_s, tags)
 
 
 def _sync_wrapper(binding: _Binding[Any]) -> Callable[..., Any]:
     keymap, l1_get, miss, remember = (
         binding.keymap,
-        binding.cache._l1.get,
+        binding.cache.l1.get,
         binding.miss,
         binding.remember,
     )
@@ -249,7 +299,7 @@ def _sync_wrapper(binding: _Binding[Any]) -> Callable[..., Any]:
 def _async_wrapper(binding: _Binding[Any]) -> Callable[..., Any]:
     keymap, l1_get, amiss, remember = (
         binding.keymap,
-        binding.cache._l1.get,
+        binding.cache.l1.get,
         binding.amiss,
         binding.remember,
     )

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
+from companion.cache._defaults import L1_MAX_ENTRIES, L1_TTL_S
 from companion.cache._keys import check_ttl
 from companion.cache._tier import MISSING, Evicted, Found, KeySet, TierStats
 
@@ -45,15 +46,15 @@ class MemoryTier:
 
     def __init__(
         self,
-        max_entries: int = 100,
-        default_ttl_s: float = 60.0,
+        max_entries: int = L1_MAX_ENTRIES,
+        default_ttl_s: float = L1_TTL_S,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if type(max_entries) is not int or max_entries < 1:
             raise ValueError(f"max_entries must be an int >= 1, got {max_entries!r}")
         self.max_entries = max_entries
-        self._default_ttl_s = check_ttl(default_ttl_s) or 60.0
+        self._default_ttl_s = check_ttl(default_ttl_s) or L1_TTL_S
         self._clock = clock
         self._data: dict[str, _Node] = {}
         self._reads: deque[str | None] = deque()  # keys read, None for a miss

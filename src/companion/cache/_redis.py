@@ -23,6 +23,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from companion.cache._bus import InvalidationBus, encode_message
+from companion.cache._defaults import (
+    L2_TTL_S,
+    REDIS_PREFIX,
+    REDIS_RETRY_INTERVAL_S,
+    REDIS_TIMEOUT_S,
+)
 from companion.cache._keys import check_ttl
 from companion.cache._serialize import dumps, loads
 from companion.cache._tier import MISSING, Evicted, Found, Invalidation, KeySet, TierStats
@@ -43,11 +49,11 @@ class RedisTier:
         url: str | None = None,
         *,
         client: redis.Redis | None = None,
-        default_ttl_s: float = 600.0,
-        prefix: str = "companion:cache:",
+        default_ttl_s: float = L2_TTL_S,
+        prefix: str = REDIS_PREFIX,
         clock: Callable[[], float] = time.monotonic,
-        timeout_s: float = 0.25,
-        retry_interval_s: float = 5.0,
+        timeout_s: float = REDIS_TIMEOUT_S,
+        retry_interval_s: float = REDIS_RETRY_INTERVAL_S,
     ) -> None:
         if (url is None) == (client is None):
             raise ValueError("pass exactly one of url= or client=")
@@ -63,7 +69,7 @@ class RedisTier:
         else:
             self._owns_client = False
         self._client = client
-        self._default_ttl_s = check_ttl(default_ttl_s) or 600.0
+        self._default_ttl_s = check_ttl(default_ttl_s) or L2_TTL_S
         self._prefix = prefix
         self._data_prefix = prefix + "k:"
         self._tag_prefix = prefix + "t:"

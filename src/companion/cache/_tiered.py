@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from companion.cache._decorator import CachedDecorator, cached
+from companion.cache._defaults import L1_MAX_ENTRIES, L1_TTL_S, L2_MAX_ENTRIES, L2_TTL_S, NAMESPACE
 from companion.cache._errors import InvalidCacheKey
 from companion.cache._keys import check_key, check_namespace, check_tags, check_tier, check_ttl
 from companion.cache._memory import MemoryTier
@@ -60,14 +61,15 @@ class TieredCache:
         l2: Tier | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        namespace: str = "companion",
+        namespace: str = NAMESPACE,
     ) -> None:
         self.namespace = check_namespace(namespace)
         self._prefix = namespace + ":"
-        self._l1: Tier = l1 if l1 is not None else MemoryTier(100, 60.0, clock=clock)
-        self._l2: Tier = l2 if l2 is not None else MemoryTier(1000, 600.0, clock=clock)
+        self._l1: Tier = l1 if l1 is not None else MemoryTier(L1_MAX_ENTRIES, L1_TTL_S, clock=clock)
+        self._l2: Tier = l2 if l2 is not None else MemoryTier(L2_MAX_ENTRIES, L2_TTL_S, clock=clock)
         self._l1_ttl_s = self._l1.default_ttl_s  # a promotion's cap, read once (not per get)
-        self._flights = SingleFlight()
+        # Concurrent misses of one full key compute once, across all of this cache's functions.
+        self.flights = SingleFlight()
         self._warmups: dict[str, _Warmup] = {}
         self._names: dict[str, Callable[..., Any]] = {}
         # Bumped by every removal (local or from another node): a promotion that read L2 before
@@ -86,6 +88,11 @@ class TieredCache:
     def l2(self) -> Tier:
         """The warm tier."""
         return self._l2
+
+    @property
+    def prefix(self) -> str:
+        """`namespace:`, the start of every full key and stored tag of this cache."""
+        return self._prefix
 
     def get(self, key: str, default: object = None) -> Any:
         """The cached value (L1, else L2 with promotion), or `default`."""
@@ -128,20 +135,17 @@ class TieredCache:
         tags: Sequence[str] = (),
     ) -> None:
         """Store: tier 1 writes L1 and L2, tier 2 writes L2 only; `ttl_s` None is each tier's."""
-        self._store(
+        self.store(
             self._prefix + check_key(key),
             value,
             check_ttl(ttl_s),
             check_tier(tier),
-            self._qualify(check_tags(tags)),
+            self.qualify_tags(check_tags(tags)),
         )
 
     def delete(self, key: str) -> bool:
         """Remove `key` from every tier (and every node's L1); True if it was anywhere."""
-        full = self._prefix + check_key(key)
-        self._generation += 1
-        in_l1 = self._l1.delete(full)
-        return self._l2.delete(full) or in_l1
+        return self.remove(self._prefix + check_key(key))
 
     def invalidate(self, pattern: str) -> int:
         """Remove every key matching a glob (`*`, `?`, `[...]`) on every tier; return how many."""
@@ -151,7 +155,7 @@ class TieredCache:
 
     def invalidate_tags(self, *tags: str) -> int:
         """Remove every entry stored with any of `tags` on every tier; return how many."""
-        qualified = self._qualify(check_tags(tags))
+        qualified = self.qualify_tags(check_tags(tags))
         self._generation += 1
         return len(self._l1.invalidate_tags(qualified) | self._l2.invalidate_tags(qualified))
 
@@ -256,11 +260,48 @@ class TieredCache:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # Used by the decorator: full (namespaced) keys, validated arguments.
+    # -- Entries by full key (`prefix` + key): what `cached` uses (its `CacheSurface`). Nothing is
+    # validated here: the decorator checks its arguments once, when it is built, not per call.
 
-    def _lookup(self, full: str) -> object:
+    def lookup(self, full: str) -> object:
+        """The value under a full key (L1, else L2 with promotion), or `MISSING`."""
         value = self._l1.get(full)
         return self._lookup_l2(full) if value is MISSING else value
+
+    def store(
+        self, full: str, value: object, ttl_s: float | None, tier: int, tags: Sequence[str]
+    ) -> None:
+        """`set` by full key, with stored (`qualify_tags`) tags; `UnserializableValue` stores nothing."""
+        # L2 first: a value the Redis format refuses raises before anything was stored.
+        self._l2.set(full, value, ttl_s, tags)
+        if tier == 1:
+            self._demote(self._l1.set(full, value, ttl_s, tags))
+        else:
+            self._l1.delete(full)
+
+    def store_l1(self, full: str, value: object, ttl_s: float | None, tags: Sequence[str]) -> None:
+        """Store in L1 alone (what it evicts goes down to L2): for a value L2 cannot hold."""
+        self._demote(self._l1.set(full, value, ttl_s, tags))
+
+    def remove(self, full: str) -> bool:
+        """`delete` by full key: from every tier and every node's L1; True if it was anywhere."""
+        self._generation += 1
+        in_l1 = self._l1.delete(full)
+        return self._l2.delete(full) or in_l1
+
+    def claim_name(self, name: str, fn: Callable[..., Any]) -> None:
+        """Reserve the key part `name` for `fn`; `InvalidCacheKey` if another function holds it."""
+        known = self._names.get(name)
+        if known is not None and known is not fn:
+            raise InvalidCacheKey(
+                f"two cached functions are both named {name!r} in namespace {self.namespace!r}; "
+                "pass name=... to one of them so they do not share entries"
+            )
+        self._names[name] = fn
+
+    def qualify_tags(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """Checked tags as this cache stores them (each under `prefix`)."""
+        return tuple(self._prefix + tag for tag in tags)
 
     def _lookup_l2(self, full: str) -> object:
         generation = self._generation
@@ -270,33 +311,6 @@ class TieredCache:
         value, ttl_s, tags = found
         self._promote(full, value, ttl_s, tags, generation)
         return value
-
-    def _store(
-        self, full: str, value: object, ttl_s: float | None, tier: int, tags: Sequence[str]
-    ) -> None:
-        # L2 first: a value the Redis format refuses raises before anything was stored.
-        self._l2.set(full, value, ttl_s, tags)
-        if tier == 1:
-            self._demote(self._l1.set(full, value, ttl_s, tags))
-        else:
-            self._l1.delete(full)
-
-    def _remove(self, full: str) -> bool:
-        self._generation += 1
-        in_l1 = self._l1.delete(full)
-        return self._l2.delete(full) or in_l1
-
-    def _register_name(self, name: str, fn: Callable[..., Any]) -> None:
-        known = self._names.get(name)
-        if known is not None and known is not fn:
-            raise InvalidCacheKey(
-                f"two cached functions are both named {name!r} in namespace {self.namespace!r}; "
-                "pass name=... to one of them so they do not share entries"
-            )
-        self._names[name] = fn
-
-    def _qualify(self, tags: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(self._prefix + tag for tag in tags)
 
     def _promote(
         self, full: str, value: object, ttl_s: float, tags: Sequence[str], generation: int

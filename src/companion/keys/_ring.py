@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from companion.config import setting_default
 from companion.errors import NotFound, Unauthorized
 from companion.keys._models import (
     ApiKey,
@@ -40,7 +41,7 @@ class KeyRing:
         self,
         store: KeyStore,
         *,
-        cache_ttl_s: float = 5.0,
+        cache_ttl_s: float = setting_default("key_cache_ttl_s"),
         touch_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         now: WallClock = _utc_now,

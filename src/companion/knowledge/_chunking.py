@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from companion.config import setting_default
 from companion.errors import InvalidInput
 
 __all__ = ["Chunker", "TextSpan"]
@@ -33,8 +34,8 @@ class TextSpan:
 class Chunker:
     """Chunking policy: `size` and `overlap` in `unit`s (characters or whitespace tokens)."""
 
-    size: int = 800
-    overlap: int = 100
+    size: int = setting_default("knowledge_chunk_chars")
+    overlap: int = setting_default("knowledge_chunk_overlap_chars")
     unit: Literal["chars", "tokens"] = "chars"
 
     def __post_init__(self) -> None:

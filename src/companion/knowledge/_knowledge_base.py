@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from companion.cache import TieredCache
+from companion.config import setting_default
 from companion.knowledge._chunking import Chunker
 from companion.knowledge._embedder import Embedder
 from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
@@ -36,16 +37,16 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
         *,
         cache: TieredCache | None = None,
         chunker: Chunker | None = None,
-        max_document_bytes: int = 1_048_576,
-        max_query_chars: int = 1000,
+        max_document_bytes: int = setting_default("knowledge_max_document_bytes"),
+        max_query_chars: int = setting_default("knowledge_max_query_chars"),
         max_k: int = 100,
-        query_timeout_ms: int = 2000,
-        rrf_k: int = 60,
-        bm25_weight: float = 1.0,
-        vector_weight: float = 1.0,
+        query_timeout_ms: int = setting_default("knowledge_query_timeout_ms"),
+        rrf_k: int = setting_default("knowledge_rrf_rank_offset"),
+        bm25_weight: float = setting_default("knowledge_hybrid_bm25_weight"),
+        vector_weight: float = setting_default("knowledge_hybrid_vector_weight"),
         fusion_depth: int = 100,
-        cache_ttl_s: float = 60.0,
-        inline_embed_max_chunks: int = 64,
+        cache_ttl_s: float = setting_default("knowledge_cache_ttl_s"),
+        inline_embed_max_chunks: int = setting_default("knowledge_inline_embed_max_chunks"),
         embedding_batch_chunks: int = 64,
         monitor: Monitor | None = None,
         close_timeout_s: float = 5.0,

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from companion.config import setting_default
 from companion.knowledge._errors import StoreInUse
 from companion.knowledge._sqlite_collections import SqliteCollections
 from companion.knowledge._sqlite_documents import SqliteDocuments
@@ -45,7 +46,7 @@ class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
         root: Path,
         *,
         clock: Callable[[], float] = time.time,
-        exact_vector_max_chunks: int = 100_000,
+        exact_vector_max_chunks: int = setting_default("knowledge_exact_max_chunks"),
         lock_wait_s: float = 5.0,
     ) -> None:
         self.root = root

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from companion.config import setting_default
 from companion.knowledge._models import ScoredChunk
 from companion.knowledge._vector_log import Snapshot, VectorLog, VectorRows
 
@@ -52,7 +53,7 @@ class VectorIndex:
         self,
         root: Path,
         *,
-        exact_max_rows: int = 100_000,
+        exact_max_rows: int = setting_default("knowledge_exact_max_chunks"),
         loader: Callable[[int], VectorRows] | None = None,
         checker: Callable[[int], tuple[int, int]] | None = None,
     ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from companion.config import setting_default
 from companion.errors import CompanionError, InvalidInput
 
 __all__ = ["HealthCheck", "HealthCheckResult", "HealthReport", "run_checks"]
@@ -28,7 +29,7 @@ class HealthCheck:
 
     name: str
     fn: CheckFn
-    timeout_s: float = 2.0
+    timeout_s: float = setting_default("readyz_timeout_s")
     critical: bool = True
 
     def __post_init__(self) -> None:

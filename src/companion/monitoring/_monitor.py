@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 
+from companion.config import setting_default
 from companion.monitoring._alerts import Alert, AlertLevel, AlertManager, Threshold
 from companion.monitoring._errors import (
     InvalidLabels,
@@ -321,7 +322,11 @@ class Monitor:
     # -- health checks and collector sources ----------------------------------------------------
 
     def register_health_check(
-        self, name: str, fn: CheckFn, timeout_s: float = 2.0, critical: bool = True
+        self,
+        name: str,
+        fn: CheckFn,
+        timeout_s: float = setting_default("readyz_timeout_s"),
+        critical: bool = True,
     ) -> None:
         """Add (or replace) a readiness check; sync or async, run with `timeout_s`."""
         check = HealthCheck(name, fn, timeout_s, critical)

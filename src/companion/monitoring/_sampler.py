@@ -14,6 +14,7 @@ from types import TracebackType
 
 import psutil
 
+from companion.config import setting_default
 from companion.errors import InvalidInput
 from companion.monitoring._monitor import Monitor
 
@@ -29,7 +30,7 @@ class Sampler:
         self,
         monitor: Monitor,
         *,
-        interval_s: float = 5.0,
+        interval_s: float = setting_default("monitoring_sample_interval_s"),
         process: psutil.Process | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:

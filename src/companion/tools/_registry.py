@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from companion.cache import MISSING, TieredCache
+from companion.config import setting_default
 from companion.errors import CompanionError, InvalidInput
 from companion.monitoring import Monitor
 from companion.tools import _export
@@ -57,17 +58,17 @@ class ToolRegistry:
         *,
         cache: TieredCache | None = None,
         monitor: Monitor | None = None,
-        cache_ttl_s: float = 300.0,
+        cache_ttl_s: float = setting_default("tools_cache_ttl_s"),
         default_timeout_s: float | None = None,
-        max_threads: int = 8,
-        max_concurrency: int = 16,
+        max_threads: int = setting_default("tools_pool_size"),
+        max_concurrency: int = setting_default("tools_max_concurrent_calls"),
         disabled: Iterable[str] = (),
         clock: Clock = time.perf_counter,
         gated: bool = False,
     ) -> None:
         if max_threads < 1 or max_concurrency < 1:
             raise InvalidInput("max_threads and max_concurrency must be at least 1")
-        self.cache = cache if cache is not None else TieredCache(namespace="companion")
+        self.cache = cache if cache is not None else TieredCache()
         self.monitor = monitor if monitor is not None else Monitor()
         self.cache_ttl_s = cache_ttl_s
         self.default_timeout_s = default_timeout_s
