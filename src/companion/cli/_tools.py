@@ -89,8 +89,10 @@ def _registry(settings: Settings, local: _LocalSubsystems) -> ToolRegistry:
 
     disabled = [name.strip() for name in settings.tools_disabled.split(",") if name.strip()]
     registry = ToolRegistry(
+        cache_ttl_s=settings.tools_cache_ttl_s,
         default_timeout_s=settings.tools_default_timeout_s,
         max_threads=settings.tools_pool_size,
+        max_concurrency=settings.tools_max_concurrent_calls,
         disabled=disabled,
     )
     register_builtins(

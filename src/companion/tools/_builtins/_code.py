@@ -22,14 +22,15 @@ def make_run_code(executor: ExecutorSource) -> Callable[..., Awaitable[Any]]:
 
     @tool(name="run_code", category="code", timeout_s=60.0, scope="execute")
     async def run_code(
-        code: str, language: str = "python", timeout_ms: int = 5000
+        code: str, language: str = "python", timeout_ms: int | None = None
     ) -> dict[str, Any]:
         """Run a Python or JavaScript snippet in a sandbox and return its output.
 
         Args:
             code: The source code to run.
             language: "python" or "javascript".
-            timeout_ms: Wall-time limit in milliseconds (capped by the service's maximum).
+            timeout_ms: Wall-time limit in milliseconds; the service's default when omitted, and
+                never above its maximum.
         """
         running = executor if isinstance(executor, Executor) else executor()
         if inspect.isawaitable(running):
