@@ -19,31 +19,48 @@ import ctypes
 import os
 from collections.abc import Iterable
 
-__all__ = ["seal"]
+__all__ = [
+    "MS_BIND",
+    "MS_NODEV",
+    "MS_NOEXEC",
+    "MS_NOSUID",
+    "MS_PRIVATE",
+    "MS_RDONLY",
+    "MS_REC",
+    "MS_REMOUNT",
+    "mount",
+    "seal",
+]
 
-_MS_RDONLY = 0x1
-_MS_NOSUID = 0x2
-_MS_NODEV = 0x4
-_MS_NOEXEC = 0x8
-_MS_REMOUNT = 0x20
-_MS_BIND = 0x1000
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
 _ST_RDONLY = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _remount(target: str, flags: int, data: str | None = None) -> None:
-    encoded = data.encode() if data else None
-    if _libc.mount(None, target.encode(), None, ctypes.c_ulong(_MS_REMOUNT | flags), encoded):
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    """mount(2), raising `OSError` with the path on failure."""
+
+    def encode(text: str | None) -> bytes | None:
+        return None if text is None else text.encode()
+
+    arguments = (encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags))
+    if _libc.mount(*arguments, encode(data or None)) != 0:
         errno = ctypes.get_errno()
-        raise OSError(errno, f"remount {target}: {os.strerror(errno)}")
+        raise OSError(errno, f"mount {source or fstype} on {target}: {os.strerror(errno)}")
 
 
 def seal(scratch_root: str, scratch_bytes: int, scratch_files: int, devices: Iterable[str]) -> None:
     """Bound the scratch tmpfs in bytes and inodes, and make every device node read-only."""
-    _remount(
-        scratch_root, _MS_NOSUID | _MS_NODEV, f"size={scratch_bytes},nr_inodes={scratch_files}"
-    )
+    bounds = f"size={scratch_bytes},nr_inodes={scratch_files}"
+    mount(None, scratch_root, None, MS_REMOUNT | MS_NOSUID | MS_NODEV, bounds)
     # Root's and sticky: shared with the sandbox user, never its own to chmod shut or replace.
     os.chown(scratch_root, 0, 0)
     os.chmod(scratch_root, 0o1777)  # noqa: S103 - a private tmpfs inside the sandbox
@@ -52,6 +69,6 @@ def seal(scratch_root: str, scratch_bytes: int, scratch_files: int, devices: Ite
         raise OSError(f"the scratch tmpfs holds {limits.f_files} inodes, not {scratch_files}")
     for name in devices:
         node = f"/dev/{name}"
-        _remount(node, _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NOEXEC)
+        mount(None, node, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
         if not os.statvfs(node).f_flag & _ST_RDONLY:
             raise OSError(f"{node} is still writable")

@@ -27,6 +27,18 @@ import stat
 import sys
 from typing import Any
 
+from .filesystem import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    mount,
+)
+
 __all__ = ["main"]
 
 _CLONE_NEWNS = 0x00020000
@@ -35,14 +47,6 @@ _CLONE_NEWUTS = 0x04000000
 _CLONE_NEWIPC = 0x08000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
-_MS_RDONLY = 0x1
-_MS_NOSUID = 0x2
-_MS_NODEV = 0x4
-_MS_NOEXEC = 0x8
-_MS_REMOUNT = 0x20
-_MS_BIND = 0x1000
-_MS_REC = 0x4000
-_MS_PRIVATE = 0x40000
 _MNT_DETACH = 2
 _SYS_PIVOT_ROOT = 155  # x86_64; aarch64 is 41
 _PR_SET_PDEATHSIG = 1
@@ -56,16 +60,6 @@ def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-    def encode(text: str | None) -> bytes | None:
-        return None if text is None else text.encode()
-
-    result = _libc.mount(
-        encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data or None)
-    )
-    _check(result, f"mount {source or fstype} on {target}")
 
 
 def _pivot_root_number() -> int:
@@ -89,14 +83,14 @@ def _mountpoint(path: str, like: str) -> None:
 
 def _bind_read_only(source: str, target: str, device: bool = False) -> None:
     _mountpoint(target, source)
-    _mount(source, target, None, _MS_BIND | _MS_REC)
-    flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | (0 if device else _MS_NODEV)
-    _mount(None, target, None, flags)
+    mount(source, target, None, MS_BIND | MS_REC)
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | (0 if device else MS_NODEV)
+    mount(None, target, None, flags)
 
 
 def _build_root(root: str, spec: dict[str, Any]) -> None:
-    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, _ROOT_TMPFS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, _ROOT_TMPFS)
     for source, target in spec["read_only"]:
         if os.path.exists(source):
             _bind_read_only(source, root + target)
@@ -104,21 +98,21 @@ def _build_root(root: str, spec: dict[str, Any]) -> None:
         os.symlink(target, root + link)
     dev = root + "/dev"
     os.mkdir(dev, 0o755)
-    _mount("tmpfs", dev, "tmpfs", _MS_NOSUID | _MS_NOEXEC, "size=64k,mode=0755")
+    mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
     for name in spec["devices"]:
         _bind_read_only(f"/dev/{name}", f"{dev}/{name}", device=True)
-    _mount(None, dev, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NOEXEC)
+    mount(None, dev, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
     os.mkdir(root + "/proc", 0o555)
-    _mount("proc", root + "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     scratch = root + spec["scratch"]
     os.makedirs(scratch, 0o755, exist_ok=True)
     size = int(spec["scratch_bytes"])
-    _mount("tmpfs", scratch, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size},mode=0755")
+    mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0755")
     os.chdir(root)
     _check(_libc.syscall(_pivot_root_number(), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", _MNT_DETACH), "detach the old root")
     os.chdir("/")
-    _mount(None, "/", None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV, _ROOT_TMPFS)
+    mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, _ROOT_TMPFS)
     _check(_libc.sethostname(b"sandbox", 7), "sethostname")
 
 
