@@ -10,6 +10,7 @@ import pytest
 from companion.bench import Budget, Case, Report, Target, load_cases, run_case, to_markdown
 from companion.bench._case import Cycling
 from companion.bench._runner import _summarise
+from companion.bench._render import row_cells
 from companion.errors import InvalidInput
 
 TINY = Budget(seconds_per_side=0.01, min_samples=5, max_samples=20)
@@ -142,6 +143,7 @@ def test_a_failed_sample_is_counted_and_shown_and_the_run_goes_on(in_timed_sampl
         row.note
     )
     assert row.note in to_markdown(Report(mode="quick", rows=[row]))
+    assert row_cells(row)[-1] == "short (1 of ours failed)"  # the terminal table shows it too
 
 
 def test_a_peer_that_fails_once_is_noted_without_failing_our_row() -> None:
@@ -162,6 +164,7 @@ def test_a_peer_that_fails_once_is_noted_without_failing_our_row() -> None:
     assert row.passed is True
     assert row.note is not None
     assert "samples of peer" in row.note
+    assert row_cells(row)[-1] == "pass (1 of peer failed)"
 
 
 def test_reported_rows_survive_a_failed_round() -> None:

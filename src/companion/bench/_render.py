@@ -15,9 +15,14 @@ HEADERS = (
 
 
 def _verdict(row: RowResult) -> str:
-    if row.passed is None:
-        return "report"
-    return "pass" if row.passed else "short"
+    verdict = "report" if row.passed is None else "pass" if row.passed else "short"
+    # A failed sample must show in the terminal too, which has no notes column.
+    failed = [
+        f"{n} of {side} failed"
+        for side, n in (("ours", row.ours_failed), ("peer", row.peer_failed))
+        if n
+    ]
+    return f"{verdict} ({', '.join(failed)})" if failed else verdict
 
 
 def row_cells(row: RowResult) -> list[str]:
