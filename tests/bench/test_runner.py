@@ -9,8 +9,8 @@ import pytest
 
 from companion.bench import Budget, Case, Report, Target, load_cases, run_case, to_markdown
 from companion.bench._case import Cycling
-from companion.bench._runner import _summarise
 from companion.bench._render import row_cells
+from companion.bench._runner import _summarise
 from companion.errors import InvalidInput
 
 TINY = Budget(seconds_per_side=0.01, min_samples=5, max_samples=20)
