@@ -10,7 +10,7 @@ import orjson
 from companion.execution._models import ErrorInfo, ExecutionResult, Limits, Status, Usage
 from companion.execution._runtimes import Runtime
 
-__all__ = ["exit_record", "internal_error_result", "to_result"]
+__all__ = ["exit_record", "internal_error_result", "to_result", "usage_record"]
 
 _LIMIT_STATUS: dict[str, Status] = {
     "memory": "memory_limit",
@@ -43,16 +43,25 @@ def _number(value: object, *, integral: bool) -> float | None:
     return value
 
 
+def usage_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """`cpu_ms` and `memory_bytes` of a report, checked strictly; None when either is missing or
+    malformed."""
+    cpu_ms = _number(record.get("cpu_ms"), integral=False)
+    memory_bytes = _number(record.get("memory_bytes"), integral=True)
+    if cpu_ms is None or memory_bytes is None:
+        return None
+    return {"cpu_ms": float(cpu_ms), "memory_bytes": int(memory_bytes)}
+
+
 def exit_record(record: dict[str, Any]) -> dict[str, Any] | None:
     """The exit code and usage a child reported as its last act, checked strictly; None when any
     field is missing or malformed. The child runs user code, so what it writes is input like any
     other: `{"exit_code": 1e20}` or `{"memory_bytes": "zzz"}` must never reach the result."""
     exit_code = _number(record.get("exit_code"), integral=True)
-    cpu_ms = _number(record.get("cpu_ms"), integral=False)
-    memory_bytes = _number(record.get("memory_bytes"), integral=True)
-    if exit_code is None or exit_code > _EXIT_CODE_MAX or cpu_ms is None or memory_bytes is None:
+    usage = usage_record(record)
+    if exit_code is None or exit_code > _EXIT_CODE_MAX or usage is None:
         return None
-    return {"exit_code": int(exit_code), "cpu_ms": float(cpu_ms), "memory_bytes": int(memory_bytes)}
+    return {"exit_code": int(exit_code), **usage}
 
 
 def _parse_error(raw: str) -> tuple[ErrorInfo | None, str | None]:

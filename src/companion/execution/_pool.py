@@ -175,6 +175,9 @@ class ZygotePool:
                 self._held[tenant] -= 1
                 if not self._held[tenant]:
                     del self._held[tenant]
+                # The tenant may be under its share again: a waiter of its own may now take an
+                # idle zygote kept for others (its zygote below may be being replaced instead).
+                self._grant_idle()
             if zygote.runs >= self._runs_per_worker and zygote not in self._renewing:
                 # Worn out: it serves on until its successor is ready, so the pool never shrinks
                 # (retiring first emptied the pool for ~0.3 s when zygotes wore out together).
@@ -198,7 +201,7 @@ class ZygotePool:
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(timeout_s):
-                return await waiter.granted  # `_grant` counted it in `_held`
+                return await waiter.granted  # `_release` counted it in `_held`
         except TimeoutError:
             if not self._all:
                 raise SandboxUnavailable("no sandbox is running (replacements failed)") from None
@@ -241,6 +244,14 @@ class ZygotePool:
         self._waiters.remove(waiter)
         self._held[waiter.tenant] = self._held.get(waiter.tenant, 0) + 1
         waiter.granted.set_result(zygote)
+
+    def _grant_idle(self) -> None:
+        """Hand idle zygotes to waiters that may take them now."""
+        while self._idle and self._next_waiter() is not None:
+            zygote = self._idle_now()
+            if zygote is None:
+                return
+            self._release(zygote)
 
     def _next_waiter(self) -> _Waiter | None:
         """The waiter whose tenant holds the fewest zygotes and is under its share; the oldest

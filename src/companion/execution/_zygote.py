@@ -23,7 +23,7 @@ import orjson
 
 from companion.execution._child_run import Capture, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
-from companion.execution._outcome import exit_record
+from companion.execution._outcome import exit_record, usage_record
 from companion.execution.sandbox.protocol import (
     CHILD_KINDS,
     CHILDREN_PER_KIND,
@@ -366,7 +366,7 @@ class Zygote:
 def _exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
     """A `finished` message's wait status and usage, decoded into the result's fields."""
     status = finished.get("status")
-    usage = exit_record({**finished, "exit_code": 0})
+    usage = usage_record(finished)
     if isinstance(status, bool) or not isinstance(status, int) or usage is None:
         raise ZygoteFailed(f"sent a malformed exit report: {_excerpt(finished)}")
     return {

@@ -38,6 +38,7 @@ from .filesystem import (
     MS_REMOUNT,
     mount,
 )
+from .protocol import FD_CEILING
 
 __all__ = ["main"]
 
@@ -127,7 +128,7 @@ def _init(command: list[str], env: dict[str, str]) -> int:
     # pid 1 keeps no copy of the service's socket (fd 0), so the service sees EOF when the
     # command exits; stderr stays for the error above.
     os.closerange(0, 2)
-    os.closerange(3, 2**31 - 1)
+    os.closerange(3, FD_CEILING)
     while True:
         try:
             pid, status = os.wait()
@@ -165,7 +166,7 @@ def main() -> None:
         finally:
             os._exit(code)
     os.closerange(0, 2)  # the service's socket: only the command may hold it
-    os.closerange(3, 2**31 - 1)
+    os.closerange(3, FD_CEILING)
     while True:
         try:
             _, status = os.waitpid(pid, 0)

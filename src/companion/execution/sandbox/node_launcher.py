@@ -15,6 +15,7 @@ from . import landlock
 from .child import SeccompLoader
 from .filesystem import seal
 from .privileges import drop_privileges
+from .protocol import FD_CEILING
 
 __all__ = ["main"]
 
@@ -23,7 +24,7 @@ def main() -> None:
     """argv[1] is a JSON object: node, worker, heap_mb, read_only, read_write, executable,
     seccomp_bpf, uid, gid, seal, scratch_bytes, scratch_files, devices."""
     config = json.loads(sys.argv[1])
-    os.closerange(3, 2**31 - 1)  # nothing a launcher leaked reaches node
+    os.closerange(3, FD_CEILING)  # nothing a launcher leaked reaches node
     if config["seal"]:
         for path in config["read_write"]:
             seal(path, config["scratch_bytes"], config["scratch_files"], config["devices"])

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "CHILDREN_PER_KIND",
     "CHILD_KINDS",
+    "FD_CEILING",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_FDS",
@@ -30,6 +31,10 @@ __all__ = [
 ]
 
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+# Above any descriptor a process can hold, for closing every inherited fd: closing up to the soft
+# open-files limit is not enough, since that limit may be lowered below descriptors already open
+# (a service's fd 100 reached snippets so).
+FD_CEILING = 2**31 - 1
 CHILDREN_PER_KIND = 2  # prepared children a zygote keeps per language (the service holds their fds)
 # The languages a zygote's children run, by the one-letter kind the template and `child` messages use.
 CHILD_KINDS = {"python": "p", "javascript": "j"}

@@ -35,7 +35,14 @@ from .child import (
 )
 from .filesystem import seal
 from .privileges import drop_privileges
-from .protocol import CHILD_KINDS, CHILDREN_PER_KIND, read_frame, receive_message, send_message
+from .protocol import (
+    CHILD_KINDS,
+    CHILDREN_PER_KIND,
+    FD_CEILING,
+    read_frame,
+    receive_message,
+    send_message,
+)
 from .template import Template, start_template
 
 __all__ = ["main"]
@@ -45,9 +52,6 @@ _exit = os._exit  # bound at import: user code in a child may replace os._exit
 _JAVASCRIPT = CHILD_KINDS["javascript"].encode()  # the template's fork command takes bytes
 _FIRST_FREE_FD = 10  # a child's pipe ends move here before fds 0-3 are set
 _STDIN_NAME = ".stdin"
-# Above any descriptor a process can hold: closing up to the soft open-files limit is not enough,
-# since that limit may be lowered below descriptors already open (a service's fd 100 leaked so).
-FD_CEILING = 2**31 - 1
 _EXIT_SETUP_FAILED = 70
 # Imported once here so children start with them warm (and share the pages copy-on-write).
 _PRELOAD = (
