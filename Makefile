@@ -8,12 +8,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lint typecheck pytest fmt bench lock clean model sandbox-host
+.PHONY: run test install lint typecheck pytest fmt bench lock clean model sandbox-host runtime runtime-lock
 
-run: sandbox-host $(VENV)/.installed
+run: sandbox-host $(VENV)/.installed runtime
 	$(VENV)/bin/companion serve
 
-test: sandbox-host $(VENV)/.installed model lint typecheck pytest
+test: sandbox-host $(VENV)/.installed runtime model lint typecheck pytest
 
 # bubblewrap for the sandbox, installed when we may (root with apt). Without it a root service
 # builds the same namespaces itself; a non-root service without it refuses to run snippets.
@@ -35,6 +35,22 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --all-extras --python $(PY_REAL)
 	@touch $@
+
+# The sandbox's Python packages (numpy, pandas, matplotlib, scipy, scikit-learn), pinned with hashes
+# in runtimes/python/requirements.lock and installed flat (`--target`) for a read-only mount.
+RUNTIME_DIR := .runtimes/python
+runtime: $(RUNTIME_DIR)/.installed
+
+$(RUNTIME_DIR)/.installed: runtimes/python/requirements.lock | $(UV)
+	rm -rf $(RUNTIME_DIR)
+	$(UV) pip install --quiet --target $(RUNTIME_DIR) --require-hashes --only-binary :all: \
+	  --python $(PY_REAL) -r runtimes/python/requirements.lock
+	@touch $@
+
+# After editing runtimes/python/requirements.in: pin it again, then `make runtime`.
+runtime-lock: | $(UV)
+	$(UV) pip compile runtimes/python/requirements.in --generate-hashes --no-header \
+	  --python $(PY_REAL) -o runtimes/python/requirements.lock
 
 # The ONNX embedding model the knowledge tests use; exported once with torch in a throwaway venv.
 MODEL_DIR := .models/all-MiniLM-L6-v2

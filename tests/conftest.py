@@ -17,6 +17,7 @@ from tests._services import (
     unavailable,
 )
 
+RUNTIME_PACKAGES = Path(__file__).resolve().parents[1] / ".runtimes" / "python"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/test"
 
@@ -28,6 +29,10 @@ def _clean_companion_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         if name.startswith("COMPANION_") and not name.startswith("COMPANION_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("COMPANION_DATA_DIR", str(tmp_path / "companion-data"))
+    # Sandboxes with the data-science packages preloaded take ~1 s of CPU each to start: only the
+    # tests about them ask for them (the packages stay importable in every sandbox).
+    monkeypatch.setenv("COMPANION_EXECUTION_DATA_POOL_SIZE", "0")
+    monkeypatch.setenv("COMPANION_EXECUTION_PYTHON_PACKAGES_DIR", str(RUNTIME_PACKAGES))
 
 
 @pytest.fixture(scope="session")

@@ -300,6 +300,45 @@ class Settings(BaseSettings):
         description="Sandboxes one tenant may hold at once; 0 means all but one of the pool, so "
         "one tenant never holds every sandbox and waiting tenants are served fairly.",
     )
+    execution_python_packages_dir: Path = Field(
+        Path(".runtimes/python"),
+        description="Site-packages directory of the Python runtime's packages (numpy, pandas, "
+        "matplotlib...; `make runtime` installs it from runtimes/python/requirements.lock), "
+        "mounted read-only into every sandbox. Missing: Python runs get the standard library only.",
+    )
+    execution_python_preload: str = Field(
+        "numpy,pandas,matplotlib.pyplot,scipy.stats,scipy.optimize,sklearn.linear_model,"
+        "sklearn.ensemble,sklearn.cluster,sklearn.model_selection,sklearn.preprocessing,"
+        "sklearn.metrics",
+        description="Comma-separated modules the data-science sandboxes import once, before "
+        "forking runs, so a run that imports them pays nothing.",
+    )
+    execution_data_pool_size: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Sandboxes with the packages preloaded; Python runs that import a package "
+        "of the runtime go to them. 0: no preloading (such runs import their packages each time).",
+    )
+    execution_max_returned_files: int = Field(
+        64, ge=0, le=10_000, description="Files a run's working directory may return."
+    )
+    execution_max_returned_bytes: int = Field(
+        16_777_216,
+        ge=0,
+        le=268_435_456,
+        description="Bytes of files a run may return, all files together.",
+    )
+    execution_max_input_files: int = Field(
+        64, ge=1, le=10_000, description="Files a request may send into the run."
+    )
+    execution_max_input_bytes: int = Field(
+        8_388_608,
+        ge=1024,
+        le=1_073_741_824,
+        description="Bytes of the files a request sends, all together (decoded); `POST "
+        "/v1/execute` accepts a body this large in base64 whatever `max_body_bytes` says.",
+    )
     execution_unsafe_no_isolation: bool = Field(
         False,
         description="DANGEROUS: run snippets even when no sandbox mode works here (no bubblewrap "

@@ -24,7 +24,7 @@ __all__ = ["Capture", "PreparedChild", "run_on_child"]
 _READ_CHUNK = 65536
 # The child's error report (raw JSON line, "" if none) and its exit record, if any.
 Reports = tuple[str, dict[str, Any] | None]
-_REPORT_BYTES = 65536
+_REPORT_BYTES = 65536  # the error and exit records, and what frames results and files
 
 
 @dataclass(slots=True)
@@ -84,19 +84,24 @@ class Capture:
     """
 
     cap_bytes: int
+    returned_bytes: int = 0  # what results and returned files may add to the report
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     report: bytearray = field(default_factory=bytearray)
     truncated: set[str] = field(default_factory=set)
-    _parsed: int = 0  # report bytes already parsed (whole lines)
+    results: list[Any] = field(default_factory=list)  # `result` records, unchecked
+    files: list[Any] = field(default_factory=list)  # `file` records, unchecked
+    _report_bytes: int = 0  # received on the report pipe in all
     _error: str = ""
     _done: dict[str, Any] | None = None
 
     def add(self, stream: str, chunk: bytes) -> bool:
         """Keep what fits under the cap; False once the cap is passed."""
         if stream == "report":
-            room = _REPORT_BYTES - len(self.report)
-            self.report += chunk[: max(room, 0)]
+            room = _REPORT_BYTES + self.returned_bytes - self._report_bytes
+            kept = chunk[: max(room, 0)]
+            self._report_bytes += len(kept)
+            self.report += kept
             self._parse_reports()
             if len(chunk) > room:
                 self.truncated.add("report")
@@ -111,19 +116,29 @@ class Capture:
         return True
 
     def _parse_reports(self) -> None:
+        """Parse the complete lines received, then keep only the unfinished one: a run that
+        returns megabytes of files is not held twice."""
         end = self.report.rfind(b"\n") + 1
-        if end <= self._parsed:
+        if not end:
             return
-        for line in bytes(self.report[self._parsed : end]).splitlines():
+        for line in bytes(self.report[:end]).splitlines():
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue  # user code may write to the report pipe; garbage is ignored
-            if isinstance(record, dict) and record.get("done") is True:
+            if not isinstance(record, dict):
+                continue
+            if record.get("done") is True:
                 self._done = record
+            elif "result" in record:
+                self.results.append(record["result"])
+            elif "file" in record:
+                self.files.append(record["file"])
+            elif record.get("truncated") in {"results", "files"}:
+                self.truncated.add(record["truncated"])
             elif not self._error:
                 self._error = line.decode("utf-8", "replace")
-        self._parsed = end
+        del self.report[:end]
 
     def reports(self) -> Reports:
         """The child's error report (raw JSON line, "" if none) and its exit record, if any."""

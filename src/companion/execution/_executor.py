@@ -23,6 +23,7 @@ from companion.execution._launcher import LaunchPlan, SandboxMode, prepare_launc
 from companion.execution._models import ExecutionRequest, ExecutionResult
 from companion.execution._node import NodePool, node_binary
 from companion.execution._outcome import internal_error_result, to_result
+from companion.execution._packages import PythonPackages
 from companion.execution._pool import PoolStats, ZygotePool
 from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._seccomp import build_filter_bpf, build_limits_bpf
@@ -34,6 +35,7 @@ _log = logging.getLogger("companion.execution")
 # The run's wall time is enforced where its output is read; this guard only bounds waiting for a
 # zygote (a free one, or one that stops answering).
 _GUARD_S = 5.0
+_PYTHON_ENTRY = "main.py"  # the file a Python run executes (tracebacks name it)
 
 RunObserver = Callable[[str, str, float], None]
 """Called after every run with (language, status, wall seconds): the metrics hook."""
@@ -81,9 +83,11 @@ class Executor:
 
     def __init__(self, settings: Settings, observer: RunObserver | None = None) -> None:
         self.settings = settings
-        self.runtimes = RuntimeRegistry.from_settings(settings)
+        self.packages = PythonPackages.load(settings.execution_python_packages_dir)
+        self.runtimes = RuntimeRegistry.from_settings(settings, self.packages)
         self._observer = observer
         self._pool: ZygotePool | None = None
+        self._data_pool: ZygotePool | None = None  # zygotes with the packages preloaded
         self._node: NodePool | None = None
         self._plan: LaunchPlan | None = None
         self._isolation = _Isolation([])
@@ -96,6 +100,10 @@ class Executor:
     def pool_stats(self) -> PoolStats | None:
         """Queue depth and pool size, or None before `start`."""
         return self._pool.stats() if self._pool else None
+
+    def data_pool_stats(self) -> PoolStats | None:
+        """The same for the sandboxes with the packages preloaded, or None when there are none."""
+        return self._data_pool.stats() if self._data_pool else None
 
     async def start(self) -> None:
         """Probe the host, refuse to run without isolation, and warm the pool."""
@@ -119,6 +127,7 @@ class Executor:
             # Python and JavaScript share the limits of the settings table.
             limit_defaults=self.runtimes.resolve("python").default_limits.model_dump(),
             limit_maxima=self.runtimes.resolve("python").max_limits.model_dump(),
+            packages_dir=self.packages.path if self.packages else None,
         )
         binary = node_binary()
         if binary is not None and any(r.language == "node" for r in self.runtimes):
@@ -143,7 +152,7 @@ class Executor:
             self.settings.execution_runs_per_worker,
             max_per_tenant=per_tenant,
         )
-        await self._pool.start()
+        await asyncio.gather(self._pool.start(), self._start_data_pool(self._plan))
         in_force = {BUBBLEWRAP: mode == "bubblewrap", OWN_NAMESPACES: mode == "namespaces"}
         layers = [
             IsolationLayer(layer.name, in_force.get(layer.name, layer.available), layer.detail)
@@ -155,11 +164,37 @@ class Executor:
         active = ", ".join(layer.name for layer in layers if layer.available) or "NONE"
         _log.info("sandbox pool of %d ready (%s); isolation layers: %s", size, mode, active)
 
+    async def _start_data_pool(self, plan: LaunchPlan) -> None:
+        """Start the preloaded sandboxes; without them, runs import their packages themselves."""
+        size = self.settings.execution_data_pool_size
+        wanted = [m.strip() for m in self.settings.execution_python_preload.split(",") if m.strip()]
+        preload = self.packages.available(wanted) if self.packages else []
+        if not size or not preload:
+            return
+        pool = ZygotePool(
+            plan.with_preload(preload),
+            size,
+            self.settings.execution_max_queue,
+            self.settings.execution_runs_per_worker,
+            max_per_tenant=self.settings.execution_max_sandboxes_per_tenant or max(size - 1, 1),
+        )
+        try:
+            await pool.start()
+        except SandboxUnavailable as exc:
+            _log.error("the data-science sandboxes did not start (runs import packages): %s", exc)
+            await pool.close()
+            return
+        self._data_pool = pool
+        _log.info("%d sandboxes with %s preloaded ready", size, ", ".join(preload))
+
     async def close(self) -> None:
-        """Stop the pool and remove the runtime directory."""
+        """Stop the pools and remove the runtime directory."""
         if self._node is not None:
             await self._node.close()
             self._node = None
+        if self._data_pool is not None:
+            await self._data_pool.close()
+            self._data_pool = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -178,6 +213,7 @@ class Executor:
             "language": runtime.language,
             "code": request.entry_source,
             "files": self._files(request, runtime),
+            "figure_format": request.figure_format,
             "stdin": request.stdin,
             "args": request.args,
             "env": request.env,
@@ -190,7 +226,7 @@ class Executor:
                 raw = await self._run_node(tenant, frame, limits.wall_time_ms / 1000)
             else:
                 wait_s = limits.wall_time_ms / 1000 + _GUARD_S
-                raw = await self._pool.run(frame, wait_s, tenant=tenant)
+                raw = await self._pool_for(request, runtime).run(frame, wait_s, tenant=tenant)
             result = to_result(raw, runtime, limits)
         except ZygoteFailed as exc:
             _log.error("sandbox failed during a %s run: %s", runtime.language, exc)
@@ -208,26 +244,42 @@ class Executor:
             self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
         return result
 
+    def _pool_for(self, request: ExecutionRequest, runtime: Runtime) -> ZygotePool:
+        """The preloaded sandboxes for Python code that imports a package, else the plain ones."""
+        assert self._pool is not None
+        if (
+            self._data_pool is not None
+            and self.packages is not None
+            and runtime.language == "python"
+            and self.packages.imported_by(_python_sources(request))
+        ):
+            return self._data_pool
+        return self._pool
+
     async def _run_node(self, tenant: str, frame: dict[str, Any], wall_s: float) -> dict[str, Any]:
         if self._node is None:
             raise SandboxUnavailable("the node runtime is not running")
         return await self._node.run(tenant, frame, wall_s)
 
-    def _files(self, request: ExecutionRequest, runtime: Runtime) -> dict[str, str]:
-        files = {f.name: f.content for f in request.files or ()}
-        if request.code is not None and runtime.language == "python":
-            files["main.py"] = request.code
-        elif request.files and runtime.language == "python":
-            files["main.py"] = request.files[0].content
-        self._check_size(request, files)
+    def _files(self, request: ExecutionRequest, runtime: Runtime) -> list[tuple[str, str, bool]]:
+        """The files written to the run's directory: (path, text or base64, is base64)."""
+        self._check_size(request)
+        files = [(f.name, f.content, f.encoding == "base64") for f in request.files or ()]
+        if runtime.language == "python":
+            if any(name == _PYTHON_ENTRY for name, _, _ in files) and request.code is not None:
+                message = f"`{_PYTHON_ENTRY}` holds the snippet's `code`; name the file otherwise."
+                raise InvalidSnippet(message, [FieldError("/files", message, "reserved_name")])
+            # Without `code`, the entry file is run as main.py (written once, below).
+            files = [f for f in files if f[0] != _PYTHON_ENTRY]
+            files.append((_PYTHON_ENTRY, request.entry_source, False))
         return files
 
-    def _check_size(self, request: ExecutionRequest, files: dict[str, str]) -> None:
+    def _check_size(self, request: ExecutionRequest) -> None:
         source = request.entry_source
         if not source.strip():
             raise InvalidSnippet("The code is empty.", [FieldError("/code", "empty", "empty")])
         try:
-            size = sum(len(text.encode("utf-8")) for text in (source, *files.values()))
+            size = len(source.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidSnippet(
                 "The code is not valid UTF-8.", [FieldError("/code", "not UTF-8", "encoding")]
@@ -236,3 +288,27 @@ class Executor:
         if size > limit:
             message = f"The code is {size} bytes; the limit is {limit}."
             raise InvalidSnippet(message, [FieldError("/code", message, "too_large")])
+        files = request.files or []
+        most = self.settings.execution_max_input_files
+        if len(files) > most:
+            message = f"{len(files)} files were sent; the limit is {most}."
+            raise InvalidSnippet(message, [FieldError("/files", message, "too_many")])
+        total = 0
+        for index, file in enumerate(files):
+            try:
+                total += len(file.data())
+            except UnicodeEncodeError:
+                message = f"file {file.name!r} is not valid UTF-8 text"
+                raise InvalidSnippet(
+                    message, [FieldError(f"/files/{index}/content", message, "encoding")]
+                ) from None
+        limit = self.settings.execution_max_input_bytes
+        if total > limit:
+            message = f"The files hold {total} bytes; the limit is {limit}."
+            raise InvalidSnippet(message, [FieldError("/files", message, "too_large")])
+
+
+def _python_sources(request: ExecutionRequest) -> list[str]:
+    """The code of a Python request: its snippet or entry file, and its other `.py` files."""
+    files = [f.content for f in request.files or () if f.name.endswith(".py")]
+    return [request.entry_source, *files]

@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ __all__ = ["DEVICES", "LaunchPlan", "SandboxMode", "prepare_launch", "probe_mode
 SandboxMode = Literal["bubblewrap", "namespaces", "none"]
 
 _SANDBOX_LIB = "/opt/companion"
+_SANDBOX_PACKAGES = "/opt/python-packages"  # the Python runtime's packages (numpy, pandas...)
 _SANDBOX_TMP = "/tmp"  # noqa: S108 - inside the sandbox this is a private, size-limited tmpfs
 _BOOT = "import sys; sys.path.insert(0, {lib!r}); from sandbox.{module} import main; main()"
 _ENV = {"PATH": "/usr/bin"}
@@ -47,6 +48,7 @@ class LaunchPlan:
     mode: SandboxMode
     scratch_bytes: int
     init: dict[str, Any]
+    packages_dir: Path | None = None  # on the host; bound read-only at `_SANDBOX_PACKAGES`
 
     @property
     def use_namespaces(self) -> bool:
@@ -112,7 +114,14 @@ class LaunchPlan:
     def _read_only(self) -> list[tuple[str, str]]:
         """(host path, sandbox path) pairs bound read-only."""
         trees = [("/usr", "/usr"), *((path, path) for path in _interpreter_trees())]
+        if self.packages_dir is not None:
+            trees.append((str(self.packages_dir), _SANDBOX_PACKAGES))
         return [*trees, (str(self.runtime_dir / "lib"), _SANDBOX_LIB)]
+
+    def with_preload(self, modules: list[str]) -> LaunchPlan:
+        """The same sandbox for Python runs only, whose zygotes import `modules` before forking."""
+        init = {**self.init, "languages": ["python"], "preload": modules}
+        return replace(self, init=init)
 
     def _bwrap_prefix(self) -> list[str]:
         bwrap = shutil.which("bwrap") or "bwrap"
@@ -199,14 +208,21 @@ def prepare_launch(
     languages: list[str],
     limit_defaults: dict[str, int],
     limit_maxima: dict[str, int],
+    packages_dir: Path | None = None,
 ) -> LaunchPlan:
-    """Lay out a private runtime directory and describe how sandboxed processes start."""
+    """Lay out a private runtime directory and describe how sandboxed processes start;
+    `packages_dir`, a site-packages directory, is mounted read-only on every Python path."""
     runtime_dir = Path(tempfile.mkdtemp(prefix="companion-sandbox-"))
     runtime_dir.chmod(0o711)  # the sandbox user reaches lib/ (mode none) but lists nothing
     _copy_sandbox_lib(runtime_dir / "lib", "javascript" in languages)
     (runtime_dir / "root").mkdir(mode=0o755)  # the mount point of the namespaces' new root
     lib = _SANDBOX_LIB if mode != "none" else str(runtime_dir / "lib")
     read_only = ["/usr", *_interpreter_trees(), lib, "/dev/null", "/dev/urandom"]
+    python_path: list[str] = []
+    if packages_dir is not None:
+        packages_dir = packages_dir.resolve()
+        python_path = [_SANDBOX_PACKAGES if mode != "none" else str(packages_dir)]
+        read_only.append(python_path[0])
     init = {
         "languages": languages,
         "seccomp_bpf": seccomp_bpf.hex(),
@@ -220,13 +236,15 @@ def prepare_launch(
         "scratch_files": scratch_files,
         "devices": list(DEVICES),
         "seal": mode != "none",
+        "python_path": python_path,
+        "preload": [],
         # Threads a run may have: RLIMIT_NPROC counts every task of the sandbox's uid (its
         # zygote, template and prepared children too), and binds only a uid of its own.
         "max_tasks": max_threads + 16 if os.geteuid() == 0 else None,
     }
     # A venv's python is a symlink to the base interpreter, which is what the sandbox binds.
     interpreter = os.path.realpath(sys.executable)
-    return LaunchPlan(runtime_dir, interpreter, mode, scratch_bytes, init)
+    return LaunchPlan(runtime_dir, interpreter, mode, scratch_bytes, init, packages_dir)
 
 
 def probe_mode(mode: SandboxMode) -> str | None:

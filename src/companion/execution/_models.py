@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from companion.execution.sandbox.outputs import MAX_PATH_DEPTH, returnable
 
 __all__ = [
     "ErrorInfo",
@@ -12,13 +22,15 @@ __all__ = [
     "ExecutionResult",
     "LimitOverrides",
     "Limits",
+    "OutputFile",
+    "RichResult",
     "SourceFile",
     "Status",
     "Usage",
 ]
 
 Status = Literal["ok", "runtime_error", "timeout", "memory_limit", "output_limit", "internal_error"]
-FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")]
+_MIME_TYPE = r"^[a-z]+/[A-Za-z0-9][A-Za-z0-9.+_-]{0,126}$"
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -34,6 +46,8 @@ class Limits(BaseModel):
     max_output_bytes: int = Field(gt=0, description="stdout + stderr kept; more kills the run.")
     max_file_bytes: int = Field(gt=0, description="Largest file the snippet may write.")
     max_open_files: int = Field(gt=0, description="Open file descriptors.")
+    max_returned_files: int = Field(ge=0, description="Files of the working directory returned.")
+    max_returned_bytes: int = Field(ge=0, description="Bytes of returned files, all together.")
 
 
 class LimitOverrides(BaseModel):
@@ -47,15 +61,50 @@ class LimitOverrides(BaseModel):
     max_output_bytes: int | None = Field(None, gt=0)
     max_file_bytes: int | None = Field(None, gt=0)
     max_open_files: int | None = Field(None, gt=0)
+    max_returned_files: int | None = Field(None, ge=0)
+    max_returned_bytes: int | None = Field(None, ge=0)
+
+
+def check_relative_path(path: str) -> str:
+    """`path` if it names a file inside the run's directory (`data/in.csv`), else `ValueError`
+    naming it: no absolute path, no `..`, no empty or hidden segment, at most 8 levels."""
+    if not returnable(path):
+        raise ValueError(
+            f"file name {path!r} is not a relative path inside the run's directory (segments of "
+            f"letters, digits, `_`, `-`, `.` and spaces, not starting with `.`, up to "
+            f"{MAX_PATH_DEPTH} levels)"
+        )
+    return path
 
 
 class SourceFile(BaseModel):
-    """One file written to the scratch directory; the first file of a request is the entry point."""
+    """One file written to the run's directory; without `code`, the first one is run."""
 
     model_config = _STRICT
 
-    name: FileName
-    content: str
+    name: str = Field(max_length=900, examples=["data/input.csv"])
+    content: str = Field(description="The file's text, or its bytes in base64.")
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+    @field_validator("name")
+    @classmethod
+    def _relative(cls, name: str) -> str:
+        return check_relative_path(name)
+
+    @model_validator(mode="after")
+    def _decodable(self) -> SourceFile:
+        if self.encoding == "base64":
+            try:
+                binascii.a2b_base64(self.content, strict_mode=True)
+            except binascii.Error as exc:
+                raise ValueError(f"file {self.name!r} is not valid base64: {exc}") from None
+        return self
+
+    def data(self) -> bytes:
+        """The file's bytes."""
+        if self.encoding == "base64":
+            return binascii.a2b_base64(self.content, strict_mode=True)
+        return self.content.encode("utf-8")
 
 
 class ExecutionRequest(BaseModel):
@@ -65,18 +114,28 @@ class ExecutionRequest(BaseModel):
 
     language: str = Field(min_length=1, max_length=32, examples=["python"])
     code: str | None = Field(None, examples=["print(sum(range(10)))"])
-    files: list[SourceFile] | None = Field(None, max_length=32)
+    files: list[SourceFile] | None = Field(None, max_length=10_000)
     stdin: str = Field("", max_length=1_048_576)
     args: list[Annotated[str, StringConstraints(max_length=4096)]] = Field([], max_length=64)
     env: dict[EnvName, Annotated[str, StringConstraints(max_length=4096)]] = Field(
         {}, max_length=64
     )
     limits: LimitOverrides = LimitOverrides()
+    figure_format: Literal["png", "svg"] = Field(
+        "png", description="How open matplotlib figures come back at the end of a Python run."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ExecutionRequest:
-        if (self.code is None) == (not self.files):
-            raise ValueError("give exactly one of `code` or `files`")
+        if self.code is None and not self.files:
+            raise ValueError("give `code`, or `files` whose first one is run")
+        if self.code is None and self.files and self.files[0].encoding != "utf-8":
+            raise ValueError(f"the entry file {self.files[0].name!r} must be text (utf-8)")
+        names = [f.name for f in self.files or ()]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"file names repeat: {sorted({n for n in names if names.count(n) > 1})}"
+            )
         return self
 
     @property
@@ -104,6 +163,48 @@ class Usage(BaseModel):
     memory_bytes: int
 
 
+class RichResult(BaseModel):
+    """One representation of something the run displayed, like a notebook cell's output.
+
+    One output may come in several representations (a DataFrame as `text/plain` and `text/html`):
+    they share `output`, its number in the run.
+    """
+
+    model_config = _STRICT
+
+    kind: Literal["value", "display", "figure"] = Field(
+        description="`value`: the last expression; `display`: a `display(...)` call; "
+        "`figure`: a matplotlib figure open at the end of the run."
+    )
+    output: int = Field(ge=0, le=1_000_000)
+    mime_type: str = Field(pattern=_MIME_TYPE, examples=["text/plain", "image/png"])
+    data: str
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class OutputFile(BaseModel):
+    """A file the run wrote (or changed) in its working directory."""
+
+    model_config = _STRICT
+
+    path: str = Field(max_length=900)
+    size_bytes: int = Field(ge=0)
+    mime_type: str = Field(pattern=_MIME_TYPE)
+    content_base64: str
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, path: str) -> str:
+        return check_relative_path(path)
+
+    @model_validator(mode="after")
+    def _size_matches(self) -> OutputFile:
+        decoded = binascii.a2b_base64(self.content_base64, strict_mode=True)
+        if len(decoded) != self.size_bytes:
+            raise ValueError(f"file {self.path!r}: {len(decoded)} bytes, not {self.size_bytes}")
+        return self
+
+
 class ExecutionResult(BaseModel):
     """The outcome of one run; user errors are reported here, never raised."""
 
@@ -115,6 +216,14 @@ class ExecutionResult(BaseModel):
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     error: ErrorInfo | None = None
+    results: list[RichResult] = Field(
+        default_factory=list, description="The last value, displays and figures, in order."
+    )
+    results_truncated: bool = Field(False, description="Some results passed the output limit.")
+    files: list[OutputFile] = Field(
+        default_factory=list, description="New or changed files of the working directory."
+    )
+    files_truncated: bool = Field(False, description="Some files passed the returned-files caps.")
     usage: Usage
     language: str
     version: str

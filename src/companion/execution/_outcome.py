@@ -7,7 +7,15 @@ from typing import Any
 
 import orjson
 
-from companion.execution._models import ErrorInfo, ExecutionResult, Limits, Status, Usage
+from companion.execution._models import (
+    ErrorInfo,
+    ExecutionResult,
+    Limits,
+    OutputFile,
+    RichResult,
+    Status,
+    Usage,
+)
 from companion.execution._runtimes import Runtime
 
 __all__ = ["exit_record", "internal_error_result", "to_result", "usage_record"]
@@ -127,6 +135,11 @@ def to_result(raw: dict[str, Any], runtime: Runtime, limits: Limits) -> Executio
         stdout_truncated="stdout" in truncated,
         stderr_truncated="stderr" in truncated,
         error=error,
+        # Written by the child, which runs user code: checked strictly (ValueError otherwise).
+        results=[RichResult.model_validate(item) for item in raw.get("results", ())],
+        results_truncated="results" in truncated,
+        files=[OutputFile.model_validate(item) for item in raw.get("files", ())],
+        files_truncated="files" in truncated,
         usage=Usage(
             wall_ms=float(raw.get("wall_ms", 0.0)),
             cpu_ms=float(raw.get("cpu_ms", 0.0)),

@@ -12,6 +12,7 @@ from companion.errors import FieldError
 from companion.execution._errors import LimitAboveMaximum, UnknownLanguage
 from companion.execution._models import LimitOverrides, Limits
 from companion.execution._node import node_binary, node_version
+from companion.execution._packages import Package, PythonPackages
 
 __all__ = ["Runtime", "RuntimeRegistry"]
 
@@ -26,6 +27,7 @@ class Runtime:
     engine: str
     default_limits: Limits
     max_limits: Limits
+    packages: tuple[Package, ...] = ()
 
     def limits_for(self, overrides: LimitOverrides) -> Limits:
         """The defaults lowered by `overrides`; raising any limit past the maximum is refused."""
@@ -54,8 +56,10 @@ class RuntimeRegistry:
         }
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RuntimeRegistry:
-        """Python and JavaScript (QuickJS) with the limits of `settings`."""
+    def from_settings(
+        cls, settings: Settings, packages: PythonPackages | None = None
+    ) -> RuntimeRegistry:
+        """Python (with `packages`) and JavaScript (QuickJS) with the limits of `settings`."""
         defaults = Limits(
             wall_time_ms=settings.execution_default_wall_time_ms,
             cpu_time_ms=settings.execution_default_cpu_time_ms,
@@ -63,6 +67,8 @@ class RuntimeRegistry:
             max_output_bytes=settings.execution_default_output_bytes,
             max_file_bytes=settings.execution_max_file_bytes,
             max_open_files=settings.execution_max_open_files,
+            max_returned_files=settings.execution_max_returned_files,
+            max_returned_bytes=settings.execution_max_returned_bytes,
         )
         maximum = Limits(
             wall_time_ms=settings.execution_max_wall_time_ms,
@@ -71,9 +77,17 @@ class RuntimeRegistry:
             max_output_bytes=settings.execution_max_output_bytes,
             max_file_bytes=settings.execution_max_file_bytes,
             max_open_files=settings.execution_max_open_files,
+            max_returned_files=settings.execution_max_returned_files,
+            max_returned_bytes=settings.execution_max_returned_bytes,
         )
         python = Runtime(
-            "python", ("py", "python3"), platform.python_version(), "CPython", defaults, maximum
+            "python",
+            ("py", "python3"),
+            platform.python_version(),
+            "CPython",
+            defaults,
+            maximum,
+            packages.packages if packages else (),
         )
         quickjs = importlib.metadata.version("quickjs")
         javascript = Runtime(

@@ -36,12 +36,20 @@ __all__ = ["Zygote", "ZygoteFailed", "ZygoteLost", "service_fds_per_zygote"]
 
 _log = logging.getLogger("companion.execution")
 _STDERR_TAIL_BYTES = 4096
+_FILE_RECORD_BYTES = 2048  # a returned file's record around its content (a path, a MIME type)
 _CHILD_FDS = 5  # control, stdout, stderr, report, pidfd
 # A child that sent its exit record (its last act) gets this long to exit before it is killed;
 # exiting takes well under a millisecond, and a forged record buys a spinning snippet no more.
 _EXIT_GRACE_S = 0.25
 # How long the zygote may take to report a child's exit once the child is done or killed.
 _ZYGOTE_GUARD_S = 5.0
+
+
+def returned_report_bytes(limits: dict[str, int]) -> int:
+    """Report bytes a run's results and returned files may take, as the child sends them:
+    results within the output limit, files in base64 with a record around each."""
+    files_bytes = -(-limits["max_returned_bytes"] // 3) * 4
+    return limits["max_output_bytes"] + files_bytes + _FILE_RECORD_BYTES * limits["max_returned_files"]
 
 
 def service_fds_per_zygote(languages: list[str]) -> int:
@@ -192,11 +200,14 @@ class Zygote:
         wall_s: float,
     ) -> dict[str, Any]:
         started = time.monotonic()
-        capture = Capture(request["limits"]["max_output_bytes"])
+        limits = request["limits"]
+        capture = Capture(limits["max_output_bytes"], returned_report_bytes(limits))
         frame = frame_bytes(orjson.dumps(request))
         killed, (error, done) = await run_on_child(child, frame, capture, wall_s)
         result: dict[str, Any] = {
             "killed": killed,
+            "results": capture.results,
+            "files": capture.files,
             "stdout": capture.stdout.decode("utf-8", "replace"),
             "stderr": capture.stderr.decode("utf-8", "replace"),
             "truncated": sorted(capture.truncated),

@@ -7,6 +7,7 @@ last before user code. The zygote already holds the Landlock domain, which the c
 
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import ctypes
@@ -19,6 +20,8 @@ import sys
 import time
 import traceback
 from typing import Any
+
+from .outputs import Outputs, written_files
 
 __all__ = [
     "ERROR_FD",
@@ -196,17 +199,22 @@ def prepare_python() -> None:
     )
 
 
-def _run_python(request: dict[str, Any]) -> int:
+def _run_python(request: dict[str, Any], outputs: Outputs) -> int:
     sys.argv = [USER_FILE, *request.get("args", [])]
     sys.path[0:0] = [os.getcwd()]
     scope: dict[str, Any] = {
         "__name__": "__main__",
         "__file__": USER_FILE,
         "__builtins__": builtins,
+        "display": outputs.display,
     }
     code = 0
     try:
-        exec(compile(request["code"], USER_FILE, "exec"), scope)  # noqa: S102 - this is the sandbox
+        body, last = _split_last_expression(request["code"])
+        exec(body, scope)  # noqa: S102 - this is the sandbox
+        if last is not None:
+            outputs.value(eval(last, scope))  # noqa: S307 - the snippet's own last expression
+        outputs.figures()
     except SystemExit as exc:
         code = _exit_code(exc)
     except BaseException as exc:  # every user error is reported, none escapes
@@ -221,6 +229,16 @@ def _run_python(request: dict[str, Any]) -> int:
         except (OSError, ValueError):
             code = code or 1
     return code
+
+
+def _split_last_expression(source: str) -> tuple[Any, Any]:
+    """The snippet compiled as a module, and its last statement compiled apart when it is an
+    expression (its value is shown, as a notebook cell's is); None when it is not."""
+    tree = compile(source, USER_FILE, "exec", ast.PyCF_ONLY_AST)
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+        return compile(tree, USER_FILE, "exec"), None
+    last = ast.Expression(tree.body.pop().value)
+    return compile(tree, USER_FILE, "exec"), compile(last, USER_FILE, "eval")
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -288,7 +306,7 @@ def prepare_javascript() -> None:
     _dumps({"done": True, "exit_code": 0, "cpu_ms": 0.0})
 
 
-def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
+def _run_javascript(request: dict[str, Any], limits: dict[str, int], outputs: Outputs) -> int:
     import _quickjs  # pre-imported by the zygote
 
     if not _js:
@@ -304,8 +322,9 @@ def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
     if request.get("args"):
         context.set("scriptArgs", context.parse_json(json.dumps(request["args"])))
     report: tuple[str, str, str, str | None] | None = None
+    value: Any = None
     try:
-        context.eval(request["code"])
+        value = context.eval(request["code"])
         while context.execute_pending_job():
             pass
     except _quickjs.JSException as exc:
@@ -334,7 +353,25 @@ def _run_javascript(request: dict[str, Any], limits: dict[str, int]) -> int:
     if report is not None:
         report_error(*report)
         return 1
+    _javascript_value(value, outputs)
     return 0
+
+
+def _javascript_value(value: Any, outputs: Outputs) -> None:
+    """The script's completion value (`1 + 1` shows 2), as JSON when it is an object."""
+    if value is None:
+        return
+    if isinstance(value, bool):
+        outputs.javascript_value("true" if value else "false", as_json=False)
+    elif isinstance(value, int | float | str):
+        outputs.javascript_value(str(value), as_json=False)
+    else:
+        try:
+            text = value.json()
+        except Exception:  # a cycle, a BigInt: JSON cannot say it
+            text = None
+        if isinstance(text, str) and text not in {"undefined", ""}:
+            outputs.javascript_value(text, as_json=True)
 
 
 def _out_of_heap(context: Any) -> bool:
@@ -347,17 +384,26 @@ def warm_up() -> None:
     """Run the hot path once while waiting for a request: the copy-on-write page faults it causes
     (reference counts are writes) are then paid before the request arrives, not after."""
     scope: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    warm = compile("import math\nx = [math.factorial(5), str(1), len('a')]\n", USER_FILE, "exec")
+    warm, last = _split_last_expression("import math\nx = [math.factorial(5), str(1)]\nlen(x)\n")
     exec(warm, scope)  # noqa: S102 - our own constant code
+    repr(eval(last, scope))  # noqa: S307 - our own constant code
     _dumps({"done": True, "exit_code": 0, "cpu_ms": 0.0})
     traceback.format_exception_only(ValueError, ValueError("x"))
 
 
-def run_child(request: dict[str, Any], seccomp: SeccompLoader, rlimits: LimitSetter) -> None:
+def run_child(
+    request: dict[str, Any],
+    seccomp: SeccompLoader,
+    rlimits: LimitSetter,
+    run_dir: int,
+    inputs: dict[str, bytes],
+) -> None:
     """Lock down this freshly forked process, run the request, and exit; never returns.
 
     `setsid()`, `rlimits.prepare()` and the main seccomp filter already ran while the child waited
-    for its request; `seccomp` here is the small filter that locks the limits this sets.
+    for its request; `seccomp` here is the small filter that locks the limits this sets. `run_dir`
+    is the run's directory, opened before user code (which may move or replace it), and `inputs`
+    the files written there: what the run wrote or changed there is returned.
     """
     code = 70  # EX_SOFTWARE: the sandbox itself failed before user code ran
     try:
@@ -366,9 +412,23 @@ def run_child(request: dict[str, Any], seccomp: SeccompLoader, rlimits: LimitSet
         if request.get("env"):
             os.environ.update(request["env"])
         seccomp.load(stacked=True)
-        python = request["language"] == "python"
-        code = _run_python(request) if python else _run_javascript(request, limits)
+        outputs = Outputs(limits["max_output_bytes"], request.get("figure_format", "png"))
+        if request["language"] == "python":
+            code = _run_python(request, outputs)
+        else:
+            code = _run_javascript(request, limits, outputs)
+        outputs.finish()
+        _return_files(run_dir, inputs, limits)
     except BaseException as exc:  # report, then exit: a child must never return
         report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
     finally:
         _finish(code)
+
+
+def _return_files(run_dir: int, inputs: dict[str, bytes], limits: dict[str, int]) -> None:
+    if not limits["max_returned_files"]:
+        return
+    try:
+        written_files(run_dir, inputs, limits["max_returned_files"], limits["max_returned_bytes"])
+    except OSError as exc:  # the snippet used up its open files, say: it is told, not failed
+        os.write(2, f"the run's files could not be collected: {exc}\n".encode())

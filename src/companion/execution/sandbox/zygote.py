@@ -12,8 +12,10 @@ its template (see `template`), which never holds any run's data.
 
 from __future__ import annotations
 
+import binascii
 import fcntl
 import gc
+import mimetypes
 import os
 import selectors
 import socket
@@ -34,6 +36,7 @@ from .child import (
     warm_up,
 )
 from .filesystem import seal
+from .outputs import returnable
 from .privileges import drop_privileges
 from .protocol import (
     CHILD_KINDS,
@@ -60,14 +63,54 @@ _PRELOAD = (
 ).split()
 
 
-def _preload(languages: list[str]) -> None:
+# The data-science zygotes' environment while they import their packages: native thread pools
+# would be started at import and a process with threads cannot fork safely; matplotlib renders
+# off-screen and keeps its font cache in the scratch (wiped after the first run: the fonts stay
+# loaded in memory).
+_PACKAGE_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+}
+
+
+def _preload(
+    languages: list[str], python_path: list[str], modules: list[str], scratch_root: str
+) -> None:
     for name in _PRELOAD:
         __import__(name)
+    mimetypes.init()  # read once here, not by every run that returns a file
     compile("x = [i * i for i in range(3)]\n", "warm.py", "exec")
+    sys.path.extend(python_path)
+    if modules:
+        os.environ.update(_PACKAGE_ENV, MPLCONFIGDIR=os.path.join(scratch_root, ".matplotlib"))
+        for name in modules:
+            __import__(name)
+        if "matplotlib.pyplot" in sys.modules:
+            _draw_figure()
+        os.environ.clear()
     if "javascript" in languages:
         import _quickjs  # type: ignore[import-not-found]
 
         _quickjs.Context().eval("[1, 2].map((x) => x * 2).join()")
+
+
+def _draw_figure() -> None:
+    """Draw and render one small figure: fonts, the renderer and the PNG writer are then loaded
+    once here instead of in every run that plots (~30 ms each)."""
+    import io
+
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0], label="warm")
+    axes.set_title("warm")
+    axes.legend()
+    figure.savefig(io.BytesIO(), format="png")
+    figure.savefig(io.BytesIO(), format="svg")
+    plt.close("all")
 
 
 def _child_main(
@@ -96,12 +139,13 @@ def _child_main(
                 os._exit(0)
             os.close(control_r)
             try:
-                _write_scratch(scratch, request)
+                inputs = _write_scratch(scratch, request)
                 os.chdir(scratch)  # not before: scratch is made anew after each run
-            except OSError as exc:  # the scratch filesystem is full: the run cannot start
+                run_dir = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY)
+            except (OSError, ValueError) as exc:  # the scratch is full: the run cannot start
                 report_error("SandboxError", f"could not write the run's files: {exc}", "")
                 _exit(_EXIT_SETUP_FAILED)
-            run_child(request, seccomp_limits, rlimits)
+            run_child(request, seccomp_limits, rlimits, run_dir, inputs)
         finally:
             _exit(_EXIT_SETUP_FAILED)  # never return into the template's loop, whatever happened
 
@@ -126,25 +170,34 @@ def _bind_stdio(control_r: int, out_w: int, err_w: int, res_w: int) -> int:
     return control
 
 
-def _write_scratch(scratch: str, request: dict[str, Any]) -> None:
-    """The request's files, and its stdin as the child's fd 0. The zygote made the directory
-    empty after the previous run, and the zygote never sees a run's data (see `template`)."""
-    for name, content in request.get("files", {}).items():
-        _write_file(os.path.join(scratch, name), content)
+def _write_scratch(scratch: str, request: dict[str, Any]) -> dict[str, bytes]:
+    """The request's files, and its stdin as the child's fd 0; returns the files written, by
+    path. The zygote made the directory empty after the previous run, and the zygote never sees a
+    run's data (see `template`)."""
+    inputs: dict[str, bytes] = {}
+    for path, content, encoded in request.get("files", ()):
+        if not returnable(path):  # checked by the service too: never write outside scratch
+            raise ValueError(f"file name {path!r} is not allowed")
+        data = binascii.a2b_base64(content) if encoded else content.encode("utf-8")
+        if "/" in path:
+            os.makedirs(os.path.join(scratch, os.path.dirname(path)), 0o700, exist_ok=True)
+        _write_file(os.path.join(scratch, path), data)
+        inputs[path] = data
     if request.get("stdin"):
         path = os.path.join(scratch, _STDIN_NAME)
-        _write_file(path, request["stdin"])
+        _write_file(path, request["stdin"].encode("utf-8"))
         stdin_fd = os.open(path, os.O_RDONLY)
         os.dup2(stdin_fd, 0)
         os.close(stdin_fd)
         os.unlink(path)
+    return inputs
 
 
-def _write_file(path: str, text: str) -> None:
+def _write_file(path: str, data: bytes) -> None:
     # os-level calls: a text-mode `open()` builds an io stack per file (~40 µs a run here).
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
-        view = memoryview(text.encode("utf-8"))
+        view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
     finally:
@@ -247,7 +300,7 @@ def main() -> None:
         seal(scratch_root, init["scratch_bytes"], init["scratch_files"], init["devices"])
     drop_privileges(init["uid"], init["gid"])
     languages: list[str] = init["languages"]
-    _preload(languages)
+    _preload(languages, init["python_path"], init["preload"], scratch_root)
     seccomp = SeccompLoader(bytes.fromhex(init["seccomp_bpf"]))
     seccomp_limits = SeccompLoader(bytes.fromhex(init.get("seccomp_limits_bpf", "")))
     # Measured before Landlock closes /proc: children get their memory limit on top of the address

@@ -1,0 +1,249 @@
+"""What a run gives back besides its output streams, collected inside the child. Stdlib only.
+
+Rich results, like a notebook cell's: the value of the last expression, `display(...)` calls and
+the matplotlib figures open at the end, each in the representations it offers (the IPython
+`_repr_*_` protocol). Returned files: what the run wrote or changed in its working directory.
+
+Everything goes to the service as JSON lines on the report pipe (`{"result": ...}`, `{"file":
+...}`, `{"truncated": ...}`), bounded here by the run's limits and checked again by the service,
+which never trusts them (the snippet can write to that pipe too).
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import json
+import mimetypes
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MAX_PATH_DEPTH", "PATH_SEGMENT", "Outputs", "returnable", "written_files"]
+
+# One segment of a file's path in the run's directory, and how deep paths go: input and returned
+# files alike (the service validates with these): no `..`, no hidden or absolute paths.
+PATH_SEGMENT = re.compile(r"\w[\w. -]{0,99}")
+MAX_PATH_DEPTH = 8
+
+_dumps = json.dumps
+_write = os.write
+_b64 = binascii.b2a_base64
+_REPORT_FD = 3
+# IPython's display protocol: the methods an object may offer, and what each returns.
+_REPRESENTATIONS = (
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_latex_", "text/latex"),
+    ("_repr_json_", "application/json"),
+)
+_BINARY = frozenset({"image/png", "image/jpeg"})
+_TEXT_CHARS = 1 << 20  # of one text/plain representation (a repr of a huge list)
+_READ_CHUNK = 1 << 20
+
+
+def _send(record: dict[str, Any]) -> None:
+    _write_line(_dumps(record).encode() + b"\n")
+
+
+def _write_line(line: bytes) -> None:
+    view = memoryview(line)
+    while view:
+        view = view[_write(_REPORT_FD, view) :]
+
+
+class Outputs:
+    """The rich results of one run, within a byte budget (the run's output limit)."""
+
+    def __init__(self, budget_bytes: int, figure_format: str) -> None:
+        """`budget_bytes` of result records in all, as sent (JSON, base64 included)."""
+        self._left = budget_bytes
+        self._count = 0
+        self._figure_format = figure_format
+        self._truncated = False
+
+    def display(self, *values: Any) -> None:
+        """`display(...)` as user code calls it: each value becomes one output."""
+        for value in values:
+            self._emit("display", value)
+
+    def value(self, value: Any) -> None:
+        """The value of the run's last expression (None shows nothing, as in a notebook)."""
+        if value is None:
+            return
+        if _open_figure(value):
+            return  # an open figure comes back with the others at the end
+        self._emit("value", value)
+
+    def javascript_value(self, text: str, as_json: bool) -> None:
+        """A JavaScript run's completion value, as JSON when it is an object."""
+        bundle = {"text/plain": text}
+        if as_json:
+            bundle["application/json"] = text
+        self._send_bundle("value", bundle)
+
+    def figures(self) -> None:
+        """Every matplotlib figure still open, rendered in the requested format, then closed."""
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None:
+            return
+        for number in pyplot.get_fignums():
+            figure = pyplot.figure(number)
+            try:
+                self._send_bundle("figure", self._render(figure))
+            except Exception as exc:  # too large to render, out of memory: the user is told
+                sys.stderr.write(f"figure {number} could not be rendered: {exc}\n")
+        pyplot.close("all")
+
+    def finish(self) -> None:
+        """Say whether results were dropped for the output limit."""
+        if self._truncated:
+            _send({"truncated": "results"})
+
+    def _render(self, figure: Any) -> dict[str, str]:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=self._figure_format, bbox_inches="tight")
+        if self._figure_format == "svg":
+            return {"image/svg+xml": buffer.getvalue().decode("utf-8")}
+        return {"image/png": buffer.getvalue()}  # type: ignore[dict-item]  # bytes: encoded below
+
+    def _emit(self, kind: str, value: Any) -> None:
+        bundle: dict[str, Any] = {}
+        if _is_figure(value):
+            try:
+                bundle.update(self._render(value))
+            except Exception as exc:
+                bundle["text/plain"] = f"the figure could not be rendered: {exc}"
+        for method, mime_type in _REPRESENTATIONS:
+            shown = _call_repr(value, method)
+            if shown is not None:
+                bundle[mime_type] = shown
+        try:
+            text = repr(value)
+        except Exception as exc:
+            text = f"<repr failed: {type(exc).__name__}: {exc}>"
+        if len(text) > _TEXT_CHARS:
+            text = f"{text[:_TEXT_CHARS]}... [{len(text) - _TEXT_CHARS} more characters]"
+        bundle["text/plain"] = text
+        self._send_bundle(kind, bundle)
+
+    def _send_bundle(self, kind: str, bundle: dict[str, Any]) -> None:
+        output = self._count
+        self._count += 1
+        for mime_type, data in bundle.items():
+            if isinstance(data, bytes):
+                encoded, encoding = _b64(data, newline=False).decode("ascii"), "base64"
+            elif mime_type == "application/json" and not isinstance(data, str):
+                try:
+                    encoded, encoding = _dumps(data), "utf-8"
+                except (TypeError, ValueError):
+                    continue
+            else:
+                encoded, encoding = str(data), "utf-8"
+            record = {"kind": kind, "output": output, "mime_type": mime_type, "data": encoded}
+            line = _dumps({"result": {**record, "encoding": encoding}}).encode() + b"\n"
+            if len(line) > self._left:  # the budget is on what the service receives
+                self._truncated = True
+                continue
+            self._left -= len(line)
+            _write_line(line)
+
+
+def _call_repr(value: Any, method: str) -> Any:
+    """What `value._repr_x_()` returns, or None when it has none or it fails."""
+    try:
+        function: Callable[[], Any] | None = getattr(value, method, None)
+        if function is None or not callable(function) or isinstance(value, type):
+            return None
+        shown = function()
+    except Exception:
+        return None
+    if isinstance(shown, tuple):  # (data, metadata)
+        shown = shown[0] if shown else None
+    return shown if isinstance(shown, str | bytes | dict | list) else None
+
+
+def _is_figure(value: Any) -> bool:
+    figure_module = sys.modules.get("matplotlib.figure")
+    return figure_module is not None and isinstance(value, figure_module.Figure)
+
+
+def _open_figure(value: Any) -> bool:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return pyplot is not None and _is_figure(value) and value.number in pyplot.get_fignums()
+
+
+def written_files(run_dir: int, inputs: dict[str, bytes], max_files: int, max_bytes: int) -> None:
+    """Send the regular files under `run_dir` (an open directory fd) that are new or changed,
+    up to `max_files` and `max_bytes` in all; links are never followed, whatever they point at."""
+    returned = 0
+    truncated = False
+    walker = os.fwalk(".", dir_fd=run_dir, follow_symlinks=False)
+    try:
+        for top, directories, names, top_fd in walker:
+            directories.sort()
+            for name in sorted(names):
+                path = os.path.normpath(os.path.join(top, name))
+                try:
+                    info = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                if not returnable(path):
+                    _write(2, f"file {path!r} not returned: its name is not allowed\n".encode())
+                    continue
+                if returned == max_files or info.st_size > max_bytes:
+                    truncated = True
+                    continue
+                data = _read(name, top_fd, info.st_size)
+                if data is None or inputs.get(path) == data:
+                    continue
+                max_bytes -= len(data)
+                returned += 1
+                mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+                record = {
+                    "path": path,
+                    "size_bytes": len(data),
+                    "mime_type": mime_type,
+                    "content_base64": _b64(data, newline=False).decode("ascii"),
+                }
+                _send({"file": record})
+    finally:
+        walker.close()
+    if truncated:
+        _send({"truncated": "files"})
+
+
+def returnable(path: str) -> bool:
+    """True for a path the service accepts (`_models.check_relative_path`, the same rule)."""
+    segments = path.split("/")
+    return len(segments) <= MAX_PATH_DEPTH and all(PATH_SEGMENT.fullmatch(s) for s in segments)
+
+
+def _read(name: str, directory_fd: int, size: int) -> bytes | None:
+    """The file's bytes (at most `size`: it may grow meanwhile), never through a link."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory_fd)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        left = size
+        while left > 0:
+            chunk = os.read(fd, min(left, _READ_CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
