@@ -18,6 +18,8 @@ _LIMITS = Limits(
     max_output_bytes=1024,
     max_file_bytes=1024,
     max_open_files=16,
+    max_returned_files=4,
+    max_returned_bytes=1024,
 )
 _RUNTIME = Runtime(
     language="javascript",

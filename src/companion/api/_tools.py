@@ -26,6 +26,7 @@ from companion.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from companion.execution import python_package_names
 from companion.keys import ApiKey
 from companion.keys import Scope as KeyScope
 from companion.tools import ToolCall, ToolGate, ToolRegistry, ToolScopeMissing, register_builtins
@@ -373,6 +374,7 @@ async def start(state: AppState) -> None:
         registry,
         executor=state.require_executor if settings.execution_enabled else None,
         knowledge=state.require_knowledge,
+        python_packages=python_package_names(settings),
     )
     state.tools = registry
     hosts = [host.strip() for host in settings.mcp_allowed_hosts.split(",") if host.strip()]

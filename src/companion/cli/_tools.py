@@ -85,6 +85,7 @@ class _LocalSubsystems:
 
 def _registry(settings: Settings, local: _LocalSubsystems) -> ToolRegistry:
     """The service's tools with the deployment's settings, over this machine's subsystems."""
+    from companion.execution import python_package_names
     from companion.tools import ToolRegistry, register_builtins
 
     disabled = [name.strip() for name in settings.tools_disabled.split(",") if name.strip()]
@@ -99,6 +100,7 @@ def _registry(settings: Settings, local: _LocalSubsystems) -> ToolRegistry:
         registry,
         executor=local.executor if settings.execution_enabled else None,
         knowledge=local.knowledge,
+        python_packages=python_package_names(settings),
     )
     return registry
 

@@ -18,10 +18,13 @@ from companion.execution._models import (
     ExecutionResult,
     LimitOverrides,
     Limits,
+    OutputFile,
+    RichResult,
     SourceFile,
     Status,
     Usage,
 )
+from companion.execution._packages import Package, PythonPackages, python_package_names
 from companion.execution._pool import PoolStats
 from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._sync import SyncExecutor
@@ -37,7 +40,11 @@ __all__ = [
     "LimitAboveMaximum",
     "LimitOverrides",
     "Limits",
+    "OutputFile",
+    "Package",
     "PoolStats",
+    "PythonPackages",
+    "RichResult",
     "RunObserver",
     "Runtime",
     "RuntimeRegistry",
@@ -50,4 +57,5 @@ __all__ = [
     "choose_sandbox_mode",
     "landlock_abi",
     "probe_isolation",
+    "python_package_names",
 ]

@@ -92,6 +92,7 @@ class Capture:
     results: list[Any] = field(default_factory=list)  # `result` records, unchecked
     files: list[Any] = field(default_factory=list)  # `file` records, unchecked
     _report_bytes: int = 0  # received on the report pipe in all
+    _garbage_bytes: int = 0  # of lines that were no record, or a second error
     _error: str = ""
     _done: dict[str, Any] | None = None
 
@@ -103,7 +104,7 @@ class Capture:
             self._report_bytes += len(kept)
             self.report += kept
             self._parse_reports()
-            if len(chunk) > room:
+            if len(chunk) > room or self._garbage_bytes > _REPORT_BYTES:
                 self.truncated.add("report")
                 return False
             return True
@@ -125,8 +126,11 @@ class Capture:
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
-                continue  # user code may write to the report pipe; garbage is ignored
+                record = None
             if not isinstance(record, dict):
+                # User code may write to the report pipe: a little garbage is ignored; more than
+                # a real report can hold ends the run (parsing it costs the event loop).
+                self._garbage_bytes += len(line) + 1
                 continue
             if record.get("done") is True:
                 self._done = record
@@ -138,6 +142,8 @@ class Capture:
                 self.truncated.add(record["truncated"])
             elif not self._error:
                 self._error = line.decode("utf-8", "replace")
+            else:
+                self._garbage_bytes += len(line) + 1
         del self.report[:end]
 
     def reports(self) -> Reports:

@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Package", "PythonPackages"]
+from companion.config import Settings
+
+__all__ = ["Package", "PythonPackages", "python_package_names"]
 
 # `import a, b.c as d` and `from a.b import c`: the top-level names that follow either keyword.
 # A name in a string or a comment only sends the run to a preloaded sandbox, which runs it as well.
@@ -76,3 +78,9 @@ def _top_level_modules(path: Path) -> set[str]:
         elif entry.is_file() and entry.name.endswith(_MODULE_SUFFIXES):
             names.add(entry.name.split(".", 1)[0])
     return names
+
+
+def python_package_names(settings: Settings) -> list[str]:
+    """The Python runtime's packages as "name version", for what tools tell a model."""
+    packages = PythonPackages.load(settings.execution_python_packages_dir)
+    return [f"{p.name} {p.version}" for p in packages.packages] if packages else []

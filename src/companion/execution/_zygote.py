@@ -49,7 +49,9 @@ def returned_report_bytes(limits: dict[str, int]) -> int:
     """Report bytes a run's results and returned files may take, as the child sends them:
     results within the output limit, files in base64 with a record around each."""
     files_bytes = -(-limits["max_returned_bytes"] // 3) * 4
-    return limits["max_output_bytes"] + files_bytes + _FILE_RECORD_BYTES * limits["max_returned_files"]
+    return (
+        limits["max_output_bytes"] + files_bytes + _FILE_RECORD_BYTES * limits["max_returned_files"]
+    )
 
 
 def service_fds_per_zygote(languages: list[str]) -> int:

@@ -234,11 +234,12 @@ def _run_python(request: dict[str, Any], outputs: Outputs) -> int:
 def _split_last_expression(source: str) -> tuple[Any, Any]:
     """The snippet compiled as a module, and its last statement compiled apart when it is an
     expression (its value is shown, as a notebook cell's is); None when it is not."""
-    tree = compile(source, USER_FILE, "exec", ast.PyCF_ONLY_AST)
-    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+    tree = ast.parse(source, USER_FILE)
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr):
         return compile(tree, USER_FILE, "exec"), None
-    last = ast.Expression(tree.body.pop().value)
-    return compile(tree, USER_FILE, "exec"), compile(last, USER_FILE, "eval")
+    tree.body.pop()
+    return compile(tree, USER_FILE, "exec"), compile(ast.Expression(last.value), USER_FILE, "eval")
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -395,7 +396,7 @@ def run_child(
     request: dict[str, Any],
     seccomp: SeccompLoader,
     rlimits: LimitSetter,
-    run_dir: int,
+    run_dir: str,
     inputs: dict[str, bytes],
 ) -> None:
     """Lock down this freshly forked process, run the request, and exit; never returns.
@@ -425,10 +426,20 @@ def run_child(
         _finish(code)
 
 
-def _return_files(run_dir: int, inputs: dict[str, bytes], limits: dict[str, int]) -> None:
+def _return_files(run_dir: str, inputs: dict[str, bytes], limits: dict[str, int]) -> None:
+    """Return what the run left in its directory. Whatever the snippet did to that directory
+    (moved it, put a link in its place), everything in the scratch is the run's own: the zygote
+    empties all of it after each run. A link is never followed."""
     if not limits["max_returned_files"]:
         return
     try:
-        written_files(run_dir, inputs, limits["max_returned_files"], limits["max_returned_bytes"])
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        os.write(2, b"the run's directory was replaced: its files are not returned\n")
+        return
+    try:
+        written_files(fd, inputs, limits["max_returned_files"], limits["max_returned_bytes"])
     except OSError as exc:  # the snippet used up its open files, say: it is told, not failed
         os.write(2, f"the run's files could not be collected: {exc}\n".encode())
+    finally:
+        os.close(fd)

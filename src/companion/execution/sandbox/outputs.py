@@ -184,39 +184,35 @@ def written_files(run_dir: int, inputs: dict[str, bytes], max_files: int, max_by
     up to `max_files` and `max_bytes` in all; links are never followed, whatever they point at."""
     returned = 0
     truncated = False
-    walker = os.fwalk(".", dir_fd=run_dir, follow_symlinks=False)
-    try:
-        for top, directories, names, top_fd in walker:
-            directories.sort()
-            for name in sorted(names):
-                path = os.path.normpath(os.path.join(top, name))
-                try:
-                    info = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
-                except OSError:
-                    continue
-                if not stat.S_ISREG(info.st_mode):
-                    continue
-                if not returnable(path):
-                    _write(2, f"file {path!r} not returned: its name is not allowed\n".encode())
-                    continue
-                if returned == max_files or info.st_size > max_bytes:
-                    truncated = True
-                    continue
-                data = _read(name, top_fd, info.st_size)
-                if data is None or inputs.get(path) == data:
-                    continue
-                max_bytes -= len(data)
-                returned += 1
-                mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-                record = {
-                    "path": path,
-                    "size_bytes": len(data),
-                    "mime_type": mime_type,
-                    "content_base64": _b64(data, newline=False).decode("ascii"),
-                }
-                _send({"file": record})
-    finally:
-        walker.close()
+    for top, directories, names, top_fd in os.fwalk(".", dir_fd=run_dir, follow_symlinks=False):
+        directories.sort()
+        for name in sorted(names):
+            path = os.path.normpath(os.path.join(top, name))
+            try:
+                info = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if not returnable(path):
+                _write(2, f"file {path!r} not returned: its name is not allowed\n".encode())
+                continue
+            if returned == max_files or info.st_size > max_bytes:
+                truncated = True
+                continue
+            data = _read(name, top_fd, info.st_size)
+            if data is None or inputs.get(path) == data:
+                continue
+            max_bytes -= len(data)
+            returned += 1
+            mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            record = {
+                "path": path,
+                "size_bytes": len(data),
+                "mime_type": mime_type,
+                "content_base64": _b64(data, newline=False).decode("ascii"),
+            }
+            _send({"file": record})
     if truncated:
         _send({"truncated": "files"})
 

@@ -102,7 +102,7 @@ def _draw_figure() -> None:
     once here instead of in every run that plots (~30 ms each)."""
     import io
 
-    import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+    import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots()
     axes.plot([0, 1], [1, 0], label="warm")
@@ -141,11 +141,10 @@ def _child_main(
             try:
                 inputs = _write_scratch(scratch, request)
                 os.chdir(scratch)  # not before: scratch is made anew after each run
-                run_dir = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY)
             except (OSError, ValueError) as exc:  # the scratch is full: the run cannot start
                 report_error("SandboxError", f"could not write the run's files: {exc}", "")
                 _exit(_EXIT_SETUP_FAILED)
-            run_child(request, seccomp_limits, rlimits, run_dir, inputs)
+            run_child(request, seccomp_limits, rlimits, scratch, inputs)
         finally:
             _exit(_EXIT_SETUP_FAILED)  # never return into the template's loop, whatever happened
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from companion.tools._builtins import _json, _lists, _math, _text, _time
 from companion.tools._builtins._code import ExecutorSource, make_run_code
 from companion.tools._builtins._knowledge import KnowledgeSource, make_search_knowledge
@@ -17,16 +19,18 @@ def register_builtins(
     registry: ToolRegistry,
     executor: ExecutorSource | None = None,
     knowledge: KnowledgeSource | None = None,
+    python_packages: Sequence[str] = (),
 ) -> None:
     """Register the built-in tools; `run_code` and `search_knowledge` when given their subsystems.
 
     The service gives its running executor and knowledge base; the CLI (`companion tools`,
     `companion mcp`) gives coroutine functions that start the local ones on first use.
+    `python_packages` ("numpy 2.4.6", ...) are what `run_code`'s description offers.
     """
     for module in _MODULES:
         for name in module.__all__:
             registry.register(getattr(module, name))
     if executor is not None:
-        registry.register(make_run_code(executor))
+        registry.register(make_run_code(executor, python_packages))
     if knowledge is not None:
         registry.register(make_search_knowledge(knowledge))
