@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sandbox
 
 # Built at run time everywhere: the scanner must not hold the marker next to a suffix it looks for.
 _MARKER = "ZQ" + "REMNANT" + "MARKQZ"
-_SUFFIXES = ("-from-stdin", "-from-env", "-from-code", "-printed")
+_SUFFIXES = ("-from-stdin", "-from-env", "-from-code", "-printed", "-from-file", "-written")
 
 SCAN = """
 import ctypes, os, sys
@@ -52,32 +52,49 @@ print(sorted(found))
 """
 
 
-@pytest.fixture(params=SANDBOX_MODES)
-async def one_zygote(request: pytest.FixtureRequest) -> AsyncIterator[Executor]:
-    executor = Executor(load_settings(execution_pool_size=1, execution_sandbox_mode=request.param))
+# With the data-science packages preloaded, the runs import numpy (so they go to those sandboxes).
+_PRELOADED = "import numpy\n"
+
+
+@pytest.fixture(params=[(mode, preloaded) for mode in SANDBOX_MODES for preloaded in (False, True)])
+async def one_zygote(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Executor, str]]:
+    mode, preloaded = request.param
+    executor = Executor(
+        load_settings(
+            execution_pool_size=1,
+            execution_data_pool_size=1 if preloaded else 0,
+            execution_sandbox_mode=mode,
+        )
+    )
     await executor.start()
-    yield executor
+    yield executor, _PRELOADED if preloaded else ""
     await executor.close()
 
 
 async def test_a_later_run_finds_nothing_of_an_earlier_one_in_its_memory(
-    one_zygote: Executor,
+    one_zygote: tuple[Executor, str],
 ) -> None:
+    executor, prefix = one_zygote
     secret = ExecutionRequest(
         language="python",
-        code=f"import sys\nprint(sys.stdin.read().strip() + '-printed')  # {_MARKER}-from-code",
+        code=prefix
+        + f"import sys\nprint(sys.stdin.read().strip() + '-printed')  # {_MARKER}-from-code\n"
+        + "data = open('in.txt').read()\n"
+        + "open('out.txt', 'w').write(data.replace('-from-file', '-written'))",
         stdin=f"{_MARKER}-from-stdin",
         env={"TOKEN": f"{_MARKER}-from-env"},
+        files=[{"name": "in.txt", "content": f"{_MARKER}-from-file"}],
     )
-    first = await one_zygote.run(secret, tenant="alice")
+    first = await executor.run(secret, tenant="alice")
     assert first.stdout == f"{_MARKER}-from-stdin-printed\n"
+    assert [f.path for f in first.files] == ["out.txt"]
     scanner = ExecutionRequest(
         language="python",
-        code=SCAN,
+        code=prefix + SCAN,
         args=[_MARKER, *_SUFFIXES],
         limits={"wall_time_ms": 30_000, "cpu_time_ms": 30_000},
     )
     for _ in range(2):  # the first child was forked before `secret` ran; the next ones after it
-        seen = await one_zygote.run(scanner, tenant="bob")
+        seen = await executor.run(scanner, tenant="bob")
         assert seen.status == "ok", seen
         assert seen.stdout == "[]\n", f"an earlier run's data is readable: {seen.stdout}"
