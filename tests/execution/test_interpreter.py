@@ -96,7 +96,8 @@ def test_a_dataframe_comes_back_as_text_and_html(interpreter: SyncExecutor) -> N
     by_type = {r.mime_type: r for r in result.results}
     assert set(by_type) == {"text/plain", "text/html"}
     assert {r.output for r in result.results} == {0}  # two representations of one output
-    assert "<table" in by_type["text/html"].data and "<td>x</td>" in by_type["text/html"].data
+    assert "<table" in by_type["text/html"].data
+    assert "<td>x</td>" in by_type["text/html"].data
     assert by_type["text/plain"].data.split() == ["a", "b", "0", "1", "x", "1", "2", "y"]
 
 
@@ -143,7 +144,8 @@ def test_open_figures_come_back_as_png_images(interpreter: SyncExecutor) -> None
         assert figure.encoding == "base64"
         assert base64.b64decode(figure.data).startswith(_PNG_SIGNATURE)
     value = [r for r in result.results if r.kind == "value"]
-    assert value and value[0].data.startswith("Text(")  # `plt.title(...)` returns a Text
+    assert value
+    assert value[0].data.startswith("Text(")
 
 
 def test_figures_come_back_as_svg_on_request(interpreter: SyncExecutor) -> None:
@@ -298,8 +300,10 @@ def test_a_forged_result_or_file_record_is_an_internal_error(
 ) -> None:
     result = run(interpreter, f"import os\nos.write(3, {record!r}.encode() + b'\\n')")
     assert result.status == "internal_error", result
-    assert result.error is not None and "malformed" in result.error.value
-    assert result.files == [] and result.results == []
+    assert result.error is not None
+    assert "malformed" in result.error.value
+    assert result.files == []
+    assert result.results == []
 
 
 def test_javascript_returns_its_completion_value(interpreter: SyncExecutor) -> None:
@@ -350,7 +354,7 @@ def test_numpy_tricks_do_not_reach_the_host(interpreter: SyncExecutor) -> None:
         "        np.fromfile(path, dtype=np.uint8)\n"
         "        print('read', path)\n"
         "    except OSError as exc:\n"
-        "        print('denied', type(exc).__name__)\n"
+        "        print('denied')\n"
         "try:\n"
         "    np.memmap('/usr/lib/os-release', mode='r+')\n"
         "    print('writable')\n"
@@ -358,6 +362,6 @@ def test_numpy_tricks_do_not_reach_the_host(interpreter: SyncExecutor) -> None:
         "    print('read-only')"
     )
     result = run(interpreter, code)
-    assert "read /etc" not in result.stdout and "read /proc" not in result.stdout, result
-    assert "read-only" in result.stdout
+    assert result.stdout.splitlines()[:3] == ["denied"] * 3, result
+    assert result.stdout.endswith("read-only\n")
     assert_healthy(interpreter)
