@@ -300,11 +300,12 @@ class Settings(BaseSettings):
         description="Sandboxes one tenant may hold at once; 0 means all but one of the pool, so "
         "one tenant never holds every sandbox and waiting tenants are served fairly.",
     )
-    execution_python_packages_dir: Path = Field(
-        Path(".runtimes/python"),
+    execution_python_packages_dir: Path | None = Field(
+        None,
         description="Site-packages directory of the Python runtime's packages (numpy, pandas, "
-        "matplotlib...; `make runtime` installs it from runtimes/python/requirements.lock), "
-        "mounted read-only into every sandbox. Missing: Python runs get the standard library only.",
+        "matplotlib...), mounted read-only into every sandbox. Unset: `.runtimes/python` of the "
+        "checkout the service runs from (where `make runtime` installs "
+        "runtimes/python/requirements.lock). Missing: Python runs get the standard library only.",
     )
     execution_python_preload: str = Field(
         "numpy,pandas,matplotlib.pyplot,scipy.stats,scipy.optimize,sklearn.linear_model,"

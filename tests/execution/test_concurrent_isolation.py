@@ -114,7 +114,7 @@ def test_huge_argv_env_and_stdin_are_refused(fields: dict[str, object]) -> None:
 async def test_the_largest_allowed_argv_and_env_still_run(executor: Executor) -> None:
     request = ExecutionRequest(
         language="python",
-        code="import os, sys\nprint(len(sys.argv) - 1, len(os.environ))",
+        code="import os, sys\nprint(len(sys.argv) - 1, len([k for k in os.environ if k[0] == 'K']))",
         args=["a" * 4096] * 64,
         env={f"K{i}": "v" * 4096 for i in range(64)},
     )

@@ -199,9 +199,20 @@ def test_a_segfault_under_a_small_memory_limit_is_a_runtime_error(sandbox: SyncE
     assert_healthy(sandbox)
 
 
+# What every run's environment starts from: the packages' settings, nothing of the host.
+RUN_ENVIRONMENT = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
+    "MPLCONFIGDIR": "/tmp/.matplotlib",
+}
+
+
 def test_environment_is_only_what_the_request_gives(sandbox: SyncExecutor) -> None:
     result = run(sandbox, "import os\nprint(dict(os.environ))", env={"GREETING": "hi"})
-    assert result.stdout == "{'GREETING': 'hi'}\n"
+    assert result.stdout == f"{ {**RUN_ENVIRONMENT, 'GREETING': 'hi'} }\n"
 
 
 @pytest.mark.parametrize(

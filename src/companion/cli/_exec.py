@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +15,7 @@ __all__ = ["execute"]
 
 _BY_SUFFIX = {".py": "python", ".js": "javascript", ".mjs": "javascript"}
 _EXIT_NOT_OK = 1
+_IMAGE_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/svg+xml": ".svg"}
 
 
 def execute(
@@ -27,13 +29,33 @@ def execute(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the whole result as JSON.")
     ] = False,
+    files: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="A file for the run's directory: PATH, or NAME=PATH to name it (repeatable).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path,
+        typer.Option(help="Where returned files and figures are written (made when needed)."),
+    ] = Path("companion-output"),
+    figure_format: Annotated[
+        str, typer.Option(help="png or svg: how matplotlib figures come back.")
+    ] = "png",
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Run FILE in a sandbox; exit with its exit code (1 for timeouts and limits)."""
+    """Run FILE in a sandbox; exit with its exit code (1 for timeouts and limits).
+
+    The value of the last expression is printed after the output; returned files and figures
+    are written under --out-dir, and the command says where.
+    """
+    from companion.client import Execution, InputFile
     from companion.config import load_settings
     from companion.errors import InvalidInput
-    from companion.execution import ExecutionRequest, ExecutionResult, SyncExecutor
+    from companion.execution import ExecutionRequest, SyncExecutor
 
     if source == "-":
         code = sys.stdin.read()
@@ -49,25 +71,58 @@ def execute(
         "cpu_time_ms": cpu_time_ms,
         "memory_bytes": memory_bytes,
     }
+    sent = [_input_file(InputFile, spec) for spec in files or ()]
     request = ExecutionRequest.model_validate(
         {
             "language": language,
             "code": code,
+            "files": [item.to_json() for item in sent] or None,
+            "figure_format": figure_format,
             "limits": {k: v for k, v in limits.items() if v is not None},
         }
     )
     if url is not None:
-        raw = remote_call(url, api_key, "POST", "/v1/execute", request.model_dump(mode="json"))
-        result = ExecutionResult.model_validate(raw)
+        body = request.model_dump(mode="json", exclude_none=True)
+        raw = remote_call(url, api_key, "POST", "/v1/execute", body)
     else:
-        with SyncExecutor(load_settings(execution_pool_size=1)) as executor:
-            result = executor.run(request)
+        # One plain sandbox: a run importing numpy or pandas imports them itself (about as long
+        # as starting a sandbox with them preloaded would take).
+        settings = load_settings(execution_pool_size=1, execution_data_pool_size=0)
+        with SyncExecutor(settings) as executor:
+            raw = executor.run(request).model_dump(mode="json")
+    result = Execution.from_json(raw)
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+        typer.echo(json.dumps(raw, indent=2))
     else:
-        sys.stdout.write(result.stdout)
-        sys.stderr.write(result.stderr)
-        if result.status not in {"ok", "runtime_error"}:
-            typer.echo(f"companion: {result.status.replace('_', ' ')}", err=True)
+        _show(result, out_dir)
     if result.status != "ok":
         raise typer.Exit(result.exit_code or _EXIT_NOT_OK)
+
+
+def _input_file(make: Any, spec: str) -> Any:
+    """`--file PATH` or `--file NAME=PATH`."""
+    name, _, path = spec.rpartition("=")
+    return make.from_path(path, name or None)
+
+
+def _show(result: Any, out_dir: Path) -> None:
+    """Output, then the results as a terminal can show them; files and images go to `out_dir`."""
+    from companion.client import save_file
+
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    for shown in result.results:
+        if shown.mime_type == "text/plain" and shown.kind != "figure":
+            sys.stdout.write(shown.data + "\n")
+    written = result.save_files(out_dir) if result.files else []
+    for image in result.images():
+        suffix = _IMAGE_SUFFIX.get(image.mime_type, ".bin")
+        name = f"{image.kind}-{image.output}{suffix}"
+        written.append(save_file(out_dir, name, image.content()))
+    if written:
+        names = ", ".join(str(path.relative_to(out_dir.resolve())) for path in written)
+        typer.echo(f"companion: {len(written)} file(s) written to {out_dir}/: {names}", err=True)
+    if result.files_truncated or result.results_truncated:
+        typer.echo("companion: some files or results passed their caps and were left out", err=True)
+    if result.status not in {"ok", "runtime_error"}:
+        typer.echo(f"companion: {result.status.replace('_', ' ')}", err=True)

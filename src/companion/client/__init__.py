@@ -2,5 +2,21 @@
 
 from companion.client._client import AsyncClient, Client
 from companion.client._errors import raise_for_problem
+from companion.client._execution import (
+    Execution,
+    InputFile,
+    ReturnedFile,
+    RichOutput,
+    save_file,
+)
 
-__all__ = ["AsyncClient", "Client", "raise_for_problem"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Execution",
+    "InputFile",
+    "ReturnedFile",
+    "RichOutput",
+    "raise_for_problem",
+    "save_file",
+]

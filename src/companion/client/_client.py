@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from companion.client._errors import raise_for_problem
+from companion.client._execution import Execution, InputFile, input_files
 
 __all__ = ["AsyncClient", "Client"]
 
 _DEFAULT_TIMEOUT_S = 60.0
+Files = Mapping[str, bytes | str] | Iterable[InputFile]
+
+
+def _run_body(
+    language: str, code: str, files: Files | None, fields: dict[str, Any]
+) -> dict[str, Any]:
+    body = {"language": language, "code": code, **fields}
+    if files:
+        body["files"] = input_files(files)
+    return body
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -38,6 +50,14 @@ class Client:
             "POST", "/v1/execute", json={"language": language, "code": code, **fields}
         )
         return result
+
+    def run(
+        self, code: str, language: str = "python", *, files: Files | None = None, **fields: Any
+    ) -> Execution:
+        """`POST /v1/execute` with input `files` ({name: bytes or text}, or `InputFile`s); the
+        typed result, its rich results and returned files decoded."""
+        raw = self.request("POST", "/v1/execute", json=_run_body(language, code, files, fields))
+        return Execution.from_json(raw)
 
     def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""
@@ -84,6 +104,13 @@ class AsyncClient:
             "POST", "/v1/execute", json={"language": language, "code": code, **fields}
         )
         return result
+
+    async def run(
+        self, code: str, language: str = "python", *, files: Files | None = None, **fields: Any
+    ) -> Execution:
+        """`Client.run`, awaited."""
+        body = _run_body(language, code, files, fields)
+        return Execution.from_json(await self.request("POST", "/v1/execute", json=body))
 
     async def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""

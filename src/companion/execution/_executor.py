@@ -23,7 +23,7 @@ from companion.execution._launcher import LaunchPlan, SandboxMode, prepare_launc
 from companion.execution._models import ExecutionRequest, ExecutionResult
 from companion.execution._node import NodePool, node_binary
 from companion.execution._outcome import internal_error_result, to_result
-from companion.execution._packages import PythonPackages
+from companion.execution._packages import PythonPackages, packages_dir
 from companion.execution._pool import PoolStats, ZygotePool
 from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._seccomp import build_filter_bpf, build_limits_bpf
@@ -83,7 +83,7 @@ class Executor:
 
     def __init__(self, settings: Settings, observer: RunObserver | None = None) -> None:
         self.settings = settings
-        self.packages = PythonPackages.load(settings.execution_python_packages_dir)
+        self.packages = PythonPackages.load(packages_dir(settings))
         self.runtimes = RuntimeRegistry.from_settings(settings, self.packages)
         self._observer = observer
         self._pool: ZygotePool | None = None

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from companion.config import Settings
 
-__all__ = ["Package", "PythonPackages", "python_package_names"]
+__all__ = ["Package", "PythonPackages", "packages_dir", "python_package_names"]
 
 # `import a, b.c as d` and `from a.b import c`: the top-level names that follow either keyword.
 # A name in a string or a comment only sends the run to a preloaded sandbox, which runs it as well.
 _IMPORTED = re.compile(r"\b(?:import|from)[ \t]+([A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*)*)")
 _MODULE_SUFFIXES = (".py", ".so", ".pyd")
+_CHECKOUT_RUNTIME = Path(".runtimes") / "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,15 @@ def _top_level_modules(path: Path) -> set[str]:
     return names
 
 
+def packages_dir(settings: Settings) -> Path:
+    """Where the Python runtime's packages are: the setting, else `.runtimes/python` beside the
+    virtual environment this process runs from (a checkout where `make runtime` ran)."""
+    if settings.execution_python_packages_dir is not None:
+        return settings.execution_python_packages_dir
+    return Path(sys.prefix).resolve().parent / _CHECKOUT_RUNTIME
+
+
 def python_package_names(settings: Settings) -> list[str]:
     """The Python runtime's packages as "name version", for what tools tell a model."""
-    packages = PythonPackages.load(settings.execution_python_packages_dir)
+    packages = PythonPackages.load(packages_dir(settings))
     return [f"{p.name} {p.version}" for p in packages.packages] if packages else []

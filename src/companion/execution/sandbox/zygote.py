@@ -67,6 +67,7 @@ _PRELOAD = (
 # would be started at import and a process with threads cannot fork safely; matplotlib renders
 # off-screen and keeps its font cache in the scratch (wiped after the first run: the fonts stay
 # loaded in memory).
+_MATPLOTLIB_DIR = ".matplotlib"  # in the scratch root, beside the run's directory
 _PACKAGE_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
@@ -85,7 +86,7 @@ def _preload(
     compile("x = [i * i for i in range(3)]\n", "warm.py", "exec")
     sys.path.extend(python_path)
     if modules:
-        os.environ.update(_PACKAGE_ENV, MPLCONFIGDIR=os.path.join(scratch_root, ".matplotlib"))
+        os.environ.update(_PACKAGE_ENV, MPLCONFIGDIR=os.path.join(scratch_root, _MATPLOTLIB_DIR))
         for name in modules:
             __import__(name)
         if "matplotlib.pyplot" in sys.modules:
@@ -118,12 +119,20 @@ def _child_main(
 ) -> Callable[[bytes, int, int, int, int], None]:
     """The body of every run's child, forked by the template (see `template`)."""
 
+    # What a run's environment starts from (the request's `env` is added): the packages' settings,
+    # so that a run importing matplotlib itself finds a writable cache in the scratch.
+    run_env = {
+        **_PACKAGE_ENV,
+        "MPLCONFIGDIR": os.path.join(os.path.dirname(scratch), _MATPLOTLIB_DIR),
+    }
+
     def main(kind: bytes, control_r: int, out_w: int, err_w: int, res_w: int) -> None:
         try:
             # Everything that does not depend on the request happens before it arrives, and only
             # for the language the child is for: preparing both costs every run ~0.7 ms of CPU.
             os.setsid()
             os.environ.clear()
+            os.environ.update(run_env)
             rlimits.prepare()
             if kind == _JAVASCRIPT:
                 prepare_javascript()

@@ -1,0 +1,170 @@
+"""Typed helpers for code execution over HTTP: files to send, and the result with its outputs.
+
+Plain dataclasses over the JSON of `POST /v1/execute`, so the client needs nothing of the server.
+Returned files are saved only inside the folder asked for: their paths come from the sandbox, where
+a snippet chose them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from companion.errors import InvalidInput
+
+__all__ = ["Execution", "InputFile", "ReturnedFile", "RichOutput", "input_files", "save_file"]
+
+_BINARY_ENCODING = "base64"
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """A file to write into the run's directory, at `name` (a relative path)."""
+
+    name: str
+    data: bytes
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], name: str | None = None) -> InputFile:
+        """The file at `path`, named by its base name unless `name` is given; links are refused
+        (the caller names what it sends)."""
+        source = Path(path)
+        if source.is_symlink() or not source.is_file():
+            raise InvalidInput(f"{source}: not a regular file")
+        return cls(name or source.name, source.read_bytes())
+
+    def to_json(self) -> dict[str, str]:
+        """The request's form of this file (always base64, so bytes arrive exactly)."""
+        content = base64.b64encode(self.data).decode("ascii")
+        return {"name": self.name, "content": content, "encoding": _BINARY_ENCODING}
+
+
+@dataclass(frozen=True, slots=True)
+class RichOutput:
+    """One representation of a result: the last value, a `display(...)` or a figure."""
+
+    kind: str
+    output: int
+    mime_type: str
+    data: str
+    encoding: str
+
+    def content(self) -> bytes:
+        """The bytes of this representation (an image decoded from base64)."""
+        if self.encoding == _BINARY_ENCODING:
+            return base64.b64decode(self.data)
+        return self.data.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedFile:
+    """A file the run wrote or changed in its working directory."""
+
+    path: str
+    size_bytes: int
+    mime_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """The result of `POST /v1/execute`; `raw` keeps the JSON as received."""
+
+    status: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    error: dict[str, Any] | None
+    results: list[RichOutput]
+    files: list[ReturnedFile]
+    results_truncated: bool
+    files_truncated: bool
+    usage: dict[str, Any]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Execution:
+        """Decode the service's JSON."""
+        return cls(
+            status=raw["status"],
+            exit_code=raw.get("exit_code"),
+            stdout=raw.get("stdout", ""),
+            stderr=raw.get("stderr", ""),
+            error=raw.get("error"),
+            results=[RichOutput(**item) for item in raw.get("results", [])],
+            files=[
+                ReturnedFile(
+                    item["path"],
+                    item["size_bytes"],
+                    item["mime_type"],
+                    base64.b64decode(item["content_base64"]),
+                )
+                for item in raw.get("files", [])
+            ],
+            results_truncated=bool(raw.get("results_truncated")),
+            files_truncated=bool(raw.get("files_truncated")),
+            usage=raw.get("usage", {}),
+            raw=raw,
+        )
+
+    @property
+    def ok(self) -> bool:
+        """True when the run ended normally with exit code 0."""
+        return self.status == "ok"
+
+    @property
+    def value(self) -> str | None:
+        """The last expression's value as text, or None when it had none."""
+        return next(
+            (r.data for r in self.results if r.kind == "value" and r.mime_type == "text/plain"),
+            None,
+        )
+
+    def images(self) -> list[RichOutput]:
+        """Every image among the results (figures, and values shown as images)."""
+        return [r for r in self.results if r.mime_type.startswith("image/")]
+
+    def save_files(self, folder: str | os.PathLike[str]) -> list[Path]:
+        """Write the returned files under `folder`; returns where each went."""
+        return [save_file(folder, f.path, f.content) for f in self.files]
+
+
+def input_files(files: Mapping[str, bytes | str] | Iterable[InputFile]) -> list[dict[str, str]]:
+    """The request's `files` from {name: bytes or text} or `InputFile`s."""
+    if isinstance(files, Mapping):
+        items = [
+            InputFile(name, data.encode("utf-8") if isinstance(data, str) else data)
+            for name, data in files.items()
+        ]
+    else:
+        items = list(files)
+    return [item.to_json() for item in items]
+
+
+def save_file(folder: str | os.PathLike[str], path: str, content: bytes) -> Path:
+    """Write `content` at the relative `path` under `folder`, never outside it: an absolute path,
+    `..` or a link on the way is refused with `InvalidInput`."""
+    relative = PurePosixPath(path)
+    if relative.is_absolute() or not relative.parts or ".." in relative.parts:
+        raise InvalidInput(f"returned file {path!r}: not a relative path; not saved")
+    root = Path(folder).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root.joinpath(*relative.parts)
+    parent = root
+    for part in relative.parts[:-1]:
+        parent = parent / part
+        if parent.is_symlink():
+            raise InvalidInput(f"returned file {path!r}: {parent} is a link; not saved")
+        parent.mkdir(exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    try:
+        fd = os.open(target, flags, 0o644)
+    except OSError as exc:
+        raise InvalidInput(f"returned file {path!r}: cannot write {target}: {exc}") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return target
