@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -94,6 +97,95 @@ def test_runtimes_lists_languages_limits_and_layers(client: TestClient) -> None:
     assert python["default_limits"]["wall_time_ms"] <= python["max_limits"]["wall_time_ms"]
     layers = {layer["name"]: layer["active"] for layer in body["isolation"]}
     assert layers["seccomp"] is True
+    packages = {package["name"] for package in python["packages"]}
+    assert {"numpy", "pandas", "matplotlib", "scipy", "scikit-learn"} <= packages
+    assert languages["javascript"]["packages"] == []
+    assert python["max_limits"]["max_returned_files"] > 0
+
+
+def test_files_go_in_and_come_back_with_rich_results(client: TestClient) -> None:
+    payload = {
+        "language": "python",
+        "code": (
+            "import json\n"
+            "rows = json.load(open('in/rows.json'))\n"
+            "open('out.bin', 'wb').write(open('raw.bin', 'rb').read()[::-1])\n"
+            "display({'rows': len(rows)})\n"
+            "sum(rows)"
+        ),
+        "files": [
+            {"name": "in/rows.json", "content": "[1, 2, 3]"},
+            {
+                "name": "raw.bin",
+                "content": base64.b64encode(b"\x00\x01\x02").decode(),
+                "encoding": "base64",
+            },
+        ],
+    }
+    response = client.post("/v1/execute", json=payload)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok", body
+    assert [(r["kind"], r["data"]) for r in body["results"]] == [
+        ("display", "{'rows': 3}"),
+        ("value", "6"),
+    ]
+    assert body["files"] == [
+        {
+            "path": "out.bin",
+            "size_bytes": 3,
+            "mime_type": "application/octet-stream",
+            "content_base64": base64.b64encode(b"\x02\x01\x00").decode(),
+        }
+    ]
+    assert body["files_truncated"] is False
+
+
+def test_a_body_above_max_body_bytes_is_accepted_for_input_files(client: TestClient) -> None:
+    data = os.urandom(1_500_000)  # base64 ~2 MB, above the 1 MiB general body limit
+    payload = {
+        "language": "python",
+        "code": "import hashlib\nprint(hashlib.sha256(open('blob', 'rb').read()).hexdigest())",
+        "files": [
+            {"name": "blob", "content": base64.b64encode(data).decode(), "encoding": "base64"}
+        ],
+    }
+    response = client.post("/v1/execute", json=payload)
+    assert response.status_code == 200, response.text
+    assert response.json()["stdout"] == hashlib.sha256(data).hexdigest() + "\n"
+    too_big = client.post("/v1/tools/add/invoke", content=b"x" * 2_000_000)
+    assert too_big.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("files", "pointer", "named"),
+    [
+        ([{"name": "../up.txt", "content": "x"}], "/files/0/name", "'../up.txt'"),
+        ([{"name": "/etc/passwd", "content": "x"}], "/files/0/name", "'/etc/passwd'"),
+        ([{"name": "ok", "content": "!!", "encoding": "base64"}], "/files/0", "'ok'"),
+        ([{"name": f"f{i}", "content": ""} for i in range(65)], "/files", "65 files"),
+        (
+            [
+                {
+                    "name": "big",
+                    "content": base64.b64encode(b"x" * 8_388_609).decode(),
+                    "encoding": "base64",
+                }
+            ],
+            "/files",
+            "8388609 bytes",
+        ),
+    ],
+    ids=["traversal", "absolute", "base64", "too-many", "too-large"],
+)
+def test_bad_input_files_are_422_naming_the_file(
+    client: TestClient, files: list[dict[str, str]], pointer: str, named: str
+) -> None:
+    response = client.post("/v1/execute", json={"language": "python", "code": "1", "files": files})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert pointer in [error["pointer"] for error in problem["errors"]], problem
+    assert named in response.text
 
 
 def test_a_full_queue_is_a_503_with_retry_after(client: TestClient) -> None:

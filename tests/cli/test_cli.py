@@ -116,6 +116,27 @@ def test_exec_json_reports_a_timeout(tmp_path: Path) -> None:
     assert result["language"] == "javascript"
 
 
+@pytest.mark.sandbox
+def test_exec_sends_files_prints_the_value_and_writes_returned_files(tmp_path: Path) -> None:
+    script = tmp_path / "chart.py"
+    script.write_text(
+        "import matplotlib.pyplot as plt\n"
+        "rows = open('numbers.txt').read().split()\n"
+        "plt.plot([int(r) for r in rows])\n"
+        "open('doubled.txt', 'w').write(' '.join(str(2 * int(r)) for r in rows))\n"
+        "len(rows)"
+    )
+    data = tmp_path / "numbers.txt"
+    data.write_text("1 2 3")
+    out = tmp_path / "out"
+    done = _run("exec", str(script), "--file", f"numbers.txt={data}", "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "3\n"
+    assert f"2 file(s) written to {out}/: doubled.txt, figure-1.png" in done.stderr
+    assert (out / "doubled.txt").read_text() == "2 4 6"
+    assert (out / "figure-1.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_exec_unknown_language_is_a_usage_error(tmp_path: Path) -> None:
     script = tmp_path / "x.txt"
     script.write_text("x")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from companion.client import AsyncClient, Client
-from companion.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from companion.client import AsyncClient, Client, InputFile, save_file
+from companion.errors import Forbidden, InvalidInput, NotFound, Unauthorized, ValidationFailed
 from tests._services import free_port, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
@@ -36,6 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
     env["COMPANION_DATA_DIR"] = str(tmp_path_factory.mktemp("served"))
     env["COMPANION_EXECUTION_POOL_SIZE"] = "1"
+    env["COMPANION_EXECUTION_DATA_POOL_SIZE"] = "1"
     keys = {"execute": _key(env, "execute"), "tools": _key(env, "tools")}
     port = free_port()
     process = subprocess.Popen(
@@ -104,3 +105,61 @@ def test_cli_remote_mode_uses_the_client(
     called = cli("tools", "call", "add", '{"a": 2, "b": 3}', key=keys["tools"])
     assert called.returncode == 0, called.stderr
     assert '"value": 5.0' in called.stdout
+
+
+def test_run_sends_files_and_decodes_results_and_returned_files(
+    server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, keys = server
+    source = tmp_path / "sales.csv"
+    source.write_text("region,amount\nnorth,3\nsouth,5\nnorth,4\n")
+    code = (
+        "import pandas as pd\n"
+        "sales = pd.read_csv('sales.csv')\n"
+        "totals = sales.groupby('region').amount.sum()\n"
+        "totals.plot.bar()\n"
+        "totals.to_csv('totals.csv')\n"
+        "totals.to_dict()"
+    )
+    with Client(url, keys["execute"]) as client:
+        run = client.run(code, files=[InputFile.from_path(source)])
+    assert run.ok, run
+    assert run.value == "{'north': 7, 'south': 5}"
+    [image] = run.images()
+    assert image.mime_type == "image/png"
+    assert image.content().startswith(b"\x89PNG")
+    saved = run.save_files(tmp_path / "out")
+    assert saved == [(tmp_path / "out" / "totals.csv").resolve()]
+    assert saved[0].read_text() == "region,amount\nnorth,7\nsouth,5\n"
+
+
+async def test_async_run_takes_files_as_a_mapping(server: tuple[str, dict[str, str]]) -> None:
+    url, keys = server
+    async with AsyncClient(url, keys["execute"]) as client:
+        run = await client.run(
+            "print(open('a.txt').read(), open('b.bin', 'rb').read())",
+            files={"a.txt": "text", "b.bin": b"\x00\xff"},
+        )
+    assert run.stdout == "text b'\\x00\\xff'\n"
+    assert run.files == []
+
+
+@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil", "a/../../b"])
+def test_save_file_never_writes_outside_the_folder(tmp_path: Path, path: str) -> None:
+    with pytest.raises(InvalidInput, match="not a relative path"):
+        save_file(tmp_path / "out", path, b"x")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_save_file_does_not_follow_a_link_in_the_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "sub").symlink_to(outside)
+    (folder / "file").symlink_to(outside / "target")
+    with pytest.raises(InvalidInput, match="is a link"):
+        save_file(folder, "sub/x.txt", b"x")
+    with pytest.raises(InvalidInput, match="cannot write"):
+        save_file(folder, "file", b"x")
+    assert list(outside.iterdir()) == []

@@ -7,6 +7,7 @@ what `companion ingest` stored in the same data directory.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -108,3 +109,22 @@ async def test_mcp_over_stdio_runs_code_in_the_local_sandbox(tmp_path: Path) -> 
         js = await client.call_tool("run_code", {"code": "console.log(2 ** 5)", "language": "js"})
         assert js.structured_content is not None
         assert js.structured_content["stdout"] == "32\n"
+
+
+@pytest.mark.sandbox
+async def test_mcp_run_code_returns_figures_as_image_content(tmp_path: Path) -> None:
+    async with Client(_stdio(tmp_path)) as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        description = listed["run_code"].description or ""
+        assert "pandas" in description and "No network" in description, description
+        code = "import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nprint('drawn')"
+        ran = await client.call_tool("run_code", {"code": code})
+    assert not ran.is_error, ran
+    text, image = ran.content
+    assert text.type == "text"
+    assert image.type == "image"
+    assert image.mime_type == "image/png"
+    assert base64.b64decode(image.data).startswith(b"\x89PNG")
+    shown = json.loads(text.text)
+    assert shown["stdout"] == "drawn\n"
+    assert shown["results"][0]["data"] == "(image content 1 of this result)"

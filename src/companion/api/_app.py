@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
+        path_limits={"/v1/execute": _execute_body_bytes(settings)},
     )
     if settings.profiling_trace_requests:
         app.add_middleware(
@@ -139,3 +140,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)  # outermost: every response gets its request id
     return app
+
+
+def _execute_body_bytes(settings: Settings) -> int:
+    """The largest `POST /v1/execute` body: the largest request the executor accepts, files in
+    base64 and code escaped in JSON (a character can take 6 bytes), whatever `max_body_bytes`."""
+    files_bytes = -(-settings.execution_max_input_bytes // 3) * 4
+    return settings.max_body_bytes + files_bytes + 6 * settings.execution_max_code_bytes

@@ -65,21 +65,28 @@ class JsonDepthScanner:
 class BodySizeLimitMiddleware:
     """Reject bodies over `max_body_bytes` and JSON nested deeper than `max_json_depth`."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_json_depth: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_json_depth: int,
+        path_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
+        self.path_limits = path_limits or {}  # routes whose bodies may be larger (files in)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count (and for JSON, scan) streamed bytes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_body_bytes
+        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
         scanner: JsonDepthScanner | None = None
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
-                response = problem_response(self._too_large(), scope)
+                response = problem_response(self._too_large(limit), scope)
                 await response(scope, receive, send)
                 return
             if name == b"content-type" and b"json" in value:
@@ -94,15 +101,15 @@ class BodySizeLimitMiddleware:
                 received += len(body)
                 # Raised inside the endpoint's body read, so the app's handler renders them.
                 if received > limit:
-                    raise self._too_large()
+                    raise self._too_large(limit)
                 if scanner is not None:
                     scanner.feed(body, last=not message.get("more_body", False))
             return message
 
         await self.app(scope, checked_receive, send)
 
-    def _too_large(self) -> PayloadTooLarge:
+    def _too_large(self, limit: int) -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"The request body exceeds the limit of {self.max_body_bytes} bytes.",
-            details={"max_body_bytes": self.max_body_bytes},
+            f"The request body exceeds the limit of {limit} bytes.",
+            details={"max_body_bytes": limit},
         )

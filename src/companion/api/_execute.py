@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from companion.api._auth import require
 from companion.api._state import State
@@ -18,6 +18,13 @@ router = APIRouter(prefix="/v1", tags=["execution"])
 ExecuteKey = Annotated[ApiKey, Depends(require("execute"))]
 
 
+class PackageInfo(BaseModel):
+    """One package a runtime can import."""
+
+    name: str
+    version: str
+
+
 class RuntimeInfo(BaseModel):
     """One language the service runs, with the limits a request gets and may lower."""
 
@@ -27,6 +34,12 @@ class RuntimeInfo(BaseModel):
     version: str
     default_limits: Limits
     max_limits: Limits
+    packages: list[PackageInfo] = Field(
+        description="Packages importable besides the standard library (Python)."
+    )
+    preloaded: list[str] = Field(
+        description="Modules imported before a run starts: importing them costs a run nothing."
+    )
 
 
 class IsolationInfo(BaseModel):
@@ -47,8 +60,11 @@ class Runtimes(BaseModel):
 @router.post(
     "/execute",
     summary="Run a Python or JavaScript snippet in a sandbox",
-    description="429 also means too many runs in flight for this key; 503 `executor_busy` "
-    "means every sandbox is busy and the queue is full (retry after `Retry-After`).",
+    description="Files go in (`files`, text or base64) and come back (`files`: what the run "
+    "wrote or changed in its directory); `results` hold the last expression's value, "
+    "`display(...)` calls and open matplotlib figures. 429 also means too many runs in flight "
+    "for this key; 503 `executor_busy` means every sandbox is busy and the queue is full (retry "
+    "after `Retry-After`).",
 )
 async def execute(request: ExecutionRequest, state: State, key: ExecuteKey) -> ExecutionResult:
     """User errors (exceptions, timeouts, limits) are reported in the result, with status 200."""
@@ -70,6 +86,8 @@ async def runtimes(state: State, _: ExecuteKey) -> Runtimes:
                 version=runtime.version,
                 default_limits=runtime.default_limits,
                 max_limits=runtime.max_limits,
+                packages=[PackageInfo(name=p.name, version=p.version) for p in runtime.packages],
+                preloaded=executor.preloaded if runtime.language == "python" else [],
             )
             for runtime in executor.runtimes
         ],

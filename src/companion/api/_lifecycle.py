@@ -155,11 +155,15 @@ async def _start_executor(state: AppState) -> None:
 
     async def sandbox_pool_full() -> str:
         # Not critical: runs go on with fewer zygotes while the pool starts replacements.
-        stats = state.require_executor().pool_stats()
-        if stats is not None and stats.size < stats.target_size:
-            raise SandboxUnavailable(
-                f"{stats.size} of {stats.target_size} zygotes running; replacements are retried"
-            )
+        running = state.require_executor()
+        pools = {"plain": running.pool_stats(), "preloaded": running.data_pool_stats()}
+        short = [
+            f"{name}: {stats.size} of {stats.target_size} zygotes running"
+            for name, stats in pools.items()
+            if stats is not None and stats.size < stats.target_size
+        ]
+        if short:
+            raise SandboxUnavailable("; ".join(short) + "; replacements are retried")
         return "every zygote running"
 
     timeout_s = state.settings.readyz_timeout_s
@@ -197,11 +201,9 @@ async def _start_knowledge(state: AppState) -> None:
 
 
 def _pool_stats(executor: Executor) -> dict[str, dict[str, Any]]:
-    stats = executor.pool_stats()
-    if stats is None:
-        return {}
+    pools = {"zygotes": executor.pool_stats(), "preloaded": executor.data_pool_stats()}
     return {
-        "zygotes": {
+        name: {
             "size": stats.size,
             "target_size": stats.target_size,
             "idle": stats.idle,
@@ -209,4 +211,6 @@ def _pool_stats(executor: Executor) -> dict[str, dict[str, Any]]:
             "replaced": stats.replaced,
             "runs": stats.runs,
         }
+        for name, stats in pools.items()
+        if stats is not None
     }

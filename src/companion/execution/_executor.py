@@ -88,6 +88,7 @@ class Executor:
         self._observer = observer
         self._pool: ZygotePool | None = None
         self._data_pool: ZygotePool | None = None  # zygotes with the packages preloaded
+        self._preloaded: list[str] = []
         self._node: NodePool | None = None
         self._plan: LaunchPlan | None = None
         self._isolation = _Isolation([])
@@ -100,6 +101,11 @@ class Executor:
     def pool_stats(self) -> PoolStats | None:
         """Queue depth and pool size, or None before `start`."""
         return self._pool.stats() if self._pool else None
+
+    @property
+    def preloaded(self) -> list[str]:
+        """The modules the data-science sandboxes import before forking (empty without them)."""
+        return list(self._preloaded) if self._data_pool is not None else []
 
     def data_pool_stats(self) -> PoolStats | None:
         """The same for the sandboxes with the packages preloaded, or None when there are none."""
@@ -185,6 +191,7 @@ class Executor:
             await pool.close()
             return
         self._data_pool = pool
+        self._preloaded = preload
         _log.info("%d sandboxes with %s preloaded ready", size, ", ".join(preload))
 
     async def close(self) -> None:

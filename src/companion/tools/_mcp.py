@@ -75,10 +75,7 @@ def build_mcp_server(
         structured = value
         if mcp_output_schema(registry.get(params.name)) is not None and not isinstance(value, dict):
             structured = {"result": value}
-        return types.CallToolResult(
-            content=[types.TextContent(text=orjson.dumps(value).decode())],
-            structured_content=structured,
-        )
+        return types.CallToolResult(content=_content(value), structured_content=structured)
 
     return Server(
         "companion",
@@ -87,6 +84,27 @@ def build_mcp_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+
+
+def _content(value: Any) -> list[types.TextContent | types.ImageContent]:
+    """The value as JSON text; images among a run's `results` (`run_code`'s figures) also as MCP
+    image content, which a client shows to the model as an image. The text names each image in
+    place of repeating its base64."""
+    images: list[types.TextContent | types.ImageContent] = []
+    if isinstance(value, dict) and isinstance(value.get("results"), list):
+        shown = []
+        for item in value["results"]:
+            if (
+                isinstance(item, dict)
+                and item.get("encoding") == "base64"
+                and str(item.get("mime_type")).startswith("image/")
+            ):
+                images.append(types.ImageContent(data=item["data"], mime_type=item["mime_type"]))
+                shown.append({**item, "data": f"(image content {len(images)} of this result)"})
+            else:
+                shown.append(item)
+        value = {**value, "results": shown}
+    return [types.TextContent(text=orjson.dumps(value).decode()), *images]
 
 
 def _error_result(message: str, structured: dict[str, Any]) -> types.CallToolResult:
