@@ -5,22 +5,46 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
+import psutil
+
 from companion.bench._case import Case, Operation, Target
+from companion.bench._servers import ServiceProcess
 from companion.config import load_settings
-from companion.execution import ExecutionRequest, Executor
+from companion.execution import ExecutionRequest, Executor, packages_dir
 
 __all__ = ["cases"]
 
 FACTORIAL_PY = "import math\nprint(math.factorial(10))"
 FACTORIAL_JS = "let f = 1; for (let i = 2; i <= 10; i++) f *= i; console.log(f)"
 FACTORIAL_OUT = b"3628800\n"
+# The data-science row: a 10,000-row DataFrame grouped and plotted; the chart comes back as PNG.
+DATA_SCRIPT = """\
+import numpy as np, pandas as pd
+import matplotlib.pyplot as plt
+rng = np.random.default_rng(7)
+frame = pd.DataFrame({"group": rng.integers(0, 12, 10_000), "value": rng.normal(size=10_000)})
+summary = frame.groupby("group").value.agg(["mean", "std"])
+summary.plot(kind="bar", y="mean", yerr="std", legend=False)
+print(len(summary))
+"""
+# What the cold peer adds to do the same work: find the packages, and render the open figure as
+# the sandbox does at the end of a run.
+DATA_PEER_PREFIX = "import sys\nsys.path.append({packages!r})\n"
+DATA_PEER_SUFFIX = """\
+import io
+png = io.BytesIO()
+plt.gcf().savefig(png, format="png")
+assert png.getvalue().startswith(b"\\x89PNG")
+"""
 CLIENTS = 4
 RUNS_PER_CLIENT = 10
 _HEADER_BYTES = 4  # each message on the worker's pipes is a big-endian length, then the bytes
@@ -46,9 +70,12 @@ while header := source.read(4):
 class _WarmExecutor:
     """A started executor on a private event loop; calling it runs one request."""
 
-    def __init__(self, request: ExecutionRequest, pool_size: int) -> None:
+    def __init__(self, request: ExecutionRequest, pool_size: int, data_pool_size: int = 0) -> None:
         self._loop = asyncio.new_event_loop()
-        self._executor = Executor(load_settings(execution_pool_size=pool_size))
+        settings = load_settings(
+            execution_pool_size=pool_size, execution_data_pool_size=data_pool_size
+        )
+        self._executor = Executor(settings)
         self._loop.run_until_complete(self._executor.start())
         self._request = request
         self()  # one warm-up run per zygote happens in calibration; this checks it works
@@ -57,7 +84,16 @@ class _WarmExecutor:
         result = self._loop.run_until_complete(self._executor.run(self._request))
         if result.status != "ok":
             raise RuntimeError(f"benchmark snippet failed: {result}")
+        if self._request.code == DATA_SCRIPT and [r.mime_type for r in result.results] != [
+            "image/png"
+        ]:
+            raise RuntimeError(f"the data-science snippet returned no chart: {result.results}")
         return result
+
+    def sandbox_pss_bytes(self, pool: str) -> int:
+        """Proportional memory of one zygote of `pool` with its template and children."""
+        pids = self._executor.sandbox_pids()[pool]
+        return _tree_pss_bytes(pids[0])
 
     def concurrently(self, latencies_ns: list[int]) -> object:
         """CLIENTS clients, each running RUNS_PER_CLIENT snippets back to back; each run's
@@ -165,10 +201,120 @@ def _cold_node() -> Operation:
     return _cold([shutil.which("node") or "node", "-e", FACTORIAL_JS])
 
 
+def _cold_data_python() -> Operation:
+    """A fresh interpreter running the data-science script: it pays the imports each time. Same
+    environment as the sandbox's runs (one BLAS thread, Agg, a matplotlib cache already built)."""
+    packages = str(packages_dir(load_settings()))
+    script = DATA_PEER_PREFIX.format(packages=packages) + DATA_SCRIPT + DATA_PEER_SUFFIX
+    cache = tempfile.mkdtemp(prefix="companion-bench-mpl-")
+    env = {
+        "PATH": "/usr/bin",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": cache,
+    }
+    argv = [os.path.realpath(sys.executable), "-I", "-S", "-c", script]
+
+    def run() -> object:
+        return subprocess.run(argv, capture_output=True, check=True, env=env)
+
+    run()  # builds matplotlib's font cache once, as the sandbox's zygotes did at start
+    return run
+
+
+class _HttpExecute:
+    """`POST /v1/execute` to a real `companion serve` on loopback, one request at a time over one
+    kept-alive connection (the standard library's client: its own cost is a few µs)."""
+
+    def __init__(self, request: ExecutionRequest) -> None:
+        self._service = ServiceProcess.companion(
+            COMPANION_EXECUTION_POOL_SIZE="2",
+            COMPANION_EXECUTION_DATA_POOL_SIZE="0",
+            COMPANION_RATE_LIMIT_EXECUTE="1000000/second",
+        )
+        try:
+            token = _mint_key(self._service, "execute")
+            self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            self._body = request.model_dump_json(exclude_defaults=True).encode()
+            self._connection = http.client.HTTPConnection("127.0.0.1", self._service.port)
+            self._wait_ready()
+            self()
+        except BaseException:
+            self._service.close()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            self._connection.request("GET", "/readyz")
+            response = self._connection.getresponse()
+            response.read()
+            if response.status == 200:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("companion serve did not get ready")
+            time.sleep(0.1)  # real time: a real process starting its sandboxes
+
+    def __call__(self) -> object:
+        self._connection.request("POST", "/v1/execute", self._body, self._headers)
+        response = self._connection.getresponse()
+        body = response.read()
+        if response.status != 200 or b'"status":"ok"' not in body:
+            raise RuntimeError(f"POST /v1/execute answered {response.status}: {body[:300]!r}")
+        return body
+
+    def close(self) -> None:
+        self._connection.close()
+        self._service.close()
+
+
+def _mint_key(service: ServiceProcess, scope: str) -> str:
+    from companion.keys import KeyRing, open_key_store
+
+    ring = KeyRing(open_key_store(load_settings(data_dir=service.data_dir)), cache_ttl_s=5)
+    try:
+        _, token = ring.create("bench", [scope], name="bench")
+    finally:
+        ring.close()
+    return token
+
+
+class _SandboxMemory:
+    """Reports the proportional memory (PSS) of one zygote's process tree of a pool."""
+
+    def __init__(self, pool: str) -> None:
+        self._warm = _WarmExecutor(
+            ExecutionRequest(language="python", code=FACTORIAL_PY),
+            pool_size=1,
+            data_pool_size=1 if pool == "preloaded" else 0,
+        )
+        self._pool = pool
+
+    def __call__(self) -> float:
+        return float(self._warm.sandbox_pss_bytes(self._pool))
+
+    def close(self) -> None:
+        self._warm.close()
+
+
+def _tree_pss_bytes(pid: int) -> int:
+    """PSS of `pid` and every process below it (a zygote, its template and prepared children)."""
+    top = psutil.Process(pid)
+    total = 0
+    for process in (top, *top.children(recursive=True)):
+        try:
+            total += process.memory_full_info().pss
+        except psutil.Error:
+            continue
+    return total
+
+
 def cases() -> list[Case]:
     """The execution rows of SPEC section 6."""
     python = ExecutionRequest(language="python", code=FACTORIAL_PY)
     javascript = ExecutionRequest(language="javascript", code=FACTORIAL_JS)
+    data = ExecutionRequest(language="python", code=DATA_SCRIPT)
     rows = [
         Case(
             "execution",
@@ -186,6 +332,30 @@ def cases() -> list[Case]:
             peer=_WarmWorker,
             peer_name="warm unsandboxed exec worker",
             # No bound: the multiple is what isolation costs per run, reported, not targeted.
+        ),
+        Case(
+            "execution",
+            "Python snippet over HTTP: POST /v1/execute on loopback, one client, sequential",
+            ours=lambda: _HttpExecute(python),
+            peer=lambda: _WarmExecutor(python, pool_size=2),
+            peer_name="the same run in process (Executor.run)",
+            target=Target(max_added_ns=0.5e6),
+        ),
+        Case(
+            "execution",
+            "data-science snippet (10,000-row DataFrame, group, bar chart as PNG), warm",
+            ours=lambda: _WarmExecutor(data, pool_size=1, data_pool_size=1),
+            peer=_cold_data_python,
+            peer_name="cold python3 running the same script",
+            target=Target(max_ratio=0.1, max_median_ns=150e6),
+        ),
+        Case(
+            "execution",
+            "sandbox memory per zygote (PSS of its processes), packages preloaded",
+            ours=lambda: _SandboxMemory("preloaded"),
+            peer=lambda: _SandboxMemory("plain"),
+            peer_name="a plain zygote (standard library only)",
+            unit="bytes",
         ),
         Case(
             "execution",

@@ -24,7 +24,12 @@ from companion.execution._models import (
     Status,
     Usage,
 )
-from companion.execution._packages import Package, PythonPackages, python_package_names
+from companion.execution._packages import (
+    Package,
+    PythonPackages,
+    packages_dir,
+    python_package_names,
+)
 from companion.execution._pool import PoolStats
 from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._sync import SyncExecutor
@@ -56,6 +61,7 @@ __all__ = [
     "Usage",
     "choose_sandbox_mode",
     "landlock_abi",
+    "packages_dir",
     "probe_isolation",
     "python_package_names",
 ]

@@ -107,6 +107,11 @@ class Executor:
         """The modules the data-science sandboxes import before forking (empty without them)."""
         return list(self._preloaded) if self._data_pool is not None else []
 
+    def sandbox_pids(self) -> dict[str, list[int]]:
+        """The zygotes' process ids by pool ("plain", "preloaded"): for memory accounting."""
+        pools = {"plain": self._pool, "preloaded": self._data_pool}
+        return {name: pool.pids() for name, pool in pools.items() if pool is not None}
+
     def data_pool_stats(self) -> PoolStats | None:
         """The same for the sandboxes with the packages preloaded, or None when there are none."""
         return self._data_pool.stats() if self._data_pool else None

@@ -133,6 +133,10 @@ class ZygotePool:
         self._all[zygote.index] = zygote
         self._release(zygote)
 
+    def pids(self) -> list[int]:
+        """The process ids of the live zygotes (each the top of its sandbox's process tree)."""
+        return [pid for zygote in self._all.values() if (pid := zygote.pid) is not None]
+
     @property
     def landlock_abi(self) -> int:
         """The Landlock ABI the zygotes applied (0: none)."""

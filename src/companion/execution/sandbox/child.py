@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import Any
 
-from .outputs import Outputs, written_files
+from .outputs import Outputs, warm_walk, written_files
 
 __all__ = [
     "ERROR_FD",
@@ -199,7 +199,7 @@ def prepare_python() -> None:
     )
 
 
-def _run_python(request: dict[str, Any], outputs: Outputs) -> int:
+def _run_python(request: dict[str, Any], limits: dict[str, int], outputs: Outputs) -> int:
     sys.argv = [USER_FILE, *request.get("args", [])]
     sys.path[0:0] = [os.getcwd()]
     scope: dict[str, Any] = {
@@ -387,7 +387,8 @@ def warm_up() -> None:
     scope: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     warm, last = _split_last_expression("import math\nx = [math.factorial(5), str(1)]\nlen(x)\n")
     exec(warm, scope)  # noqa: S102 - our own constant code
-    repr(eval(last, scope))  # noqa: S307 - our own constant code
+    Outputs(0, "png").value(eval(last, scope))  # noqa: S307 - our own constant code (sends nothing)
+    warm_walk()
     _dumps({"done": True, "exit_code": 0, "cpu_ms": 0.0})
     traceback.format_exception_only(ValueError, ValueError("x"))
 
@@ -414,12 +415,12 @@ def run_child(
             os.environ.update(request["env"])
         seccomp.load(stacked=True)
         outputs = Outputs(limits["max_output_bytes"], request.get("figure_format", "png"))
-        if request["language"] == "python":
-            code = _run_python(request, outputs)
-        else:
-            code = _run_javascript(request, limits, outputs)
+        python = request["language"] == "python"
+        run = _run_python if python else _run_javascript
+        code = run(request, limits, outputs)
         outputs.finish()
-        _return_files(run_dir, inputs, limits)
+        if python:  # a JavaScript run has no file API: nothing to look for
+            _return_files(run_dir, inputs, limits)
     except BaseException as exc:  # report, then exit: a child must never return
         report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
     finally:

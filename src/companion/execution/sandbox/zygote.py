@@ -89,8 +89,7 @@ def _preload(
         os.environ.update(_PACKAGE_ENV, MPLCONFIGDIR=os.path.join(scratch_root, _MATPLOTLIB_DIR))
         for name in modules:
             __import__(name)
-        if "matplotlib.pyplot" in sys.modules:
-            _draw_figure()
+        _exercise_packages(("png", "svg"))
         os.environ.clear()
     if "javascript" in languages:
         import _quickjs  # type: ignore[import-not-found]
@@ -98,24 +97,71 @@ def _preload(
         _quickjs.Context().eval("[1, 2].map((x) => x * 2).join()")
 
 
-def _draw_figure() -> None:
-    """Draw and render one small figure: fonts, the renderer and the PNG writer are then loaded
-    once here instead of in every run that plots (~30 ms each)."""
+def _preload_keeping_files(
+    languages: list[str], python_path: list[str], modules: list[str], scratch_root: str
+) -> frozenset[int]:
+    """`_preload`, and the descriptors of the files it left open, for children to keep.
+
+    matplotlib keeps each loaded font's file open and reads glyphs from it as it needs them: a
+    child closing it (as it closes every inherited descriptor) broke text drawing, and opening
+    the fonts anew in each run cost their glyph caches. Those files are read-only package
+    files a snippet may read anyway; they are placed above fd 9 so no pipe lands on them.
+    """
+    placeholders = []
+    while (fd := os.open(os.devnull, os.O_RDONLY)) < _FIRST_FREE_FD:
+        placeholders.append(fd)
+    os.close(fd)
+    try:
+        _preload(languages, python_path, modules, scratch_root)
+    finally:
+        for fd in placeholders:
+            os.close(fd)
+    kept = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if stat.S_ISREG(os.fstat(int(name)).st_mode):
+                kept.add(int(name))
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return frozenset(kept)
+
+
+def _exercise_packages(formats: tuple[str, ...] = ("png",)) -> None:
+    """Do once what data-science runs do most: build and group a DataFrame, draw a chart and
+    render it. In the zygote, that loads fonts, the renderer and the PNG writer once for every
+    run; in a data-science child waiting for its request, it pays the copy-on-write faults of
+    those paths (pandas and matplotlib touch thousands of shared pages) before the run."""
     import io
 
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots()
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        frame = pandas.DataFrame({"group": [i % 3 for i in range(60)], "value": range(60)})
+        summary = frame.groupby("group").value.agg(["mean", "std"])
+        repr(summary)
+        summary._repr_html_()
+        if pyplot is not None:  # pandas' own plotting: line and bar charts of a frame
+            frame.plot()
+            summary.plot.bar(y="mean", yerr="std")
+    if pyplot is None:
+        return
+    _, axes = pyplot.subplots()
     axes.plot([0, 1], [1, 0], label="warm")
+    axes.bar(["a", "b"], [1, 2], yerr=[0.1, 0.2])
     axes.set_title("warm")
     axes.legend()
-    figure.savefig(io.BytesIO(), format="png")
-    figure.savefig(io.BytesIO(), format="svg")
-    plt.close("all")
+    for number in pyplot.get_fignums():
+        for kind in formats:
+            pyplot.figure(number).savefig(io.BytesIO(), format=kind)
+    pyplot.close("all")
 
 
 def _child_main(
-    scratch: str, seccomp: SeccompLoader, seccomp_limits: SeccompLoader, rlimits: LimitSetter
+    scratch: str,
+    seccomp: SeccompLoader,
+    seccomp_limits: SeccompLoader,
+    rlimits: LimitSetter,
+    kept: frozenset[int],
 ) -> Callable[[bytes, int, int, int, int], None]:
     """The body of every run's child, forked by the template (see `template`)."""
 
@@ -134,12 +180,13 @@ def _child_main(
             os.environ.clear()
             os.environ.update(run_env)
             rlimits.prepare()
+            # First: the warm-ups below may open files (matplotlib's fonts) that must stay open.
+            control_r = _bind_stdio(control_r, out_w, err_w, res_w, kept)
             if kind == _JAVASCRIPT:
                 prepare_javascript()
             else:
                 warm_up()
                 prepare_python()
-            control_r = _bind_stdio(control_r, out_w, err_w, res_w)
             # Before the request, so its ~0.2 ms is off the run's path: only our own code runs
             # between here and the limits filter that `run_child` stacks before user code.
             seccomp.load()
@@ -160,9 +207,12 @@ def _child_main(
     return main
 
 
-def _bind_stdio(control_r: int, out_w: int, err_w: int, res_w: int) -> int:
+def _bind_stdio(
+    control_r: int, out_w: int, err_w: int, res_w: int, kept: frozenset[int] = frozenset()
+) -> int:
     """Put the run's pipes on fds 1-3 and /dev/null on 0, close every other fd but the control
-    pipe, and return the control pipe's new fd. Done while the child waits for its request."""
+    pipe and `kept` (files the preloaded packages hold open, all read-only), and return the
+    control pipe's new fd. Done while the child waits for its request."""
     # First above fd 3, so that no dup2 below overwrites a pipe end not yet moved.
     high = [
         fcntl.fcntl(fd, fcntl.F_DUPFD, _FIRST_FREE_FD) for fd in (control_r, out_w, err_w, res_w)
@@ -173,8 +223,11 @@ def _bind_stdio(control_r: int, out_w: int, err_w: int, res_w: int) -> int:
     null = os.open(os.devnull, os.O_RDONLY)
     for source, target in ((null, 0), (out_w, 1), (err_w, 2), (res_w, ERROR_FD)):
         os.dup2(source, target)
-    os.closerange(ERROR_FD + 1, control)
-    os.closerange(control + 1, FD_CEILING)
+    start = ERROR_FD + 1
+    for keep in sorted({control, *kept}):
+        os.closerange(start, keep)
+        start = keep + 1
+    os.closerange(start, FD_CEILING)
     return control
 
 
@@ -308,7 +361,7 @@ def main() -> None:
         seal(scratch_root, init["scratch_bytes"], init["scratch_files"], init["devices"])
     drop_privileges(init["uid"], init["gid"])
     languages: list[str] = init["languages"]
-    _preload(languages, init["python_path"], init["preload"], scratch_root)
+    kept = _preload_keeping_files(languages, init["python_path"], init["preload"], scratch_root)
     seccomp = SeccompLoader(bytes.fromhex(init["seccomp_bpf"]))
     seccomp_limits = SeccompLoader(bytes.fromhex(init.get("seccomp_limits_bpf", "")))
     # Measured before Landlock closes /proc: children get their memory limit on top of the address
@@ -321,7 +374,7 @@ def main() -> None:
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
     _fresh_scratch(scratch)
-    template = start_template(_child_main(scratch, seccomp, seccomp_limits, rlimits))
+    template = start_template(_child_main(scratch, seccomp, seccomp_limits, rlimits, kept))
     children = _Children(template, service)
     kinds = [CHILD_KINDS[language].encode() for language in languages if language in CHILD_KINDS]
     for _ in range(CHILDREN_PER_KIND):
