@@ -1,8 +1,10 @@
 """A real sandbox pool shared by the tests of a module (starting one costs ~100 ms per zygote).
 
-Every test that takes `sandbox` runs twice: under bubblewrap, and in the service's own namespaces
-(what a root service gets on a host without bubblewrap). CI has both: `make test` installs
-bubblewrap where it can, and a mode that cannot start fails the test instead of skipping it.
+Every test that takes `sandbox` runs four times: under bubblewrap, and in the service's own
+namespaces (what a root service gets on a host without bubblewrap), each on plain zygotes and on
+zygotes with the data-science packages preloaded (the escape corpus must hold there too). CI has
+both modes: `make test` installs bubblewrap where it can, and a mode that cannot start fails the
+test instead of skipping it.
 """
 
 from __future__ import annotations
@@ -32,10 +34,34 @@ def sandbox_settings(mode: str, **overrides: object) -> dict[str, object]:
     }
 
 
-@pytest.fixture(scope="module", params=SANDBOX_MODES)
+# A comment naming a package routes a Python run to the preloaded zygotes (the executor reads
+# imports as text) without changing what the snippet does or its line numbers.
+_TO_PRELOADED = "\n# import numpy"
+
+
+class PreloadedSandbox(SyncExecutor):
+    """Runs every Python request on the zygotes that preloaded the packages."""
+
+    def run(self, request: ExecutionRequest) -> ExecutionResult:
+        """`SyncExecutor.run`, routed to the preloaded zygotes."""
+        if request.language in {"python", "py", "python3"} and (request.code or "").strip():
+            request = request.model_copy(update={"code": request.code + _TO_PRELOADED})
+        return super().run(request)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[*SANDBOX_MODES, *(f"{mode}-preloaded" for mode in SANDBOX_MODES)],
+)
 def sandbox(request: pytest.FixtureRequest) -> Iterator[SyncExecutor]:
-    """A started pool in each sandbox mode."""
-    with SyncExecutor(load_settings(**sandbox_settings(request.param))) as executor:
+    """A started pool in each sandbox mode, plain or with the packages preloaded."""
+    mode, _, preloaded = str(request.param).partition("-")
+    if preloaded:
+        settings = sandbox_settings(mode, execution_pool_size=1, execution_data_pool_size=2)
+        with PreloadedSandbox(load_settings(**settings)) as executor:
+            yield executor
+        return
+    with SyncExecutor(load_settings(**sandbox_settings(mode))) as executor:
         yield executor
 
 
