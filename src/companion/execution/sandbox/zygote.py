@@ -17,6 +17,7 @@ import fcntl
 import gc
 import mimetypes
 import os
+import select
 import selectors
 import socket
 import stat
@@ -126,34 +127,43 @@ def _preload_keeping_files(
     return frozenset(kept)
 
 
-def _exercise_packages(formats: tuple[str, ...] = ("png",)) -> None:
-    """Do once what data-science runs do most: build and group a DataFrame, draw a chart and
-    render it. In the zygote, that loads fonts, the renderer and the PNG writer once for every
+def _exercise_packages(
+    formats: tuple[str, ...] = ("png",), interrupted: Callable[[], bool] = lambda: False
+) -> None:
+    """Do once what data-science runs do most: build and group a DataFrame, draw charts and
+    render them. In the zygote, that loads fonts, the renderer and the PNG writer once for every
     run; in a data-science child waiting for its request, it pays the copy-on-write faults of
-    those paths (pandas and matplotlib touch thousands of shared pages) before the run."""
+    those paths (pandas and matplotlib touch thousands of shared pages) before the run. A child
+    stops between steps once `interrupted()` says its request has come: the request never waits
+    for more than one step."""
     import io
 
     pyplot = sys.modules.get("matplotlib.pyplot")
     pandas = sys.modules.get("pandas")
-    if pandas is not None:
-        frame = pandas.DataFrame({"group": [i % 3 for i in range(60)], "value": range(60)})
-        summary = frame.groupby("group").value.agg(["mean", "std"])
-        repr(summary)
-        summary._repr_html_()
-        if pyplot is not None:  # pandas' own plotting: line and bar charts of a frame
-            frame.plot()
-            summary.plot.bar(y="mean", yerr="std")
-    if pyplot is None:
-        return
-    _, axes = pyplot.subplots()
-    axes.plot([0, 1], [1, 0], label="warm")
-    axes.bar(["a", "b"], [1, 2], yerr=[0.1, 0.2])
-    axes.set_title("warm")
-    axes.legend()
-    for number in pyplot.get_fignums():
-        for kind in formats:
-            pyplot.figure(number).savefig(io.BytesIO(), format=kind)
-    pyplot.close("all")
+    try:
+        if pandas is not None:
+            frame = pandas.DataFrame({"group": [i % 3 for i in range(60)], "value": range(60)})
+            summary = frame.groupby("group").value.agg(["mean", "std"])
+            repr(summary)
+            summary._repr_html_()
+            if pyplot is not None and not interrupted():  # pandas' own line and bar charts
+                frame.plot()
+                summary.plot.bar(y="mean", yerr="std")
+        if pyplot is None or interrupted():
+            return
+        _, axes = pyplot.subplots()
+        axes.plot([0, 1], [1, 0], label="warm")
+        axes.bar(["a", "b"], [1, 2], yerr=[0.1, 0.2])
+        axes.set_title("warm")
+        axes.legend()
+        for number in pyplot.get_fignums():
+            for kind in formats:
+                if interrupted():
+                    return
+                pyplot.figure(number).savefig(io.BytesIO(), format=kind)
+    finally:
+        if pyplot is not None:
+            pyplot.close("all")
 
 
 def _child_main(
@@ -161,7 +171,9 @@ def _child_main(
     seccomp: SeccompLoader,
     seccomp_limits: SeccompLoader,
     rlimits: LimitSetter,
+    *,
     kept: frozenset[int],
+    preloaded: bool,
 ) -> Callable[[bytes, int, int, int, int], None]:
     """The body of every run's child, forked by the template (see `template`)."""
 
@@ -187,6 +199,8 @@ def _child_main(
             else:
                 warm_up()
                 prepare_python()
+                if preloaded:
+                    _exercise_packages(interrupted=lambda: _readable(control_r))
             # Before the request, so its ~0.2 ms is off the run's path: only our own code runs
             # between here and the limits filter that `run_child` stacks before user code.
             seccomp.load()
@@ -205,6 +219,11 @@ def _child_main(
             _exit(_EXIT_SETUP_FAILED)  # never return into the template's loop, whatever happened
 
     return main
+
+
+def _readable(fd: int) -> bool:
+    """True when `fd` has something to read (a request) or is at its end."""
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _bind_stdio(
@@ -374,7 +393,11 @@ def main() -> None:
     gc.freeze()  # children never touch these objects' GC headers, so their pages stay shared
     scratch = os.path.join(scratch_root, "run")
     _fresh_scratch(scratch)
-    template = start_template(_child_main(scratch, seccomp, seccomp_limits, rlimits, kept))
+    preloaded = bool(init["preload"])
+    child_main = _child_main(
+        scratch, seccomp, seccomp_limits, rlimits, kept=kept, preloaded=preloaded
+    )
+    template = start_template(child_main)
     children = _Children(template, service)
     kinds = [CHILD_KINDS[language].encode() for language in languages if language in CHILD_KINDS]
     for _ in range(CHILDREN_PER_KIND):
