@@ -365,3 +365,25 @@ def test_numpy_tricks_do_not_reach_the_host(interpreter: SyncExecutor) -> None:
     assert result.stdout.splitlines()[:3] == ["denied"] * 3, result
     assert result.stdout.endswith("read-only\n")
     assert_healthy(interpreter)
+
+
+def test_the_cpu_a_run_reports_is_its_own_not_its_warm_up(interpreter: SyncExecutor) -> None:
+    # A preloaded child spends ~0.1 s of CPU warming up before its request comes.
+    quick = run(interpreter, "import numpy\nprint(1)")
+    assert quick.usage.cpu_ms < 50, quick.usage
+    spin = "import numpy, time\nend = time.process_time() + 0.3\nwhile time.process_time() < end:\n    pass"
+    busy = run(interpreter, spin)
+    assert 300 <= busy.usage.cpu_ms < 450, busy.usage
+
+
+def test_a_cpu_bound_run_on_a_preloaded_sandbox_times_out_with_its_own_cpu(
+    interpreter: SyncExecutor,
+) -> None:
+    result = run(
+        interpreter,
+        "import numpy\nwhile True:\n    pass",
+        limits={"cpu_time_ms": 1000, "wall_time_ms": 4000},
+    )
+    assert result.status == "timeout", result
+    # RLIMIT_CPU counts whole seconds of the process's life: the run gets at least its second.
+    assert 1000 <= result.usage.cpu_ms < 2100, result.usage

@@ -91,6 +91,7 @@ class Capture:
     truncated: set[str] = field(default_factory=set)
     results: list[Any] = field(default_factory=list)  # `result` records, unchecked
     files: list[Any] = field(default_factory=list)  # `file` records, unchecked
+    cpu_before: Any = None  # the CPU the child had spent when its request came, unchecked
     _report_bytes: int = 0  # received on the report pipe in all
     _garbage_bytes: int = 0  # of lines that were no record, or a second error
     _error: str = ""
@@ -140,6 +141,9 @@ class Capture:
                 self.files.append(record["file"])
             elif record.get("truncated") in {"results", "files"}:
                 self.truncated.add(record["truncated"])
+            elif "cpu_before_ms" in record:
+                if self.cpu_before is None:  # the child's own, written before user code ran
+                    self.cpu_before = record["cpu_before_ms"]
             elif not self._error:
                 self._error = line.decode("utf-8", "replace")
             else:

@@ -238,7 +238,10 @@ class Zygote:
         except TimeoutError:
             self._fail(f"did not report the exit of child {child.pid}")
             raise self._failure from None  # type: ignore[misc]
-        return {**result, **_exit_fields(finished), "wall_ms": _elapsed_ms(started)}
+        fields = _exit_fields(finished)
+        before_ms = _cpu_before_ms(capture.cpu_before, fields["cpu_ms"])
+        fields["cpu_ms"] = round(fields["cpu_ms"] - before_ms, 3)
+        return {**result, **fields, "wall_ms": _elapsed_ms(started)}
 
     async def _take(self, kind: str) -> PreparedChild:
         """A prepared child of `kind`, once the previous run's child is reaped and scratch wiped."""
@@ -388,6 +391,14 @@ def _exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
         "cpu_ms": usage["cpu_ms"],
         "memory_bytes": usage["memory_bytes"],
     }
+
+
+def _cpu_before_ms(value: object, total_ms: float) -> float:
+    """The CPU a child said it had spent before its request, when that is a plausible number
+    (a snippet could write the record too, but only after the child's own first one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if 0 <= value <= total_ms else 0.0
 
 
 def _is_pid(value: object) -> bool:

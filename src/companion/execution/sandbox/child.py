@@ -98,14 +98,16 @@ class LimitSetter:
         self._as_base = as_base
         self._max_tasks = max_tasks
 
-    def _pairs(self, limits: dict[str, int]) -> dict[int, tuple[int, int]]:
-        def cpu_s(ms: int) -> int:
-            return max(1, -(-ms // 1000))
+    def _pairs(self, limits: dict[str, int], spent_ms: float = 0.0) -> dict[int, tuple[int, int]]:
+        def cpu_s(ms: float) -> int:
+            return max(1, -int(-ms // 1000))
 
         return {
             # Soft < hard: SIGXCPU at the limit (reported as a timeout), SIGKILL later as a backstop.
+            # RLIMIT_CPU counts the process's whole life: what it spent before its request (its
+            # warm-up) is added, so the run gets all of its own.
             resource.RLIMIT_CPU: (
-                cpu_s(limits["cpu_time_ms"]),
+                cpu_s(spent_ms + limits["cpu_time_ms"]),
                 cpu_s(self._maxima["cpu_time_ms"]) + 1,
             ),
             resource.RLIMIT_AS: (
@@ -130,9 +132,10 @@ class LimitSetter:
         # An oversized write fails with EFBIG (an exception the user sees) instead of killing.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    def apply(self, limits: dict[str, int]) -> None:
-        """After the request: only the limits that differ from the defaults."""
-        wanted = self._pairs(limits)
+    def apply(self, limits: dict[str, int], spent_ms: float = 0.0) -> None:
+        """After the request: only the limits that differ from the defaults; `spent_ms` is the
+        CPU this process used before the request."""
+        wanted = self._pairs(limits, spent_ms)
         for kind, pair in self._pairs(self._defaults).items():
             if wanted[kind] != pair:
                 resource.setrlimit(kind, wanted[kind])
@@ -160,16 +163,22 @@ def report_error(name: str, value: str, trace: str, limit: str | None = None) ->
         _write(ERROR_FD, _dumps(report).encode() + b"\n")
 
 
-def _finish(code: int) -> None:
+def _cpu_ms() -> float:
+    usage = _getrusage(resource.RUSAGE_SELF)
+    return round((usage.ru_utime + usage.ru_stime) * 1000, 3)
+
+
+def _finish(code: int, before_ms: float) -> None:
     """Report the exit, then exit: the service answers the run as soon as this record arrives (it
     follows the last output write) and the zygote reaps this process afterwards, so tearing down its
-    memory is off the run's path."""
+    memory is off the run's path. The CPU reported is the run's: less what the process had spent
+    (`before_ms`) when the request came."""
     try:
         usage = _getrusage(resource.RUSAGE_SELF)
         done = {
             "done": True,
             "exit_code": code,
-            "cpu_ms": round((usage.ru_utime + usage.ru_stime) * 1000, 3),
+            "cpu_ms": max(round((usage.ru_utime + usage.ru_stime) * 1000 - before_ms, 3), 0.0),
             "memory_bytes": usage.ru_maxrss * 1024,
         }
         _write(ERROR_FD, _dumps(done).encode() + b"\n")
@@ -408,9 +417,13 @@ def run_child(
     the files written there: what the run wrote or changed there is returned.
     """
     code = 70  # EX_SOFTWARE: the sandbox itself failed before user code ran
+    before_ms = _cpu_ms()
     try:
+        # First on the report pipe, before user code: the service subtracts it from the CPU the
+        # zygote reports if this process is killed (a warm-up may have cost ~0.1 s of CPU).
+        _write(ERROR_FD, _dumps({"cpu_before_ms": before_ms}).encode() + b"\n")
         limits: dict[str, int] = request["limits"]
-        rlimits.apply(limits)
+        rlimits.apply(limits, before_ms)
         if request.get("env"):
             os.environ.update(request["env"])
         seccomp.load(stacked=True)
@@ -424,7 +437,7 @@ def run_child(
     except BaseException as exc:  # report, then exit: a child must never return
         report_error("SandboxError", f"{type(exc).__name__}: {exc}", "")
     finally:
-        _finish(code)
+        _finish(code, before_ms)
 
 
 def _return_files(run_dir: str, inputs: dict[str, bytes], limits: dict[str, int]) -> None:
