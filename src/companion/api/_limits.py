@@ -98,6 +98,15 @@ class InFlight:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
 
+    def check(self, key_id: str, limit: int) -> None:
+        """`RateLimited` (429) when all the key's `limit` slots are taken now."""
+        count = self._counts.get(key_id, 0)
+        if count >= limit:
+            raise RateLimited(
+                f"This key already has {count} runs in flight (the limit is {limit}).",
+                retry_after_s=1.0,
+            )
+
     @contextlib.asynccontextmanager
     async def slot(self, key_id: str, limit: int) -> AsyncIterator[None]:
         """Hold one of the key's `limit` slots, or `RateLimited` (429) when all are taken."""

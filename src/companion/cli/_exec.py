@@ -81,15 +81,17 @@ def execute(
             "limits": {k: v for k, v in limits.items() if v is not None},
         }
     )
+    live = None if as_json else _print_live  # output shows as the run prints it
     if url is not None:
         body = request.model_dump(mode="json", exclude_none=True)
-        raw = remote_call(url, api_key, "POST", "/v1/execute", body)
+        raw = _remote_run(url, api_key, body, live)
     else:
         # One plain sandbox: a run importing numpy or pandas imports them itself (about as long
         # as starting a sandbox with them preloaded would take).
         settings = load_settings(execution_pool_size=1, execution_data_pool_size=0)
         with SyncExecutor(settings) as executor:
-            raw = executor.run(request).model_dump(mode="json")
+            on_output = (lambda event: live(event.kind, event.text)) if live else None
+            raw = executor.run(request, on_output=on_output).model_dump(mode="json")
     result = Execution.from_json(raw)
     if as_json:
         typer.echo(json.dumps(raw, indent=2))
@@ -99,6 +101,31 @@ def execute(
         raise typer.Exit(result.exit_code or _EXIT_NOT_OK)
 
 
+def _print_live(kind: str, text: str) -> None:
+    stream = sys.stdout if kind == "stdout" else sys.stderr
+    if kind in {"stdout", "stderr"}:
+        stream.write(text)
+        stream.flush()
+
+
+def _remote_run(url: str, api_key: str | None, body: dict[str, Any], live: Any) -> dict[str, Any]:
+    """`POST /v1/execute`, streamed when output is shown live; the whole result's JSON."""
+    if live is None:
+        raw: dict[str, Any] = remote_call(url, api_key, "POST", "/v1/execute", body)
+        return raw
+    from companion.client import Client
+    from companion.errors import CompanionError
+
+    with Client(url, api_key) as client:
+        code = body.pop("code")
+        language = body.pop("language")
+        for event in client.run_stream(code, language, **body):
+            if event.execution is not None:
+                return event.execution.raw
+            live(event.kind, event.text)
+    raise CompanionError("the service ended the stream without a result")
+
+
 def _input_file(make: Any, spec: str) -> Any:
     """`--file PATH` or `--file NAME=PATH`."""
     name, _, path = spec.rpartition("=")
@@ -106,11 +133,10 @@ def _input_file(make: Any, spec: str) -> Any:
 
 
 def _show(result: Any, out_dir: Path) -> None:
-    """Output, then the results as a terminal can show them; files and images go to `out_dir`."""
+    """The results as a terminal can show them (the output was shown as it came); files and
+    images go to `out_dir`."""
     from companion.client import save_file
 
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
     for shown in result.results:
         if shown.mime_type == "text/plain" and shown.kind != "figure":
             sys.stdout.write(shown.data + "\n")

@@ -7,6 +7,7 @@ from companion.client._execution import (
     InputFile,
     ReturnedFile,
     RichOutput,
+    StreamEvent,
     save_file,
 )
 
@@ -17,6 +18,7 @@ __all__ = [
     "InputFile",
     "ReturnedFile",
     "RichOutput",
+    "StreamEvent",
     "raise_for_problem",
     "save_file",
 ]

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from companion.client._errors import raise_for_problem
-from companion.client._execution import Execution, InputFile, input_files
+from companion.client._execution import (
+    Execution,
+    InputFile,
+    StreamEvent,
+    input_files,
+    server_sent_events,
+    stream_event,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
 _DEFAULT_TIMEOUT_S = 60.0
-Files = Mapping[str, bytes | str] | Iterable[InputFile]
+_EVENTS = {"Accept": "text/event-stream"}
+Files = Mapping[str, bytes | str] | Iterable[InputFile | Mapping[str, str]]
 
 
 def _run_body(
@@ -58,6 +66,19 @@ class Client:
         typed result, its rich results and returned files decoded."""
         raw = self.request("POST", "/v1/execute", json=_run_body(language, code, files, fields))
         return Execution.from_json(raw)
+
+    def run_stream(
+        self, code: str, language: str = "python", *, files: Files | None = None, **fields: Any
+    ) -> Iterator[StreamEvent]:
+        """`run`, streamed: output and results as the run produces them, then a `done` event
+        with the whole `Execution`. Leaving the loop early closes the stream and ends the run."""
+        body = _run_body(language, code, files, fields)
+        with self._http.stream("POST", "/v1/execute", json=body, headers=_EVENTS) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for_problem(response)
+            for name, data in server_sent_events(response.iter_lines()):
+                yield stream_event(name, data)
 
     def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""
@@ -111,6 +132,25 @@ class AsyncClient:
         """`Client.run`, awaited."""
         body = _run_body(language, code, files, fields)
         return Execution.from_json(await self.request("POST", "/v1/execute", json=body))
+
+    async def run_stream(
+        self, code: str, language: str = "python", *, files: Files | None = None, **fields: Any
+    ) -> AsyncIterator[StreamEvent]:
+        """`Client.run_stream`, asynchronously."""
+        body = _run_body(language, code, files, fields)
+        async with self._http.stream("POST", "/v1/execute", json=body, headers=_EVENTS) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise_for_problem(response)
+            pending: list[str] = []  # one event's lines: the parser is the sync one's
+            async for line in response.aiter_lines():
+                pending.append(line)
+                if not line:
+                    for name, data in server_sent_events(pending):
+                        yield stream_event(name, data)
+                    pending = []
+            for name, data in server_sent_events(pending):
+                yield stream_event(name, data)
 
     async def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""

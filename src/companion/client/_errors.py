@@ -20,7 +20,7 @@ from companion.errors import (
     ValidationFailed,
 )
 
-__all__ = ["raise_for_problem"]
+__all__ = ["problem_error", "raise_for_problem"]
 
 _BY_STATUS: dict[int, type[CompanionError]] = {
     400: InvalidInput,
@@ -41,20 +41,22 @@ def raise_for_problem(response: httpx.Response) -> None:
         body: dict[str, Any] = response.json()
     except ValueError:
         body = {"detail": response.text[:500]}
-    detail = str(body.get("detail") or response.reason_phrase)
-    details = {
-        "status": response.status_code,
-        "code": body.get("code"),
-        "request_id": body.get("request_id"),
-    }
-    if response.status_code == 422:
+    body.setdefault("detail", response.reason_phrase)
+    retry_after_s = float(response.headers.get("retry-after", "1"))
+    raise problem_error(response.status_code, body, retry_after_s)
+
+
+def problem_error(status: int, body: dict[str, Any], retry_after_s: float = 1.0) -> CompanionError:
+    """The `CompanionError` a problem document (`status`, its JSON `body`) stands for."""
+    detail = str(body.get("detail") or "error")
+    details = {"status": status, "code": body.get("code"), "request_id": body.get("request_id")}
+    if status == 422:
         errors = [
             FieldError(str(e.get("pointer", "")), str(e.get("message", "")), str(e.get("type", "")))
             for e in body.get("errors", [])
         ]
-        raise ValidationFailed(detail, errors)
-    if response.status_code == 429:
-        retry_after_s = float(response.headers.get("retry-after", "1"))
-        raise RateLimited(detail, retry_after_s=retry_after_s, details=details)
-    error_class = _BY_STATUS.get(response.status_code, CompanionError)
-    raise error_class(detail, details=details)
+        return ValidationFailed(detail, errors)
+    if status == 429:
+        return RateLimited(detail, retry_after_s=retry_after_s, details=details)
+    error_class = _BY_STATUS.get(status, CompanionError)
+    return error_class(detail, details=details)

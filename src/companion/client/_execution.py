@@ -8,15 +8,25 @@ a snippet chose them.
 from __future__ import annotations
 
 import base64
+import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from companion.errors import InvalidInput
 
-__all__ = ["Execution", "InputFile", "ReturnedFile", "RichOutput", "input_files", "save_file"]
+__all__ = [
+    "Execution",
+    "InputFile",
+    "ReturnedFile",
+    "RichOutput",
+    "StreamEvent",
+    "input_files",
+    "save_file",
+    "server_sent_events",
+]
 
 _BINARY_ENCODING = "base64"
 
@@ -133,16 +143,63 @@ class Execution:
         return [save_file(folder, f.path, f.content) for f in self.files]
 
 
-def input_files(files: Mapping[str, bytes | str] | Iterable[InputFile]) -> list[dict[str, str]]:
-    """The request's `files` from {name: bytes or text} or `InputFile`s."""
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One event of a streamed run: `stdout`/`stderr` (`text`), `result` (`result`, one
+    representation of a result), or `done` (`execution`, the whole result), always last."""
+
+    kind: str
+    text: str = ""
+    result: RichOutput | None = None
+    execution: Execution | None = None
+
+
+def stream_event(name: str, data: str) -> StreamEvent:
+    """The `StreamEvent` of one server-sent event; an `error` event raises its problem."""
+    body = json.loads(data)
+    if name == "error":
+        from companion.client._errors import problem_error
+
+        raise problem_error(int(body.get("status", 500)), body)
+    if name == "done":
+        return StreamEvent("done", execution=Execution.from_json(body))
+    if name == "result":
+        return StreamEvent("result", result=RichOutput(**body))
+    return StreamEvent(name, text=str(body.get("text", "")))
+
+
+def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs of an SSE stream given line by line (fields per the WHATWG spec:
+    `event`, `data` lines joined by newlines, a blank line dispatches, `:` starts a comment)."""
+    name, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield name, "\n".join(data)
+            name, data = "message", []
+            continue
+        if line.startswith(":"):
+            continue
+        field_name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field_name == "event":
+            name = value
+        elif field_name == "data":
+            data.append(value)
+    if data:
+        yield name, "\n".join(data)
+
+
+def input_files(
+    files: Mapping[str, bytes | str] | Iterable[InputFile | Mapping[str, str]],
+) -> list[dict[str, str]]:
+    """The request's `files` from {name: bytes or text}, `InputFile`s, or their JSON form."""
     if isinstance(files, Mapping):
-        items = [
-            InputFile(name, data.encode("utf-8") if isinstance(data, str) else data)
+        return [
+            InputFile(name, data.encode("utf-8") if isinstance(data, str) else data).to_json()
             for name, data in files.items()
         ]
-    else:
-        items = list(files)
-    return [item.to_json() for item in items]
+    return [item.to_json() if isinstance(item, InputFile) else dict(item) for item in files]
 
 
 def save_file(folder: str | os.PathLike[str], path: str, content: bytes) -> Path:

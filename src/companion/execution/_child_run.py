@@ -10,16 +10,20 @@ through the zygote cost two more cross-process hand-offs a run (JavaScript round
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["Capture", "PreparedChild", "run_on_child"]
+__all__ = ["Capture", "OutputListener", "PreparedChild", "run_on_child"]
+
+# Told of output as it arrives: ("stdout" | "stderr", text) and ("result", an unchecked record).
+OutputListener = Callable[[str, Any], None]
 
 _READ_CHUNK = 65536
 # The child's error report (raw JSON line, "" if none) and its exit record, if any.
@@ -92,6 +96,9 @@ class Capture:
     results: list[Any] = field(default_factory=list)  # `result` records, unchecked
     files: list[Any] = field(default_factory=list)  # `file` records, unchecked
     cpu_before: Any = None  # the CPU the child had spent when its request came, unchecked
+    listener: OutputListener | None = None
+    # Streamed text is decoded as it comes; a character split between two reads waits for its end.
+    _decoders: dict[str, codecs.IncrementalDecoder] = field(default_factory=dict)
     _report_bytes: int = 0  # received on the report pipe in all
     _garbage_bytes: int = 0  # of lines that were no record, or a second error
     _error: str = ""
@@ -111,7 +118,10 @@ class Capture:
             return True
         buffer = self.stdout if stream == "stdout" else self.stderr
         room = self.cap_bytes - len(self.stdout) - len(self.stderr)
-        buffer += chunk[: max(room, 0)]
+        kept = chunk[: max(room, 0)]
+        buffer += kept
+        if self.listener is not None and kept:
+            self._stream(stream, kept)
         if len(chunk) > room:
             self.truncated.add(stream)
             return False
@@ -133,22 +143,39 @@ class Capture:
                 # a real report can hold ends the run (parsing it costs the event loop).
                 self._garbage_bytes += len(line) + 1
                 continue
-            if record.get("done") is True:
-                self._done = record
-            elif "result" in record:
-                self.results.append(record["result"])
-            elif "file" in record:
-                self.files.append(record["file"])
-            elif record.get("truncated") in {"results", "files"}:
-                self.truncated.add(record["truncated"])
-            elif "cpu_before_ms" in record:
-                if self.cpu_before is None:  # the child's own, written before user code ran
-                    self.cpu_before = record["cpu_before_ms"]
-            elif not self._error:
-                self._error = line.decode("utf-8", "replace")
-            else:
+            if not self._take(record, line):
                 self._garbage_bytes += len(line) + 1
         del self.report[:end]
+
+    def _take(self, record: dict[str, Any], line: bytes) -> bool:
+        """Keep one report record; False for one that is none of the child's (a second error)."""
+        if record.get("done") is True:
+            self._done = record
+        elif "result" in record:
+            self.results.append(record["result"])
+            if self.listener is not None:
+                self.listener("result", record["result"])
+        elif "file" in record:
+            self.files.append(record["file"])
+        elif record.get("truncated") in {"results", "files"}:
+            self.truncated.add(record["truncated"])
+        elif "cpu_before_ms" in record:
+            if self.cpu_before is None:  # the child's own, written before user code ran
+                self.cpu_before = record["cpu_before_ms"]
+        elif not self._error:
+            self._error = line.decode("utf-8", "replace")
+        else:
+            return False
+        return True
+
+    def _stream(self, stream: str, chunk: bytes) -> None:
+        assert self.listener is not None
+        decoder = self._decoders.get(stream)
+        if decoder is None:
+            decoder = self._decoders[stream] = codecs.getincrementaldecoder("utf-8")("replace")
+        text = decoder.decode(chunk)
+        if text:
+            self.listener(stream, text)
 
     def reports(self) -> Reports:
         """The child's error report (raw JSON line, "" if none) and its exit record, if any."""

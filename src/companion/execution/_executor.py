@@ -20,7 +20,12 @@ from companion.execution._host import (
     probe_isolation,
 )
 from companion.execution._launcher import LaunchPlan, SandboxMode, prepare_launch
-from companion.execution._models import ExecutionRequest, ExecutionResult
+from companion.execution._models import (
+    ExecutionRequest,
+    ExecutionResult,
+    OutputEvent,
+    RichResult,
+)
 from companion.execution._node import NodePool, node_binary
 from companion.execution._outcome import internal_error_result, to_result
 from companion.execution._packages import PythonPackages, packages_dir
@@ -214,10 +219,18 @@ class Executor:
             await asyncio.to_thread(shutil.rmtree, self._plan.runtime_dir, True)
             self._plan = None
 
-    async def run(self, request: ExecutionRequest, tenant: str = "default") -> ExecutionResult:
+    async def run(
+        self,
+        request: ExecutionRequest,
+        tenant: str = "default",
+        on_output: Callable[[OutputEvent], None] | None = None,
+    ) -> ExecutionResult:
         """Run one snippet; raises only for bad requests (4xx) and a full queue (503).
 
         `tenant` matters to the `node` runtime, whose warm workers never serve two tenants.
+        `on_output` is called with each piece of stdout and stderr and each result as the run
+        produces them (the `node` runtime gives its output at the end, in the result only).
+        Cancelling the call kills the run.
         """
         runtime = self.runtimes.resolve(request.language)
         limits = runtime.limits_for(request.limits)
@@ -226,6 +239,7 @@ class Executor:
             "code": request.entry_source,
             "files": self._files(request, runtime),
             "figure_format": request.figure_format,
+            "stream": on_output is not None,
             "stdin": request.stdin,
             "args": request.args,
             "env": request.env,
@@ -238,7 +252,9 @@ class Executor:
                 raw = await self._run_node(tenant, frame, limits.wall_time_ms / 1000)
             else:
                 wait_s = limits.wall_time_ms / 1000 + _GUARD_S
-                raw = await self._pool_for(request, runtime).run(frame, wait_s, tenant=tenant)
+                pool = self._pool_for(request, runtime)
+                listener = _listener(on_output) if on_output is not None else None
+                raw = await pool.run(frame, wait_s, tenant=tenant, listener=listener)
             result = to_result(raw, runtime, limits)
         except ZygoteFailed as exc:
             _log.error("sandbox failed during a %s run: %s", runtime.language, exc)
@@ -318,6 +334,27 @@ class Executor:
         if total > limit:
             message = f"The files hold {total} bytes; the limit is {limit}."
             raise InvalidSnippet(message, [FieldError("/files", message, "too_large")])
+
+
+def _listener(on_output: Callable[[OutputEvent], None]) -> Callable[[str, Any], None]:
+    """The sandbox's raw output turned into `OutputEvent`s. A result record is checked first (a
+    malformed one is not streamed: the run's result says it was malformed); a failing callback
+    is logged, never raised into the sandbox's event-loop callbacks."""
+
+    def listen(kind: str, value: Any) -> None:
+        try:
+            if kind == "result":
+                try:
+                    event = OutputEvent(kind="result", result=RichResult.model_validate(value))
+                except ValueError:
+                    return
+            else:
+                event = OutputEvent(kind="stdout" if kind == "stdout" else "stderr", text=value)
+            on_output(event)
+        except Exception:
+            _log.exception("an output listener failed")
+
+    return listen
 
 
 def _python_sources(request: ExecutionRequest) -> list[str]:

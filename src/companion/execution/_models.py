@@ -22,6 +22,7 @@ __all__ = [
     "ExecutionResult",
     "LimitOverrides",
     "Limits",
+    "OutputEvent",
     "OutputFile",
     "RichResult",
     "SourceFile",
@@ -180,6 +181,14 @@ class RichResult(BaseModel):
     mime_type: str = Field(pattern=_MIME_TYPE, examples=["text/plain", "image/png"])
     data: str
     encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class OutputEvent(BaseModel):
+    """Output of a run as it happens (streaming): a piece of stdout or stderr, or a result."""
+
+    kind: Literal["stdout", "stderr", "result"]
+    text: str = Field("", description="The piece of stdout or stderr (`stdout`, `stderr`).")
+    result: RichResult | None = Field(None, description="A representation of a result (`result`).")
 
 
 class OutputFile(BaseModel):

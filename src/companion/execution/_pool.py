@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from companion.execution._child_run import OutputListener
 from companion.execution._errors import ExecutorBusy, SandboxUnavailable
 from companion.execution._launcher import LaunchPlan
 from companion.execution._zygote import Zygote, ZygoteLost, service_fds_per_zygote
@@ -155,7 +156,11 @@ class ZygotePool:
         )
 
     async def run(
-        self, request: dict[str, Any], timeout_s: float, tenant: str = "default"
+        self,
+        request: dict[str, Any],
+        timeout_s: float,
+        tenant: str = "default",
+        listener: OutputListener | None = None,
     ) -> dict[str, Any]:
         """Run on a zygote this tenant may take; `ZygoteFailed` when it died mid-run (it is
         replaced meanwhile). A zygote lost before the run started is replaced and the run retried."""
@@ -165,7 +170,7 @@ class ZygotePool:
             zygote = await self._acquire(tenant, timeout_s)
             self._runs += 1
             try:
-                result = await zygote.run(request, timeout_s)
+                result = await zygote.run(request, timeout_s, listener)
             except ZygoteLost:
                 self._replace(zygote)
                 if attempt + 1 == _ATTEMPTS:

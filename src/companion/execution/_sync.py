@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TypeVar
 
 from companion.config import Settings
 from companion.execution._executor import Executor
-from companion.execution._models import ExecutionRequest, ExecutionResult
+from companion.execution._models import ExecutionRequest, ExecutionResult, OutputEvent
 
 __all__ = ["SyncExecutor"]
 
@@ -52,9 +52,12 @@ class SyncExecutor:
             self._thread.join()
             self._loop.close()
 
-    def run(self, request: ExecutionRequest) -> ExecutionResult:
-        """Run one snippet and block for its result."""
-        return self._call(self._executor.run(request))
+    def run(
+        self, request: ExecutionRequest, on_output: Callable[[OutputEvent], None] | None = None
+    ) -> ExecutionResult:
+        """Run one snippet and block for its result; `on_output` (called on the executor's own
+        thread) sees its output as it comes, as in `Executor.run`."""
+        return self._call(self._executor.run(request, on_output=on_output))
 
     def _call(self, coroutine: Coroutine[object, object, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()

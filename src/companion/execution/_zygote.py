@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from companion.execution._child_run import Capture, PreparedChild, run_on_child
+from companion.execution._child_run import Capture, OutputListener, PreparedChild, run_on_child
 from companion.execution._launcher import LaunchPlan
 from companion.execution._outcome import exit_record, usage_record
 from companion.execution.sandbox.protocol import (
@@ -158,8 +158,11 @@ class Zygote:
         self.landlock_abi = int(ready.get("landlock_abi", 0))
         self._memory_base_bytes = int(ready.get("memory_base_bytes", 0))
 
-    async def run(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Run one request on a prepared child; the result has the shape `to_result` reads."""
+    async def run(
+        self, request: dict[str, Any], timeout_s: float, listener: OutputListener | None = None
+    ) -> dict[str, Any]:
+        """Run one request on a prepared child; the result has the shape `to_result` reads.
+        `listener` is told of output as it arrives."""
         self.runs += 1
         limits = request["limits"]
         wall_s = limits["wall_time_ms"] / 1000
@@ -183,7 +186,7 @@ class Zygote:
         # 2,000 into a false timeout or an empty "ok", and stalled later runs on reused fd numbers.
         exited.add_done_callback(lambda _: child.close_pidfd())
         try:
-            return await self._run_on(child, exited, request, wall_s)
+            return await self._run_on(child, exited, request, wall_s, listener)
         finally:
             child.close_pipes()
             if not exited.done() and self._failure is None:
@@ -200,10 +203,13 @@ class Zygote:
         exited: asyncio.Future[dict[str, Any]],
         request: dict[str, Any],
         wall_s: float,
+        listener: OutputListener | None,
     ) -> dict[str, Any]:
         started = time.monotonic()
         limits = request["limits"]
-        capture = Capture(limits["max_output_bytes"], returned_report_bytes(limits))
+        capture = Capture(
+            limits["max_output_bytes"], returned_report_bytes(limits), listener=listener
+        )
         frame = frame_bytes(orjson.dumps(request))
         killed, (error, done) = await run_on_child(child, frame, capture, wall_s)
         result: dict[str, Any] = {

@@ -203,12 +203,17 @@ def prepare_python() -> None:
     sys.stdout = io.TextIOWrapper(
         io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace"
     )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace"
+    sys.stderr = io.TextIOWrapper(  # line-buffered, as CPython's own stderr is
+        io.FileIO(2, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
     )
 
 
 def _run_python(request: dict[str, Any], limits: dict[str, int], outputs: Outputs) -> int:
+    if request.get("stream"):  # each line goes out as it is printed, as in a terminal
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     sys.argv = [USER_FILE, *request.get("args", [])]
     sys.path[0:0] = [os.getcwd()]
     scope: dict[str, Any] = {
