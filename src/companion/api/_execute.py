@@ -93,6 +93,15 @@ _REQUEST_BODY = {
 @router.post(
     "/execute",
     response_model=ExecutionResult,
+    responses={
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {"type": "string", "description": "Server-Sent Events"}
+                }
+            }
+        }
+    },
     openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Run a Python or JavaScript snippet in a sandbox",
     description="Files go in (`files`, text or base64) and come back (`files`: what the run "
@@ -118,7 +127,9 @@ async def execute(http: Request, state: State, key: ExecuteKey) -> Response:
     executor = state.require_executor()
     limit = state.settings.execute_max_concurrent_per_key
     if "text/event-stream" in http.headers.get("accept", ""):
-        state.in_flight.check(key.key_id, limit)  # a 429 before the stream, not inside it
+        # A bad request (422) or a full key (429) is answered before the stream begins.
+        executor.check(request)
+        state.in_flight.check(key.key_id, limit)
         events = _events(executor, request, key.tenant, state.in_flight.slot(key.key_id, limit))
         return StreamingResponse(
             _rendered(events, http.scope), media_type="text/event-stream", headers=_SSE_HEADERS

@@ -272,6 +272,13 @@ class Executor:
             self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
         return result
 
+    def check(self, request: ExecutionRequest) -> None:
+        """Raise what `run` would raise for a bad request (422), without running it: a caller
+        that streams says so before its answer has begun."""
+        runtime = self.runtimes.resolve(request.language)
+        runtime.limits_for(request.limits)
+        self._files(request, runtime)
+
     def _pool_for(self, request: ExecutionRequest, runtime: Runtime) -> ZygotePool:
         """The preloaded sandboxes for Python code that imports a package, else the plain ones."""
         assert self._pool is not None
