@@ -137,3 +137,18 @@ def test_the_python_client_streams(served: tuple[str, dict[str, str]]) -> None:
     assert events[-1].kind == "done"
     assert events[-1].execution is not None
     assert events[-1].execution.value == "'c'"
+
+
+def test_many_lines_stream_whole(served: tuple[str, dict[str, str]]) -> None:
+    url, headers = served
+    code = "for i in range(20_000):\n    print(i)"
+    response = httpx.post(
+        f"{url}/v1/execute",
+        json={"language": "python", "code": code},
+        headers={**headers, **_STREAM},
+        timeout=60,
+    )
+    events = _events(response)
+    streamed = "".join(str(data["text"]) for name, data in events if name == "stdout")
+    assert streamed == "".join(f"{i}\n" for i in range(20_000))
+    assert events[-1][1]["stdout"] == streamed

@@ -387,3 +387,57 @@ def test_a_cpu_bound_run_on_a_preloaded_sandbox_times_out_with_its_own_cpu(
     assert result.status == "timeout", result
     # RLIMIT_CPU counts whole seconds of the process's life: the run gets at least its second.
     assert 1000 <= result.usage.cpu_ms < 2100, result.usage
+
+
+def test_a_snippet_cannot_change_how_later_runs_read_the_fonts(interpreter: SyncExecutor) -> None:
+    # The font files stay open across the fork; each child opens them again, so flags set on a
+    # descriptor (O_DIRECT made every later unaligned read fail) stay in the run that set them.
+    poison = (
+        "import fcntl, os, numpy\n"
+        "for fd in range(4, 64):\n"
+        "    try:\n"
+        "        fcntl.fcntl(fd, fcntl.F_SETFL, os.O_DIRECT)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('set')"
+    )
+    assert run(interpreter, poison).stdout == "set\n"
+    for _ in range(3):
+        drawn = run(
+            interpreter,
+            "import matplotlib.pyplot as plt\nplt.title('Glyphs: ÀÉÎÕÜ ßçñ 0123456789')\nprint('ok')",
+        )
+        assert drawn.stdout == "ok\n", drawn
+        assert drawn.stderr == "", drawn.stderr
+        assert [r.mime_type for r in drawn.results] == ["image/png"]
+
+
+@pytest.mark.parametrize(
+    "flood",
+    [
+        "os.write(3, b'{\"truncated\": []}\\n')\nwhile True:\n    os.write(3, b'x\\n' * 32768)",
+        "while True:\n    os.write(3, b'{\"file\": {}}\\n' * 4096)",
+        "while True:\n    os.write(3, b'{\"result\": 1}\\n' * 4096)",
+    ],
+    ids=["unhashable-truncated", "empty-file-records", "result-records"],
+)
+def test_a_flood_of_forged_records_ends_the_run_promptly(
+    interpreter: SyncExecutor, flood: str
+) -> None:
+    result = run(interpreter, "import os\n" + flood, limits={"wall_time_ms": 10_000})
+    assert result.status in {"output_limit", "internal_error"}, result
+    assert result.usage.wall_ms < 5_000, result.usage
+    assert_healthy(interpreter)
+
+
+def test_forged_file_records_past_the_caps_are_an_internal_error(interpreter: SyncExecutor) -> None:
+    record = (
+        '{"file": {"path": "PATH", "size_bytes": 1, "mime_type": "text/plain", '
+        '"content_base64": "eA=="}}\n'
+    )
+    lines = "".join(record.replace("PATH", path) for path in ["a", "a", "b"])
+    duplicate = run(interpreter, f"import os\nos.write(3, {lines!r}.encode())")
+    assert duplicate.status == "internal_error", duplicate
+    nested = "".join(record.replace("PATH", path) for path in ["d", "d/e"])
+    inside = run(interpreter, f"import os\nos.write(3, {nested!r}.encode())")
+    assert inside.status == "internal_error", inside

@@ -160,3 +160,20 @@ def test_bad_requests_get_a_typed_error_naming_the_field(
 def test_malformed_requests_fail_validation(fields: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         ExecutionRequest.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["a", "a/b"], ["data/x", "data/x/y.csv"]],
+    ids=["file-then-inside", "deeper"],
+)
+def test_input_files_inside_other_input_files_are_refused(names: list[str]) -> None:
+    files = [{"name": name, "content": "x"} for name in names]
+    with pytest.raises(ValidationError, match="would be inside file"):
+        ExecutionRequest.model_validate({"language": "python", "code": "1", "files": files})
+
+
+def test_many_repeated_file_names_are_refused_quickly() -> None:
+    files = [{"name": f"f{i % 5000}", "content": ""} for i in range(10_000)]
+    with pytest.raises(ValidationError, match="repeat"):
+        ExecutionRequest.model_validate({"language": "python", "code": "1", "files": files})

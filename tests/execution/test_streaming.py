@@ -127,3 +127,15 @@ async def test_a_failing_listener_never_breaks_the_run(one_zygote: Executor) -> 
         ExecutionRequest(language="python", code="print(1)\n2"), on_output=broken
     )
     assert (result.status, result.stdout) == ("ok", "1\n")
+
+
+async def test_an_unfinished_character_at_the_end_streams_as_the_result_has_it(
+    one_zygote: Executor,
+) -> None:
+    events: list[OutputEvent] = []
+    code = "import sys\nsys.stdout.write('ok ')\nsys.stdout.flush()\nsys.stdout.buffer.write(b'\\xe2\\x82')"
+    result = await one_zygote.run(
+        ExecutionRequest(language="python", code=code), on_output=events.append
+    )
+    assert result.stdout == "ok \ufffd"
+    assert "".join(e.text for e in events if e.kind == "stdout") == result.stdout

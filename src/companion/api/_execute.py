@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
@@ -151,24 +150,48 @@ async def _events(
 ) -> AsyncIterator[tuple[str, str]]:
     """(event, JSON data) pairs: `stdout`/`stderr` `{"text"}` pieces and `result` pieces (a
     rich result's representation) as the run produces them, in order, then `done` with the
-    whole `ExecutionResult`. A client that goes away cancels this, which kills the run."""
+    whole `ExecutionResult`. A client that goes away cancels this, which kills the run.
+
+    The run holds the key's in-flight slot, not the stream: a client reading slowly holds only
+    the (bounded) output waiting for it. Pieces that wait are merged, so a run printing a line
+    at a time costs the event loop one event per read, not one per line.
+    """
     queue: asyncio.Queue[OutputEvent | None] = asyncio.Queue()
-    async with slot:
-        run = asyncio.create_task(executor.run(request, tenant=tenant, on_output=queue.put_nowait))
-        run.add_done_callback(lambda _: queue.put_nowait(None))
-        try:
-            while (event := await queue.get()) is not None:
-                if event.kind == "result":
-                    assert event.result is not None
-                    yield "result", event.result.model_dump_json()
-                else:
-                    yield event.kind, orjson.dumps({"text": event.text}).decode()
-            yield "done", run.result().model_dump_json()
-        finally:
-            if not run.done():
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
+
+    async def held() -> ExecutionResult:
+        async with slot:
+            return await executor.run(request, tenant=tenant, on_output=queue.put_nowait)
+
+    run = asyncio.create_task(held())
+    run.add_done_callback(lambda _: queue.put_nowait(None))
+    try:
+        event = await queue.get()
+        while event is not None:
+            following: OutputEvent | None = None
+            have_following = False
+            while not queue.empty():  # merge the waiting pieces of the same stream
+                candidate = queue.get_nowait()
+                if candidate is not None and candidate.kind == event.kind != "result":
+                    event = OutputEvent(kind=event.kind, text=event.text + candidate.text)
+                    continue
+                following, have_following = candidate, True
+                break
+            yield _event_data(event)
+            event = following if have_following else await queue.get()
+        yield "done", run.result().model_dump_json()
+    finally:
+        if not run.done():
+            run.cancel()
+            # Waited for even when this generator is cancelled again: the run's own teardown
+            # kills its sandbox child.
+            await asyncio.shield(asyncio.wait([run]))
+
+
+def _event_data(event: OutputEvent) -> tuple[str, str]:
+    if event.kind == "result":
+        assert event.result is not None
+        return "result", event.result.model_dump_json()
+    return event.kind, orjson.dumps({"text": event.text}).decode()
 
 
 async def _rendered(events: AsyncIterator[tuple[str, str]], scope: Scope) -> AsyncIterator[bytes]:

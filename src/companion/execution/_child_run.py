@@ -29,6 +29,9 @@ _READ_CHUNK = 65536
 # The child's error report (raw JSON line, "" if none) and its exit record, if any.
 Reports = tuple[str, dict[str, Any] | None]
 _REPORT_BYTES = 65536  # the error and exit records, and what frames results and files
+# Result records kept at most: each costs the service ~100 bytes of objects however small its line,
+# so their number is bounded besides their bytes (a real run sends one per representation).
+_MAX_RESULTS = 10_000
 
 
 @dataclass(slots=True)
@@ -89,6 +92,7 @@ class Capture:
 
     cap_bytes: int
     returned_bytes: int = 0  # what results and returned files may add to the report
+    max_files: int = 0  # file records kept at most (the run's `max_returned_files`)
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     report: bytearray = field(default_factory=bytearray)
@@ -133,32 +137,41 @@ class Capture:
         end = self.report.rfind(b"\n") + 1
         if not end:
             return
-        for line in bytes(self.report[:end]).splitlines():
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict):
+        try:
+            for line in bytes(self.report[:end]).splitlines():
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    record = None
                 # User code may write to the report pipe: a little garbage is ignored; more than
                 # a real report can hold ends the run (parsing it costs the event loop).
-                self._garbage_bytes += len(line) + 1
-                continue
-            if not self._take(record, line):
-                self._garbage_bytes += len(line) + 1
-        del self.report[:end]
+                if not isinstance(record, dict) or not self._took(record, line):
+                    self._garbage_bytes += len(line) + 1
+        finally:  # parsed lines never stay: a line that broke parsing is not parsed again
+            del self.report[:end]
+
+    def _took(self, record: dict[str, Any], line: bytes) -> bool:
+        try:
+            return self._take(record, line)
+        except Exception:  # a record of an unexpected shape is garbage, never the loop's error
+            return False
 
     def _take(self, record: dict[str, Any], line: bytes) -> bool:
         """Keep one report record; False for one that is none of the child's (a second error)."""
         if record.get("done") is True:
             self._done = record
         elif "result" in record:
+            if len(self.results) >= _MAX_RESULTS:
+                return False  # more than the child sends (it bounds them in bytes): forged
             self.results.append(record["result"])
             if self.listener is not None:
                 self.listener("result", record["result"])
         elif "file" in record:
+            if len(self.files) >= self.max_files:
+                return False  # more than the run may return: forged
             self.files.append(record["file"])
-        elif record.get("truncated") in {"results", "files"}:
-            self.truncated.add(record["truncated"])
+        elif isinstance(kind := record.get("truncated"), str) and kind in {"results", "files"}:
+            self.truncated.add(kind)
         elif "cpu_before_ms" in record:
             if self.cpu_before is None:  # the child's own, written before user code ran
                 self.cpu_before = record["cpu_before_ms"]
@@ -176,6 +189,15 @@ class Capture:
         text = decoder.decode(chunk)
         if text:
             self.listener(stream, text)
+
+    def end_streams(self) -> None:
+        """The run is over: a character left unfinished on a stream is streamed as U+FFFD, as the
+        result's text decodes it."""
+        if self.listener is None:
+            return
+        for stream, decoder in self._decoders.items():
+            if text := decoder.decode(b"", final=True):
+                self.listener(stream, text)
 
     def reports(self) -> Reports:
         """The child's error report (raw JSON line, "" if none) and its exit record, if any."""

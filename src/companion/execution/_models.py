@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import binascii
+from collections import Counter
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -28,6 +30,8 @@ __all__ = [
     "SourceFile",
     "Status",
     "Usage",
+    "check_relative_path",
+    "enclosing_path",
 ]
 
 Status = Literal["ok", "runtime_error", "timeout", "memory_limit", "output_limit", "internal_error"]
@@ -64,6 +68,16 @@ class LimitOverrides(BaseModel):
     max_open_files: int | None = Field(None, gt=0)
     max_returned_files: int | None = Field(None, ge=0)
     max_returned_bytes: int | None = Field(None, ge=0)
+
+
+def enclosing_path(path: str, others: Collection[str]) -> str | None:
+    """The path among `others` that `path` would sit inside (`a` for `a/b`), if any."""
+    segments = path.split("/")
+    for depth in range(1, len(segments)):
+        parent = "/".join(segments[:depth])
+        if parent in others:
+            return parent
+    return None
 
 
 def check_relative_path(path: str) -> str:
@@ -132,11 +146,13 @@ class ExecutionRequest(BaseModel):
             raise ValueError("give `code`, or `files` whose first one is run")
         if self.code is None and self.files and self.files[0].encoding != "utf-8":
             raise ValueError(f"the entry file {self.files[0].name!r} must be text (utf-8)")
-        names = [f.name for f in self.files or ()]
-        if len(set(names)) != len(names):
-            raise ValueError(
-                f"file names repeat: {sorted({n for n in names if names.count(n) > 1})}"
-            )
+        names = Counter(f.name for f in self.files or ())
+        repeated = sorted(name for name, count in names.items() if count > 1)
+        if repeated:
+            raise ValueError(f"file names repeat: {repeated[:10]}")
+        for name in names:
+            if (parent := enclosing_path(name, names)) is not None:
+                raise ValueError(f"file {name!r} would be inside file {parent!r}")
         return self
 
     @property

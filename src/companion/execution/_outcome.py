@@ -15,6 +15,7 @@ from companion.execution._models import (
     RichResult,
     Status,
     Usage,
+    enclosing_path,
 )
 from companion.execution._runtimes import Runtime
 
@@ -138,7 +139,7 @@ def to_result(raw: dict[str, Any], runtime: Runtime, limits: Limits) -> Executio
         # Written by the child, which runs user code: checked strictly (ValueError otherwise).
         results=[RichResult.model_validate(item) for item in raw.get("results", ())],
         results_truncated="results" in truncated,
-        files=[OutputFile.model_validate(item) for item in raw.get("files", ())],
+        files=_checked_files(raw.get("files", ()), limits),
         files_truncated="files" in truncated,
         usage=Usage(
             wall_ms=float(raw.get("wall_ms", 0.0)),
@@ -148,6 +149,24 @@ def to_result(raw: dict[str, Any], runtime: Runtime, limits: Limits) -> Executio
         language=runtime.language,
         version=runtime.version,
     )
+
+
+def _checked_files(records: Any, limits: Limits) -> list[OutputFile]:
+    """The returned files, each valid and all of them within the run's caps, with no path twice
+    and none inside another (`a` and `a/b`): what the child sends, since it runs user code too.
+    A `ValueError` otherwise (the run becomes an `internal_error`)."""
+    files = [OutputFile.model_validate(item) for item in records]
+    if len(files) > limits.max_returned_files:
+        raise ValueError(f"{len(files)} files returned, above {limits.max_returned_files}")
+    if sum(f.size_bytes for f in files) > limits.max_returned_bytes:
+        raise ValueError(f"returned files above {limits.max_returned_bytes} bytes")
+    paths = {f.path for f in files}
+    if len(paths) < len(files):
+        raise ValueError("a returned file's path repeats")
+    inside = next((p for p in paths if enclosing_path(p, paths)), None)
+    if inside is not None:
+        raise ValueError(f"returned file {inside!r} is inside another returned file")
+    return files
 
 
 def internal_error_result(runtime: Runtime, reason: str) -> ExecutionResult:

@@ -36,7 +36,9 @@ __all__ = ["Zygote", "ZygoteFailed", "ZygoteLost", "service_fds_per_zygote"]
 
 _log = logging.getLogger("companion.execution")
 _STDERR_TAIL_BYTES = 4096
-_FILE_RECORD_BYTES = 2048  # a returned file's record around its content (a path, a MIME type)
+# A returned file's record around its content: a path of up to 900 characters, each up to 12
+# bytes once JSON escapes it (a non-ASCII character as a surrogate pair), and a MIME type.
+_FILE_RECORD_BYTES = 12 * 1024
 _CHILD_FDS = 5  # control, stdout, stderr, report, pidfd
 # A child that sent its exit record (its last act) gets this long to exit before it is killed;
 # exiting takes well under a millisecond, and a forged record buys a spinning snippet no more.
@@ -208,10 +210,14 @@ class Zygote:
         started = time.monotonic()
         limits = request["limits"]
         capture = Capture(
-            limits["max_output_bytes"], returned_report_bytes(limits), listener=listener
+            limits["max_output_bytes"],
+            returned_report_bytes(limits),
+            max_files=limits["max_returned_files"],
+            listener=listener,
         )
         frame = frame_bytes(orjson.dumps(request))
         killed, (error, done) = await run_on_child(child, frame, capture, wall_s)
+        capture.end_streams()
         result: dict[str, Any] = {
             "killed": killed,
             "results": capture.results,

@@ -106,8 +106,11 @@ class LimitSetter:
             # Soft < hard: SIGXCPU at the limit (reported as a timeout), SIGKILL later as a backstop.
             # RLIMIT_CPU counts the process's whole life: what it spent before its request (its
             # warm-up) is added, so the run gets all of its own.
+            # The hard limit was set before the warm-up and cannot be raised: soft stays below it.
             resource.RLIMIT_CPU: (
-                cpu_s(spent_ms + limits["cpu_time_ms"]),
+                min(
+                    cpu_s(spent_ms + limits["cpu_time_ms"]), cpu_s(self._maxima["cpu_time_ms"]) + 1
+                ),
                 cpu_s(self._maxima["cpu_time_ms"]) + 1,
             ),
             resource.RLIMIT_AS: (

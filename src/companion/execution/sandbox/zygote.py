@@ -23,7 +23,7 @@ import socket
 import stat
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import landlock
 from .child import (
@@ -98,15 +98,26 @@ def _preload(
         _quickjs.Context().eval("[1, 2].map((x) => x * 2).join()")
 
 
+class KeptFile(NamedTuple):
+    """A file the zygote left open for its children: where it is and which file it is."""
+
+    path: str
+    device: int
+    inode: int
+
+
 def _preload_keeping_files(
     languages: list[str], python_path: list[str], modules: list[str], scratch_root: str
-) -> frozenset[int]:
-    """`_preload`, and the descriptors of the files it left open, for children to keep.
+) -> dict[int, KeptFile]:
+    """`_preload`, and the files it left open (descriptor: path), for children to keep.
 
     matplotlib keeps each loaded font's file open and reads glyphs from it as it needs them: a
     child closing it (as it closes every inherited descriptor) broke text drawing, and opening
     the fonts anew in each run cost their glyph caches. Those files are read-only package
-    files a snippet may read anyway; they are placed above fd 9 so no pipe lands on them.
+    files a snippet may read anyway; they are placed above fd 9 so no pipe lands on them. Each
+    child opens them again onto the same numbers (`_own_files`): an inherited descriptor shares
+    its offset and flags with every other child (one run's `O_DIRECT` broke the next runs' text,
+    and two children reading glyphs at once raced on one offset).
     """
     placeholders = []
     while (fd := os.open(os.devnull, os.O_RDONLY)) < _FIRST_FREE_FD:
@@ -117,14 +128,16 @@ def _preload_keeping_files(
     finally:
         for fd in placeholders:
             os.close(fd)
-    kept = set()
+    kept: dict[int, KeptFile] = {}
     for name in os.listdir("/proc/self/fd"):
         try:
-            if stat.S_ISREG(os.fstat(int(name)).st_mode):
-                kept.add(int(name))
+            info = os.fstat(int(name))
+            if stat.S_ISREG(info.st_mode):
+                path = os.readlink(f"/proc/self/fd/{name}")
+                kept[int(name)] = KeptFile(path, info.st_dev, info.st_ino)
         except OSError:
             continue  # the listing's own descriptor, closed by now
-    return frozenset(kept)
+    return kept
 
 
 def _exercise_packages(
@@ -172,7 +185,7 @@ def _child_main(
     seccomp_limits: SeccompLoader,
     rlimits: LimitSetter,
     *,
-    kept: frozenset[int],
+    kept: dict[int, KeptFile],
     preloaded: bool,
 ) -> Callable[[bytes, int, int, int, int], None]:
     """The body of every run's child, forked by the template (see `template`)."""
@@ -193,7 +206,8 @@ def _child_main(
             os.environ.update(run_env)
             rlimits.prepare()
             # First: the warm-ups below may open files (matplotlib's fonts) that must stay open.
-            control_r = _bind_stdio(control_r, out_w, err_w, res_w, kept)
+            owned = _own_files(kept)
+            control_r = _bind_stdio(control_r, out_w, err_w, res_w, owned)
             if kind == _JAVASCRIPT:
                 prepare_javascript()
             else:
@@ -219,6 +233,25 @@ def _child_main(
             _exit(_EXIT_SETUP_FAILED)  # never return into the template's loop, whatever happened
 
     return main
+
+
+def _own_files(kept: dict[int, KeptFile]) -> frozenset[int]:
+    """Open each kept file again onto its descriptor (this child's own offset and flags), when
+    the descriptor still holds that file (the zygote may have let one go since: its number may
+    now be one of this child's pipes); the descriptors to keep."""
+    owned = set()
+    for fd, kept_file in kept.items():
+        try:
+            held = os.fstat(fd)
+        except OSError:
+            continue
+        if (held.st_dev, held.st_ino) != (kept_file.device, kept_file.inode):
+            continue
+        fresh = os.open(kept_file.path, os.O_RDONLY)
+        os.dup2(fresh, fd)
+        os.close(fresh)
+        owned.add(fd)
+    return frozenset(owned)
 
 
 def _readable(fd: int) -> bool:
