@@ -144,7 +144,9 @@ async def test_async_run_takes_files_as_a_mapping(server: tuple[str, dict[str, s
     assert run.files == []
 
 
-@pytest.mark.parametrize("path", ["../escape.txt", "/etc/evil", "a/../../b"])
+@pytest.mark.parametrize(
+    "path", ["../escape.txt", "/etc/evil", "a/../../b", "..\\x", "C:x", "a//b"]
+)
 def test_save_file_never_writes_outside_the_folder(tmp_path: Path, path: str) -> None:
     with pytest.raises(InvalidInput, match="not a relative path"):
         save_file(tmp_path / "out", path, b"x")
@@ -160,6 +162,18 @@ def test_save_file_does_not_follow_a_link_in_the_folder(tmp_path: Path) -> None:
     (folder / "file").symlink_to(outside / "target")
     with pytest.raises(InvalidInput, match="is a link"):
         save_file(folder, "sub/x.txt", b"x")
-    with pytest.raises(InvalidInput, match="cannot write"):
+    with pytest.raises(InvalidInput, match="exists; not replaced"):
         save_file(folder, "file", b"x")
+    with pytest.raises(InvalidInput, match="cannot write"):
+        save_file(folder, "file", b"x", overwrite=True)
     assert list(outside.iterdir()) == []
+
+
+def test_save_file_never_replaces_a_file_unless_asked(tmp_path: Path) -> None:
+    mine = tmp_path / "Makefile"
+    mine.write_text("mine")
+    with pytest.raises(InvalidInput, match="exists; not replaced"):
+        save_file(tmp_path, "Makefile", b"theirs")
+    assert mine.read_text() == "mine"
+    save_file(tmp_path, "Makefile", b"theirs", overwrite=True)
+    assert mine.read_text() == "theirs"

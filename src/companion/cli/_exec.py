@@ -44,6 +44,9 @@ def execute(
     figure_format: Annotated[
         str, typer.Option(help="png or svg: how matplotlib figures come back.")
     ] = "png",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace files already in --out-dir (refused otherwise).")
+    ] = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
@@ -96,7 +99,7 @@ def execute(
     if as_json:
         typer.echo(json.dumps(raw, indent=2))
     else:
-        _show(result, out_dir)
+        _show(result, out_dir, overwrite=overwrite)
     if result.status != "ok":
         raise typer.Exit(result.exit_code or _EXIT_NOT_OK)
 
@@ -132,22 +135,31 @@ def _input_file(make: Any, spec: str) -> Any:
     return make.from_path(path, name or None)
 
 
-def _show(result: Any, out_dir: Path) -> None:
+def _show(result: Any, out_dir: Path, *, overwrite: bool) -> None:
     """The results as a terminal can show them (the output was shown as it came); files and
-    images go to `out_dir`."""
+    images go to `out_dir`. A file that cannot be saved is named, and the others still are."""
     from companion.client import save_file
+    from companion.errors import InvalidInput
 
     for shown in result.results:
         if shown.mime_type == "text/plain" and shown.kind != "figure":
             sys.stdout.write(shown.data + "\n")
-    written = result.save_files(out_dir) if result.files else []
+    pending = [(f.path, f.content) for f in result.files]
     for image in result.images():
         suffix = _IMAGE_SUFFIX.get(image.mime_type, ".bin")
-        name = f"{image.kind}-{image.output}{suffix}"
-        written.append(save_file(out_dir, name, image.content()))
+        pending.append((f"{image.kind}-{image.output}{suffix}", image.content()))
+    written, refused = [], []
+    for path, content in pending:
+        try:
+            written.append(save_file(out_dir, path, content, overwrite=overwrite))
+        except InvalidInput as exc:
+            refused.append(exc.message)
     if written:
         names = ", ".join(str(path.relative_to(out_dir.resolve())) for path in written)
         typer.echo(f"companion: {len(written)} file(s) written to {out_dir}/: {names}", err=True)
+    for reason in refused:
+        hint = " (--overwrite replaces it)" if "exists" in reason else ""
+        typer.echo(f"companion: {reason}{hint}", err=True)
     if result.files_truncated or result.results_truncated:
         typer.echo("companion: some files or results passed their caps and were left out", err=True)
     if result.status not in {"ok", "runtime_error"}:

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from companion.errors import InvalidInput
@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 _BINARY_ENCODING = "base64"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows, where links need privileges
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +139,9 @@ class Execution:
         """Every image among the results (figures, and values shown as images)."""
         return [r for r in self.results if r.mime_type.startswith("image/")]
 
-    def save_files(self, folder: str | os.PathLike[str]) -> list[Path]:
-        """Write the returned files under `folder`; returns where each went."""
-        return [save_file(folder, f.path, f.content) for f in self.files]
+    def save_files(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+        """Write the returned files under `folder` (see `save_file`); returns where each went."""
+        return [save_file(folder, f.path, f.content, overwrite=overwrite) for f in self.files]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,24 +203,29 @@ def input_files(
     return [item.to_json() if isinstance(item, InputFile) else dict(item) for item in files]
 
 
-def save_file(folder: str | os.PathLike[str], path: str, content: bytes) -> Path:
+def save_file(
+    folder: str | os.PathLike[str], path: str, content: bytes, *, overwrite: bool = False
+) -> Path:
     """Write `content` at the relative `path` under `folder`, never outside it: an absolute path,
-    `..` or a link on the way is refused with `InvalidInput`."""
-    relative = PurePosixPath(path)
-    if relative.is_absolute() or not relative.parts or ".." in relative.parts:
+    `..`, a drive or a backslash, or a link on the way is refused with `InvalidInput`; so is an
+    existing file unless `overwrite` (a returned `Makefile` must not replace yours)."""
+    parts = path.split("/")
+    if any(part in {"", ".", ".."} or "\\" in part or ":" in part for part in parts):
         raise InvalidInput(f"returned file {path!r}: not a relative path; not saved")
     root = Path(folder).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    target = root.joinpath(*relative.parts)
+    target = root.joinpath(*parts)
     parent = root
-    for part in relative.parts[:-1]:
+    for part in parts[:-1]:
         parent = parent / part
         if parent.is_symlink():
             raise InvalidInput(f"returned file {path!r}: {parent} is a link; not saved")
         parent.mkdir(exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    flags = os.O_WRONLY | os.O_CREAT | _NO_FOLLOW | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
         fd = os.open(target, flags, 0o644)
+    except FileExistsError:
+        raise InvalidInput(f"returned file {path!r}: {target} exists; not replaced") from None
     except OSError as exc:
         raise InvalidInput(f"returned file {path!r}: cannot write {target}: {exc}") from None
     with os.fdopen(fd, "wb") as handle:
