@@ -162,8 +162,9 @@ def call(
 def _call_locally(name: str, arguments: str) -> dict[str, Any]:
     from companion.config import load_settings
 
-    # One call runs at most one snippet: a pool of one sandbox starts fastest.
-    settings = load_settings(execution_pool_size=1)
+    # One call runs at most one snippet: a pool of one plain sandbox starts fastest (a snippet
+    # importing pandas imports it itself, about as long as preloading it would take).
+    settings = load_settings(execution_pool_size=1, execution_data_pool_size=0)
     local = _LocalSubsystems(settings)
     registry = _registry(settings, local)
 
