@@ -177,3 +177,10 @@ def test_save_file_never_replaces_a_file_unless_asked(tmp_path: Path) -> None:
     assert mine.read_text() == "mine"
     save_file(tmp_path, "Makefile", b"theirs", overwrite=True)
     assert mine.read_text() == "theirs"
+
+
+def test_save_file_names_a_file_standing_where_a_folder_should(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a").write_text("a file")
+    with pytest.raises(InvalidInput, match="cannot make"):
+        save_file(tmp_path / "out", "a/b.txt", b"x")

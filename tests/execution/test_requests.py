@@ -177,3 +177,11 @@ def test_many_repeated_file_names_are_refused_quickly() -> None:
     files = [{"name": f"f{i % 5000}", "content": ""} for i in range(10_000)]
     with pytest.raises(ValidationError, match="repeat"):
         ExecutionRequest.model_validate({"language": "python", "code": "1", "files": files})
+
+
+def test_the_entry_file_cannot_be_a_folder(sandbox: SyncExecutor) -> None:
+    request = ExecutionRequest.model_validate(
+        {"language": "python", "code": "print(1)", "files": [{"name": "main.py/x", "content": ""}]}
+    )
+    with pytest.raises(InvalidSnippet, match="cannot be a folder"):
+        sandbox.run(request)

@@ -106,6 +106,9 @@ async def test_a_listener_that_stops_listening_ends_the_run(one_zygote: Executor
         code="import itertools\nfor i in itertools.count():\n    print(i)",
         limits={"wall_time_ms": 20_000, "cpu_time_ms": 20_000},
     )
+    stats = one_zygote.pool_stats()
+    assert stats is not None
+    replaced = stats.replaced
     run = asyncio.create_task(one_zygote.run(endless, on_output=lambda _: first_output.set()))
     await first_output.wait()
     run.cancel()
@@ -117,6 +120,9 @@ async def test_a_listener_that_stops_listening_ends_the_run(one_zygote: Executor
     )
     assert quick.stdout == "free\n", quick
     assert quick.usage.wall_ms < 1000
+    after = one_zygote.pool_stats()
+    assert after is not None
+    assert after.replaced == replaced  # the zygote served on: only the run's child was killed
 
 
 async def test_a_failing_listener_never_breaks_the_run(one_zygote: Executor) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +16,7 @@ from starlette.types import Scope
 
 from companion.api._auth import require
 from companion.api._context import request_id_of
+from companion.api._limits import InFlight
 from companion.api._problems import problem_body
 from companion.api._state import State
 from companion.errors import CompanionError
@@ -126,57 +126,71 @@ async def execute(http: Request, state: State, key: ExecuteKey) -> Response:
     executor = state.require_executor()
     limit = state.settings.execute_max_concurrent_per_key
     if "text/event-stream" in http.headers.get("accept", ""):
-        # A bad request (422) or a full key (429) is answered before the stream begins.
+        # A bad request (422) or a full key (429) is answered before the stream begins: the slot
+        # is taken here, and the run (started now) gives it back when it ends.
         executor.check(request)
-        state.in_flight.check(key.key_id, limit)
-        events = _events(executor, request, key.tenant, state.in_flight.slot(key.key_id, limit))
+        state.in_flight.acquire(key.key_id, limit)
+        queue: asyncio.Queue[OutputEvent | None] = asyncio.Queue()
+        run = asyncio.create_task(_held_run(executor, request, key, state.in_flight, queue))
+        run.add_done_callback(lambda _: queue.put_nowait(None))
         return StreamingResponse(
-            _rendered(events, http.scope), media_type="text/event-stream", headers=_SSE_HEADERS
+            _rendered(_events(run, queue), http.scope),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
         )
     async with state.in_flight.slot(key.key_id, limit):
         result = await executor.run(request, tenant=key.tenant)
     return Response(result.model_dump_json(), media_type="application/json")
 
 
+_MERGED_CHARS = 65536
 # Proxies must pass each event on at once.
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def _events(
+async def _held_run(
     executor: Executor,
     request: ExecutionRequest,
-    tenant: str,
-    slot: AbstractAsyncContextManager[None],
+    key: ApiKey,
+    in_flight: InFlight,
+    queue: asyncio.Queue[OutputEvent | None],
+) -> ExecutionResult:
+    """The run of a streamed request; it gives the key's slot back when it ends, however it
+    ends (a client reading slowly then holds only the bounded output waiting for it)."""
+    try:
+        return await executor.run(request, tenant=key.tenant, on_output=queue.put_nowait)
+    finally:
+        in_flight.release(key.key_id)
+
+
+async def _events(
+    run: asyncio.Task[ExecutionResult], queue: asyncio.Queue[OutputEvent | None]
 ) -> AsyncIterator[tuple[str, str]]:
     """(event, JSON data) pairs: `stdout`/`stderr` `{"text"}` pieces and `result` pieces (a
     rich result's representation) as the run produces them, in order, then `done` with the
     whole `ExecutionResult`. A client that goes away cancels this, which kills the run.
 
-    The run holds the key's in-flight slot, not the stream: a client reading slowly holds only
-    the (bounded) output waiting for it. Pieces that wait are merged, so a run printing a line
-    at a time costs the event loop one event per read, not one per line.
+    Pieces of one stream waiting in the queue go out as one event of up to 64 KiB: a run
+    printing a line at a time costs the event loop one event per read, not one per line.
     """
-    queue: asyncio.Queue[OutputEvent | None] = asyncio.Queue()
-
-    async def held() -> ExecutionResult:
-        async with slot:
-            return await executor.run(request, tenant=tenant, on_output=queue.put_nowait)
-
-    run = asyncio.create_task(held())
-    run.add_done_callback(lambda _: queue.put_nowait(None))
     try:
         event = await queue.get()
         while event is not None:
+            if event.kind == "result":
+                yield _event_data(event)
+                event = await queue.get()
+                continue
+            pieces, size = [event.text], len(event.text)
             following: OutputEvent | None = None
             have_following = False
-            while not queue.empty():  # merge the waiting pieces of the same stream
+            while not queue.empty() and size < _MERGED_CHARS:
                 candidate = queue.get_nowait()
-                if candidate is not None and candidate.kind == event.kind != "result":
-                    event = OutputEvent(kind=event.kind, text=event.text + candidate.text)
-                    continue
-                following, have_following = candidate, True
-                break
-            yield _event_data(event)
+                if candidate is None or candidate.kind != event.kind:
+                    following, have_following = candidate, True
+                    break
+                pieces.append(candidate.text)
+                size += len(candidate.text)
+            yield event.kind, orjson.dumps({"text": "".join(pieces)}).decode()
             event = following if have_following else await queue.get()
         yield "done", run.result().model_dump_json()
     finally:

@@ -98,18 +98,9 @@ class InFlight:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
 
-    def check(self, key_id: str, limit: int) -> None:
-        """`RateLimited` (429) when all the key's `limit` slots are taken now."""
-        count = self._counts.get(key_id, 0)
-        if count >= limit:
-            raise RateLimited(
-                f"This key already has {count} runs in flight (the limit is {limit}).",
-                retry_after_s=1.0,
-            )
-
-    @contextlib.asynccontextmanager
-    async def slot(self, key_id: str, limit: int) -> AsyncIterator[None]:
-        """Hold one of the key's `limit` slots, or `RateLimited` (429) when all are taken."""
+    def acquire(self, key_id: str, limit: int) -> None:
+        """Take one of the key's `limit` slots, or `RateLimited` (429) when all are taken; the
+        caller must `release` it (`slot` does both)."""
         count = self._counts.get(key_id, 0)
         if count >= limit:
             raise RateLimited(
@@ -117,11 +108,20 @@ class InFlight:
                 retry_after_s=1.0,
             )
         self._counts[key_id] = count + 1
+
+    def release(self, key_id: str) -> None:
+        """Give back a slot `acquire` took."""
+        count = self._counts.get(key_id, 0) - 1
+        if count > 0:
+            self._counts[key_id] = count
+        else:
+            self._counts.pop(key_id, None)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, key_id: str, limit: int) -> AsyncIterator[None]:
+        """Hold one of the key's `limit` slots, or `RateLimited` (429) when all are taken."""
+        self.acquire(key_id, limit)
         try:
             yield
         finally:
-            remaining = self._counts[key_id] - 1
-            if remaining:
-                self._counts[key_id] = remaining
-            else:
-                del self._counts[key_id]
+            self.release(key_id)

@@ -17,6 +17,7 @@ from companion.client._execution import (
     server_sent_events,
     stream_event,
 )
+from companion.errors import CompanionError
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -79,6 +80,9 @@ class Client:
                 raise_for_problem(response)
             for name, data in server_sent_events(response.iter_lines()):
                 yield stream_event(name, data)
+                if name == "done":
+                    return
+        raise CompanionError("the stream ended before the run's result")
 
     def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""
@@ -148,9 +152,10 @@ class AsyncClient:
                 if not line:
                     for name, data in server_sent_events(pending):
                         yield stream_event(name, data)
+                        if name == "done":
+                            return
                     pending = []
-            for name, data in server_sent_events(pending):
-                yield stream_event(name, data)
+        raise CompanionError("the stream ended before the run's result")
 
     async def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""

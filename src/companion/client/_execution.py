@@ -213,14 +213,17 @@ def save_file(
     if any(part in {"", ".", ".."} or "\\" in part or ":" in part for part in parts):
         raise InvalidInput(f"returned file {path!r}: not a relative path; not saved")
     root = Path(folder).resolve()
-    root.mkdir(parents=True, exist_ok=True)
     target = root.joinpath(*parts)
     parent = root
-    for part in parts[:-1]:
-        parent = parent / part
-        if parent.is_symlink():
-            raise InvalidInput(f"returned file {path!r}: {parent} is a link; not saved")
-        parent.mkdir(exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for part in parts[:-1]:
+            parent = parent / part
+            if parent.is_symlink():
+                raise InvalidInput(f"returned file {path!r}: {parent} is a link; not saved")
+            parent.mkdir(exist_ok=True)
+    except OSError as exc:  # a file where a folder should be, say
+        raise InvalidInput(f"returned file {path!r}: cannot make {parent}: {exc}") from None
     flags = os.O_WRONLY | os.O_CREAT | _NO_FOLLOW | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
         fd = os.open(target, flags, 0o644)

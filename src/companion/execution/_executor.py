@@ -301,6 +301,9 @@ class Executor:
         self._check_size(request)
         files = [(f.name, f.content, f.encoding == "base64") for f in request.files or ()]
         if runtime.language == "python":
+            if any(name.startswith(f"{_PYTHON_ENTRY}/") for name, _, _ in files):
+                message = f"`{_PYTHON_ENTRY}` is the file that runs; it cannot be a folder."
+                raise InvalidSnippet(message, [FieldError("/files", message, "reserved_name")])
             if any(name == _PYTHON_ENTRY for name, _, _ in files) and request.code is not None:
                 message = f"`{_PYTHON_ENTRY}` holds the snippet's `code`; name the file otherwise."
                 raise InvalidSnippet(message, [FieldError("/files", message, "reserved_name")])

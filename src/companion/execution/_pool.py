@@ -176,8 +176,14 @@ class ZygotePool:
                 if attempt + 1 == _ATTEMPTS:
                     raise
                 continue
+            except asyncio.CancelledError:
+                # The caller went away (a streaming client hung up): the run's child was killed
+                # through its pidfd, and its pipes were its own, so the zygote serves on; its
+                # next run waits for the killed child's `finished` as after any run.
+                self._release(zygote)
+                raise
             except BaseException:
-                # Failed or cancelled mid-run: its pipes may hold half a frame; never reuse it.
+                # Failed mid-run (the zygote broke the protocol, say): never reuse it.
                 self._replace(zygote)
                 raise
             finally:

@@ -13,6 +13,7 @@ its template (see `template`), which never holds any run's data.
 from __future__ import annotations
 
 import binascii
+import contextlib
 import fcntl
 import gc
 import mimetypes
@@ -214,7 +215,8 @@ def _child_main(
                 warm_up()
                 prepare_python()
                 if preloaded:
-                    _exercise_packages(interrupted=lambda: _readable(control_r))
+                    with contextlib.suppress(Exception):  # only a warm-up: never fatal
+                        _exercise_packages(interrupted=lambda: _readable(control_r))
             # Before the request, so its ~0.2 ms is off the run's path: only our own code runs
             # between here and the limits filter that `run_child` stacks before user code.
             seccomp.load()
@@ -241,17 +243,24 @@ def _own_files(kept: dict[int, KeptFile]) -> frozenset[int]:
     now be one of this child's pipes); the descriptors to keep."""
     owned = set()
     for fd, kept_file in kept.items():
+        identity = (kept_file.device, kept_file.inode)
         try:
-            held = os.fstat(fd)
+            if fd <= ERROR_FD or _identity(os.fstat(fd)) != identity:
+                continue
+            fresh = os.open(kept_file.path, os.O_RDONLY)
         except OSError:
-            continue
-        if (held.st_dev, held.st_ino) != (kept_file.device, kept_file.inode):
-            continue
-        fresh = os.open(kept_file.path, os.O_RDONLY)
-        os.dup2(fresh, fd)
-        os.close(fresh)
-        owned.add(fd)
+            continue  # gone or unreadable: not kept (the run opens it itself if it needs it)
+        try:
+            if _identity(os.fstat(fresh)) == identity:
+                os.dup2(fresh, fd)
+                owned.add(fd)
+        finally:
+            os.close(fresh)
     return frozenset(owned)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
 
 
 def _readable(fd: int) -> bool:
