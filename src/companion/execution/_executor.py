@@ -334,7 +334,7 @@ class Executor:
         total = 0
         for index, file in enumerate(files):
             try:
-                total += len(file.data())
+                total += file.size_bytes
             except UnicodeEncodeError:
                 message = f"file {file.name!r} is not valid UTF-8 text"
                 raise InvalidSnippet(
