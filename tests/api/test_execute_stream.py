@@ -39,6 +39,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         yield url, {"Authorization": f"Bearer {token}"}
 
 
+def _streamed(url: str, headers: dict[str, str], code: str) -> httpx.Response:
+    """A streamed Python run, read whole."""
+    return httpx.post(
+        f"{url}/v1/execute",
+        json={"language": "python", "code": code},
+        headers={**headers, **_STREAM},
+        timeout=60,
+    )
+
+
 def _events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
     events = []
     for block in response.text.split("\n\n"):
@@ -54,12 +64,7 @@ def test_events_come_in_order_and_end_with_the_whole_result(
 ) -> None:
     url, headers = served
     code = "for i in range(3):\n    print(i)\ndisplay('shown')\n6 * 7"
-    response = httpx.post(
-        f"{url}/v1/execute",
-        json={"language": "python", "code": code},
-        headers={**headers, **_STREAM},
-        timeout=30,
-    )
+    response = _streamed(url, headers, code)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
@@ -142,12 +147,7 @@ def test_the_python_client_streams(served: tuple[str, dict[str, str]]) -> None:
 def test_many_lines_stream_whole(served: tuple[str, dict[str, str]]) -> None:
     url, headers = served
     code = "for i in range(20_000):\n    print(i)"
-    response = httpx.post(
-        f"{url}/v1/execute",
-        json={"language": "python", "code": code},
-        headers={**headers, **_STREAM},
-        timeout=60,
-    )
+    response = _streamed(url, headers, code)
     events = _events(response)
     streamed = "".join(str(data["text"]) for name, data in events if name == "stdout")
     assert streamed == "".join(f"{i}\n" for i in range(20_000))

@@ -114,12 +114,13 @@ async def test_a_listener_that_stops_listening_ends_the_run(one_zygote: Executor
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
-    # The one zygote is free again at once: the endless child was killed, not left to its limit.
+    # The one zygote is free again: the endless child was killed, not left to its 20 s. Had it
+    # been left, this run would wait for the zygote past its guard (its wall time + 5 s) and
+    # raise ExecutorBusy.
     quick = await one_zygote.run(
         ExecutionRequest(language="python", code="print('free')", limits={"wall_time_ms": 2000})
     )
     assert quick.stdout == "free\n", quick
-    assert quick.usage.wall_ms < 1000
     after = one_zygote.pool_stats()
     assert after is not None
     assert after.replaced == replaced  # the zygote served on: only the run's child was killed
