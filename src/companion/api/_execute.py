@@ -177,7 +177,7 @@ async def _events(
         event = await queue.get()
         while event is not None:
             if event.kind == "result":
-                yield _event_data(event)
+                yield "result", _result_data(event)
                 event = await queue.get()
                 continue
             pieces, size = [event.text], len(event.text)
@@ -201,11 +201,9 @@ async def _events(
             await asyncio.shield(asyncio.wait([run]))
 
 
-def _event_data(event: OutputEvent) -> tuple[str, str]:
-    if event.kind == "result":
-        assert event.result is not None
-        return "result", event.result.model_dump_json()
-    return event.kind, orjson.dumps({"text": event.text}).decode()
+def _result_data(event: OutputEvent) -> str:
+    assert event.result is not None
+    return event.result.model_dump_json()
 
 
 async def _rendered(events: AsyncIterator[tuple[str, str]], scope: Scope) -> AsyncIterator[bytes]:

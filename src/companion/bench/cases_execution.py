@@ -20,6 +20,7 @@ from companion.bench._case import Case, Operation, Target
 from companion.bench._servers import ServiceProcess
 from companion.config import load_settings
 from companion.execution import ExecutionRequest, Executor, packages_dir
+from companion.execution.sandbox.zygote import PACKAGE_ENV
 
 __all__ = ["cases"]
 
@@ -207,13 +208,7 @@ def _cold_data_python() -> Operation:
     packages = str(packages_dir(load_settings()))
     script = DATA_PEER_PREFIX.format(packages=packages) + DATA_SCRIPT + DATA_PEER_SUFFIX
     cache = tempfile.mkdtemp(prefix="companion-bench-mpl-")
-    env = {
-        "PATH": "/usr/bin",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": cache,
-    }
+    env = {"PATH": "/usr/bin", **PACKAGE_ENV, "MPLCONFIGDIR": cache}
     argv = [os.path.realpath(sys.executable), "-I", "-S", "-c", script]
 
     def run() -> object:

@@ -50,7 +50,7 @@ from .protocol import (
 )
 from .template import Template, start_template
 
-__all__ = ["main"]
+__all__ = ["PACKAGE_ENV", "main"]
 
 _SERVICE_FD = 0  # the socket to the service
 _exit = os._exit  # bound at import: user code in a child may replace os._exit
@@ -70,7 +70,7 @@ _PRELOAD = (
 # off-screen and keeps its font cache in the scratch (wiped after the first run: the fonts stay
 # loaded in memory).
 _MATPLOTLIB_DIR = ".matplotlib"  # in the scratch root, beside the run's directory
-_PACKAGE_ENV = {
+PACKAGE_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -88,7 +88,7 @@ def _preload(
     compile("x = [i * i for i in range(3)]\n", "warm.py", "exec")
     sys.path.extend(python_path)
     if modules:
-        os.environ.update(_PACKAGE_ENV, MPLCONFIGDIR=os.path.join(scratch_root, _MATPLOTLIB_DIR))
+        os.environ.update(PACKAGE_ENV, MPLCONFIGDIR=os.path.join(scratch_root, _MATPLOTLIB_DIR))
         for name in modules:
             __import__(name)
         _exercise_packages(("png", "svg"))
@@ -194,7 +194,7 @@ def _child_main(
     # What a run's environment starts from (the request's `env` is added): the packages' settings,
     # so that a run importing matplotlib itself finds a writable cache in the scratch.
     run_env = {
-        **_PACKAGE_ENV,
+        **PACKAGE_ENV,
         "MPLCONFIGDIR": os.path.join(os.path.dirname(scratch), _MATPLOTLIB_DIR),
     }
 
