@@ -340,6 +340,35 @@ class Settings(BaseSettings):
         description="Bytes of the files a request sends, all together (decoded); `POST "
         "/v1/execute` accepts a body this large in base64 whatever `max_body_bytes` says.",
     )
+    execution_sessions_max: int = Field(
+        32,
+        ge=0,
+        le=512,
+        description="Sessions this node holds at once (each a sandbox of its own: about 20 MiB "
+        "idle); 0 turns sessions off.",
+    )
+    execution_sessions_max_per_tenant: int = Field(
+        8, ge=1, le=512, description="Sessions one tenant may hold at once on this node."
+    )
+    execution_session_idle_timeout_s: float = Field(
+        600.0, gt=0, description="Seconds a session may sit unused when its creator gave none."
+    )
+    execution_session_max_idle_timeout_s: float = Field(
+        3600.0, gt=0, description="Largest idle timeout a session may ask for, in seconds."
+    )
+    execution_session_max_lifetime_s: float = Field(
+        14_400.0,
+        gt=0,
+        description="Seconds after which a session ends however busy it is (also its CPU "
+        "backstop: it may use this much CPU time in all).",
+    )
+    execution_session_spares: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Sessions per language started ahead of need, so opening one takes "
+        "milliseconds, not a sandbox's start.",
+    )
     execution_unsafe_no_isolation: bool = Field(
         False,
         description="DANGEROUS: run snippets even when no sandbox mode works here (no bubblewrap "
@@ -378,6 +407,10 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"execution_default_{what}={default} is above execution_max_{what}={maximum}"
                 )
+        if self.execution_session_idle_timeout_s > self.execution_session_max_idle_timeout_s:
+            raise ValueError(
+                "execution_session_idle_timeout_s is above execution_session_max_idle_timeout_s"
+            )
         return self
 
     @classmethod

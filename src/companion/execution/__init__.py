@@ -8,11 +8,19 @@ from companion.execution._errors import (
     InvalidSnippet,
     LimitAboveMaximum,
     SandboxUnavailable,
+    SessionCapacityReached,
+    SessionEnded,
+    SessionLimitReached,
+    SessionNotFound,
     UnknownLanguage,
+    WorkspaceFileNotFound,
 )
 from companion.execution._executor import Executor, RunObserver, choose_sandbox_mode
 from companion.execution._host import IsolationLayer, landlock_abi, probe_isolation
 from companion.execution._models import (
+    CellLimitOverrides,
+    CellRequest,
+    CellResult,
     ErrorInfo,
     ExecutionRequest,
     ExecutionResult,
@@ -21,9 +29,14 @@ from companion.execution._models import (
     OutputEvent,
     OutputFile,
     RichResult,
+    SessionCreate,
+    SessionInfo,
     SourceFile,
     Status,
     Usage,
+    WorkspaceFile,
+    WorkspaceListing,
+    WorkspaceUpload,
 )
 from companion.execution._packages import (
     Package,
@@ -33,9 +46,13 @@ from companion.execution._packages import (
 )
 from companion.execution._pool import PoolStats
 from companion.execution._runtimes import Runtime, RuntimeRegistry
+from companion.execution._sessions import SessionManager, SessionStats
 from companion.execution._sync import SyncExecutor
 
 __all__ = [
+    "CellLimitOverrides",
+    "CellRequest",
+    "CellResult",
     "ErrorInfo",
     "ExecutionRequest",
     "ExecutionResult",
@@ -56,11 +73,23 @@ __all__ = [
     "Runtime",
     "RuntimeRegistry",
     "SandboxUnavailable",
+    "SessionCapacityReached",
+    "SessionCreate",
+    "SessionEnded",
+    "SessionInfo",
+    "SessionLimitReached",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionStats",
     "SourceFile",
     "Status",
     "SyncExecutor",
     "UnknownLanguage",
     "Usage",
+    "WorkspaceFile",
+    "WorkspaceFileNotFound",
+    "WorkspaceListing",
+    "WorkspaceUpload",
     "choose_sandbox_mode",
     "landlock_abi",
     "packages_dir",

@@ -32,6 +32,7 @@ _REPORT_BYTES = 65536  # the error and exit records, and what frames results and
 # Result records kept at most: each costs the service ~100 bytes of objects however small its line,
 # so their number is bounded besides their bytes (a real run sends one per representation).
 _MAX_RESULTS = 10_000
+_TRUNCATABLE = frozenset({"results", "files", "entries"})
 
 
 @dataclass(slots=True)
@@ -99,6 +100,8 @@ class Capture:
     truncated: set[str] = field(default_factory=set)
     results: list[Any] = field(default_factory=list)  # `result` records, unchecked
     files: list[Any] = field(default_factory=list)  # `file` records, unchecked
+    entries: list[Any] = field(default_factory=list)  # a workspace listing's records, unchecked
+    max_entries: int = 0  # `entry` records kept at most (a session's file listing)
     cpu_before: Any = None  # the CPU the child had spent when its request came, unchecked
     listener: OutputListener | None = None
     # Streamed text is decoded as it comes; a character split between two reads waits for its end.
@@ -166,11 +169,9 @@ class Capture:
             self.results.append(record["result"])
             if self.listener is not None:
                 self.listener("result", record["result"])
-        elif "file" in record:
-            if len(self.files) >= self.max_files:
-                return False  # more than the run may return: forged
-            self.files.append(record["file"])
-        elif isinstance(kind := record.get("truncated"), str) and kind in {"results", "files"}:
+        elif "file" in record or "entry" in record:
+            return self._take_file(record)
+        elif isinstance(kind := record.get("truncated"), str) and kind in _TRUNCATABLE:
             self.truncated.add(kind)
         elif "cpu_before_ms" in record:
             if self.cpu_before is None:  # the child's own, written before user code ran
@@ -179,6 +180,18 @@ class Capture:
             self._error = line.decode("utf-8", "replace")
         else:
             return False
+        return True
+
+    def _take_file(self, record: dict[str, Any]) -> bool:
+        """A returned file's record, or a workspace listing's; False past what may come."""
+        if "file" in record:
+            if len(self.files) >= self.max_files:
+                return False  # more than the run may return: forged
+            self.files.append(record["file"])
+        else:
+            if len(self.entries) >= self.max_entries:
+                return False  # more than a listing sends: forged
+            self.entries.append(record["entry"])
         return True
 
     def _stream(self, stream: str, chunk: bytes) -> None:

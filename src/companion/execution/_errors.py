@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from companion.errors import Busy, FieldError, ServiceUnavailable, ValidationFailed
+from companion.errors import (
+    Busy,
+    FieldError,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 
 __all__ = [
     "ExecutorBusy",
     "InvalidSnippet",
     "LimitAboveMaximum",
     "SandboxUnavailable",
+    "SessionCapacityReached",
+    "SessionEnded",
+    "SessionLimitReached",
+    "SessionNotFound",
     "UnknownLanguage",
+    "WorkspaceFileNotFound",
 ]
 
 
@@ -50,3 +62,39 @@ class SandboxUnavailable(ServiceUnavailable):
 
     code = "sandbox_unavailable"
     title = "Sandbox unavailable"
+
+
+class SessionNotFound(NotFound):
+    """No session has this id, or it is another tenant's (the two are not told apart)."""
+
+    code = "session_not_found"
+    title = "Session not found"
+
+
+class SessionEnded(NotFound):
+    """The session existed but has ended (expired, closed, or its process died); says why."""
+
+    status = 410
+    code = "session_ended"
+    title = "Session ended"
+
+
+class WorkspaceFileNotFound(NotFound):
+    """No regular file has this path in the session's workspace."""
+
+    code = "file_not_found"
+    title = "File not found"
+
+
+class SessionLimitReached(RateLimited):
+    """The tenant holds as many sessions as it may; one must end first."""
+
+    code = "session_limit"
+    title = "Too many sessions"
+
+
+class SessionCapacityReached(Busy):
+    """This node holds as many sessions as it may."""
+
+    code = "session_capacity"
+    title = "No session capacity"

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,19 +20,21 @@ from companion.execution._host import (
     IsolationLayer,
     probe_isolation,
 )
+from companion.execution._identities import SandboxIdentities
+from companion.execution._inputs import check_code, check_files, file_triples
 from companion.execution._launcher import LaunchPlan, SandboxMode, prepare_launch
 from companion.execution._models import (
     ExecutionRequest,
     ExecutionResult,
     OutputEvent,
-    RichResult,
 )
 from companion.execution._node import NodePool, node_binary
-from companion.execution._outcome import internal_error_result, to_result
+from companion.execution._outcome import internal_error_result, output_listener, to_result
 from companion.execution._packages import PythonPackages, packages_dir
 from companion.execution._pool import PoolStats, ZygotePool
 from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._seccomp import build_filter_bpf, build_limits_bpf
+from companion.execution._sessions import SessionManager
 from companion.execution._zygote import ZygoteFailed
 
 __all__ = ["Executor", "RunObserver", "choose_sandbox_mode"]
@@ -40,7 +43,10 @@ _log = logging.getLogger("companion.execution")
 # The run's wall time is enforced where its output is read; this guard only bounds waiting for a
 # zygote (a free one, or one that stops answering).
 _GUARD_S = 5.0
-_PYTHON_ENTRY = "main.py"  # the file a Python run executes (tracebacks name it)
+_PYTHON_ENTRY = "main.py"
+# Sandbox identities (uid, gid offsets) the pools and sessions share; the `node` runtime's workers
+# take theirs from 1024 up.
+_IDENTITIES = 1024  # the file a Python run executes (tracebacks name it)
 
 RunObserver = Callable[[str, str, float], None]
 """Called after every run with (language, status, wall seconds): the metrics hook."""
@@ -86,17 +92,35 @@ def choose_sandbox_mode(settings: Settings, layers: list[IsolationLayer]) -> San
 class Executor:
     """Runs untrusted snippets in sandboxes from a warm pool; user errors are results, not raises."""
 
-    def __init__(self, settings: Settings, observer: RunObserver | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        observer: RunObserver | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock` (Unix seconds) times sessions' idle expiry and lifetime."""
         self.settings = settings
         self.packages = PythonPackages.load(packages_dir(settings))
         self.runtimes = RuntimeRegistry.from_settings(settings, self.packages)
         self._observer = observer
+        self._clock = clock
         self._pool: ZygotePool | None = None
         self._data_pool: ZygotePool | None = None  # zygotes with the packages preloaded
         self._preloaded: list[str] = []
         self._node: NodePool | None = None
         self._plan: LaunchPlan | None = None
         self._isolation = _Isolation([])
+        # One set of identities for the pools and the sessions: no two sandboxes share a user.
+        self._identities = SandboxIdentities(_IDENTITIES)
+        self._sessions: SessionManager | None = None
+
+    @property
+    def sessions(self) -> SessionManager:
+        """The sessions of this node (after `start`); `SandboxUnavailable` before."""
+        if self._sessions is None:
+            raise SandboxUnavailable("the executor is not started")
+        return self._sessions
 
     @property
     def layers(self) -> list[IsolationLayer]:
@@ -113,9 +137,13 @@ class Executor:
         return list(self._preloaded) if self._data_pool is not None else []
 
     def sandbox_pids(self) -> dict[str, list[int]]:
-        """The zygotes' process ids by pool ("plain", "preloaded"): for memory accounting."""
+        """The sandboxes' top process ids by kind ("plain", "preloaded" zygotes, "sessions"):
+        for memory accounting."""
         pools = {"plain": self._pool, "preloaded": self._data_pool}
-        return {name: pool.pids() for name, pool in pools.items() if pool is not None}
+        pids = {name: pool.pids() for name, pool in pools.items() if pool is not None}
+        if self._sessions is not None:
+            pids["sessions"] = self._sessions.pids()
+        return pids
 
     def data_pool_stats(self) -> PoolStats | None:
         """The same for the sandboxes with the packages preloaded, or None when there are none."""
@@ -166,9 +194,20 @@ class Executor:
             size,
             self.settings.execution_max_queue,
             self.settings.execution_runs_per_worker,
+            identities=self._identities,
             max_per_tenant=per_tenant,
         )
-        await asyncio.gather(self._pool.start(), self._start_data_pool(self._plan))
+        self._sessions = SessionManager(
+            self.settings,
+            self.runtimes,
+            self._plan,
+            self._identities,
+            clock=self._clock,
+            observer=self._observer,
+        )
+        await asyncio.gather(
+            self._pool.start(), self._start_data_pool(self._plan), self._sessions.start()
+        )
         in_force = {BUBBLEWRAP: mode == "bubblewrap", OWN_NAMESPACES: mode == "namespaces"}
         layers = [
             IsolationLayer(layer.name, in_force.get(layer.name, layer.available), layer.detail)
@@ -192,6 +231,7 @@ class Executor:
             size,
             self.settings.execution_max_queue,
             self.settings.execution_runs_per_worker,
+            identities=self._identities,
             max_per_tenant=self.settings.execution_max_sandboxes_per_tenant or max(size - 1, 1),
         )
         try:
@@ -205,7 +245,10 @@ class Executor:
         _log.info("%d sandboxes with %s preloaded ready", size, ", ".join(preload))
 
     async def close(self) -> None:
-        """Stop the pools and remove the runtime directory."""
+        """Stop the sessions and the pools, and remove the runtime directory."""
+        if self._sessions is not None:
+            await self._sessions.close()
+            self._sessions = None
         if self._node is not None:
             await self._node.close()
             self._node = None
@@ -253,7 +296,7 @@ class Executor:
             else:
                 wait_s = limits.wall_time_ms / 1000 + _GUARD_S
                 pool = self._pool_for(request, runtime)
-                listener = _listener(on_output) if on_output is not None else None
+                listener = output_listener(on_output) if on_output is not None else None
                 raw = await pool.run(frame, wait_s, tenant=tenant, listener=listener)
             result = to_result(raw, runtime, limits)
         except ZygoteFailed as exc:
@@ -299,7 +342,7 @@ class Executor:
     def _files(self, request: ExecutionRequest, runtime: Runtime) -> list[tuple[str, str, bool]]:
         """The files written to the run's directory: (path, text or base64, is base64)."""
         self._check_size(request)
-        files = [(f.name, f.content, f.encoding == "base64") for f in request.files or ()]
+        files = file_triples(request.files or ())
         if runtime.language == "python":
             if any(name.startswith(f"{_PYTHON_ENTRY}/") for name, _, _ in files):
                 message = f"`{_PYTHON_ENTRY}` is the file that runs; it cannot be a folder."
@@ -313,58 +356,8 @@ class Executor:
         return files
 
     def _check_size(self, request: ExecutionRequest) -> None:
-        source = request.entry_source
-        if not source.strip():
-            raise InvalidSnippet("The code is empty.", [FieldError("/code", "empty", "empty")])
-        try:
-            size = len(source.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InvalidSnippet(
-                "The code is not valid UTF-8.", [FieldError("/code", "not UTF-8", "encoding")]
-            ) from None
-        limit = self.settings.execution_max_code_bytes
-        if size > limit:
-            message = f"The code is {size} bytes; the limit is {limit}."
-            raise InvalidSnippet(message, [FieldError("/code", message, "too_large")])
-        files = request.files or []
-        most = self.settings.execution_max_input_files
-        if len(files) > most:
-            message = f"{len(files)} files were sent; the limit is {most}."
-            raise InvalidSnippet(message, [FieldError("/files", message, "too_many")])
-        total = 0
-        for index, file in enumerate(files):
-            try:
-                total += file.size_bytes
-            except UnicodeEncodeError:
-                message = f"file {file.name!r} is not valid UTF-8 text"
-                raise InvalidSnippet(
-                    message, [FieldError(f"/files/{index}/content", message, "encoding")]
-                ) from None
-        limit = self.settings.execution_max_input_bytes
-        if total > limit:
-            message = f"The files hold {total} bytes; the limit is {limit}."
-            raise InvalidSnippet(message, [FieldError("/files", message, "too_large")])
-
-
-def _listener(on_output: Callable[[OutputEvent], None]) -> Callable[[str, Any], None]:
-    """The sandbox's raw output turned into `OutputEvent`s. A result record is checked first (a
-    malformed one is not streamed: the run's result says it was malformed); a failing callback
-    is logged, never raised into the sandbox's event-loop callbacks."""
-
-    def listen(kind: str, value: Any) -> None:
-        try:
-            if kind == "result":
-                try:
-                    event = OutputEvent(kind="result", result=RichResult.model_validate(value))
-                except ValueError:
-                    return
-            else:
-                event = OutputEvent(kind="stdout" if kind == "stdout" else "stderr", text=value)
-            on_output(event)
-        except Exception:
-            _log.exception("an output listener failed")
-
-    return listen
+        check_code(request.entry_source, self.settings.execution_max_code_bytes)
+        check_files(request.files or [], self.settings)
 
 
 def _python_sources(request: ExecutionRequest) -> list[str]:

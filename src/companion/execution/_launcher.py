@@ -123,6 +123,19 @@ class LaunchPlan:
         init = {**self.init, "languages": ["python"], "preload": modules}
         return replace(self, init=init)
 
+    def for_session(self, language: str, cpu_time_ms: int) -> LaunchPlan:
+        """The same sandbox for sessions of `language`: one child, which serves every cell of
+        the session, with `cpu_time_ms` as the CPU it may use in its whole life."""
+        maxima = {**self.init["limit_maxima"], "cpu_time_ms": cpu_time_ms}
+        init = {
+            **self.init,
+            "languages": [language],
+            "preload": [],
+            "session": True,
+            "limit_maxima": maxima,
+        }
+        return replace(self, init=init)
+
     def _bwrap_prefix(self) -> list[str]:
         bwrap = shutil.which("bwrap") or "bwrap"
         argv = [bwrap, "--die-with-parent", "--new-session"]

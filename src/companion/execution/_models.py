@@ -19,6 +19,9 @@ from pydantic import (
 from companion.execution.sandbox.outputs import MAX_PATH_DEPTH, returnable
 
 __all__ = [
+    "CellLimitOverrides",
+    "CellRequest",
+    "CellResult",
     "ErrorInfo",
     "ExecutionRequest",
     "ExecutionResult",
@@ -27,9 +30,16 @@ __all__ = [
     "OutputEvent",
     "OutputFile",
     "RichResult",
+    "SessionCreate",
+    "SessionInfo",
+    "SessionLanguage",
+    "SessionState",
     "SourceFile",
     "Status",
     "Usage",
+    "WorkspaceFile",
+    "WorkspaceListing",
+    "WorkspaceUpload",
     "check_relative_path",
     "enclosing_path",
 ]
@@ -92,6 +102,17 @@ def check_relative_path(path: str) -> str:
     return path
 
 
+def _check_names(files: Collection[SourceFile]) -> None:
+    """`ValueError` when a name repeats or a file would sit inside another (`a` and `a/b`)."""
+    names = Counter(f.name for f in files)
+    repeated = sorted(name for name, count in names.items() if count > 1)
+    if repeated:
+        raise ValueError(f"file names repeat: {repeated[:10]}")
+    for name in names:
+        if (parent := enclosing_path(name, names)) is not None:
+            raise ValueError(f"file {name!r} would be inside file {parent!r}")
+
+
 class SourceFile(BaseModel):
     """One file written to the run's directory; without `code`, the first one is run."""
 
@@ -147,13 +168,7 @@ class ExecutionRequest(BaseModel):
             raise ValueError("give `code`, or `files` whose first one is run")
         if self.code is None and self.files and self.files[0].encoding != "utf-8":
             raise ValueError(f"the entry file {self.files[0].name!r} must be text (utf-8)")
-        names = Counter(f.name for f in self.files or ())
-        repeated = sorted(name for name, count in names.items() if count > 1)
-        if repeated:
-            raise ValueError(f"file names repeat: {repeated[:10]}")
-        for name in names:
-            if (parent := enclosing_path(name, names)) is not None:
-                raise ValueError(f"file {name!r} would be inside file {parent!r}")
+        _check_names(self.files or ())
         return self
 
     @property
@@ -253,3 +268,115 @@ class ExecutionResult(BaseModel):
     usage: Usage
     language: str
     version: str
+
+
+SessionLanguage = Literal["python", "javascript"]
+SessionState = Literal["idle", "busy", "ended"]
+
+
+class SessionCreate(BaseModel):
+    """A session to open: its language, its limits and how long it may sit idle."""
+
+    model_config = _STRICT
+
+    language: str = Field("python", min_length=1, max_length=32, examples=["python"])
+    limits: LimitOverrides = Field(
+        LimitOverrides(),
+        description="`memory_bytes`, `max_file_bytes` and `max_open_files` hold for the "
+        "session's whole life; the others are each cell's defaults (a cell may set its own).",
+    )
+    idle_timeout_s: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds without a call before the session ends (a default, and "
+        "a maximum, come from the settings).",
+    )
+
+
+class CellLimitOverrides(BaseModel):
+    """Limits one cell asks for; omitted ones take the session's."""
+
+    model_config = _STRICT
+
+    wall_time_ms: int | None = Field(None, gt=0)
+    cpu_time_ms: int | None = Field(None, gt=0)
+    max_output_bytes: int | None = Field(None, gt=0)
+    max_returned_files: int | None = Field(None, ge=0)
+    max_returned_bytes: int | None = Field(None, ge=0)
+
+
+class CellRequest(BaseModel):
+    """One cell to run in a session: its variables, imports and files persist between cells."""
+
+    model_config = _STRICT
+
+    code: str = Field(examples=["x = 41"])
+    stdin: str = Field("", max_length=1_048_576)
+    files: list[SourceFile] | None = Field(
+        None, max_length=10_000, description="Written to the workspace before the cell runs."
+    )
+    limits: CellLimitOverrides = CellLimitOverrides()
+    figure_format: Literal["png", "svg"] = "png"
+
+    @model_validator(mode="after")
+    def _distinct_files(self) -> CellRequest:
+        _check_names(self.files or ())
+        return self
+
+
+class CellResult(ExecutionResult):
+    """A cell's outcome: a run's result, numbered in its session."""
+
+    session_id: str
+    execution_count: int = Field(ge=1, description="This cell's number in its session.")
+    session_ended: str | None = Field(
+        None, description="Set when the session ended during this cell: why (later calls get 410)."
+    )
+
+
+class SessionInfo(BaseModel):
+    """A session as its owner sees it."""
+
+    id: str
+    language: str
+    version: str
+    state: SessionState
+    ended_reason: str | None = Field(None, description="Why the session ended, once it has.")
+    created_at: float = Field(description="Unix time in seconds.")
+    last_used_at: float = Field(description="Unix time of the last call, in seconds.")
+    expires_at: float = Field(
+        description="Unix time at which the session ends unless used again (idle timeout, or "
+        "its maximum lifetime, whichever comes first)."
+    )
+    idle_timeout_s: float
+    execution_count: int = Field(description="Cells run so far.")
+    limits: Limits
+    node: str = Field(description="The service node holding the session's process.")
+
+
+class WorkspaceFile(BaseModel):
+    """A file of a session's workspace."""
+
+    path: str
+    size_bytes: int
+    mime_type: str
+
+
+class WorkspaceListing(BaseModel):
+    """The files of a session's workspace, in path order."""
+
+    files: list[WorkspaceFile]
+    truncated: bool = Field(False, description="More files than a listing returns.")
+
+
+class WorkspaceUpload(BaseModel):
+    """Files to write into a session's workspace (existing ones are replaced)."""
+
+    model_config = _STRICT
+
+    files: list[SourceFile] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> WorkspaceUpload:
+        _check_names(self.files)
+        return self

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,6 +13,7 @@ from companion.execution._models import (
     ErrorInfo,
     ExecutionResult,
     Limits,
+    OutputEvent,
     OutputFile,
     RichResult,
     Status,
@@ -19,8 +22,15 @@ from companion.execution._models import (
 )
 from companion.execution._runtimes import Runtime
 
-__all__ = ["exit_record", "internal_error_result", "to_result", "usage_record"]
+__all__ = [
+    "exit_record",
+    "internal_error_result",
+    "output_listener",
+    "to_result",
+    "usage_record",
+]
 
+_log = logging.getLogger("companion.execution")
 _LIMIT_STATUS: dict[str, Status] = {
     "memory": "memory_limit",
     "time": "timeout",
@@ -182,3 +192,24 @@ def internal_error_result(runtime: Runtime, reason: str) -> ExecutionResult:
         language=runtime.language,
         version=runtime.version,
     )
+
+
+def output_listener(on_output: Callable[[OutputEvent], None]) -> Callable[[str, Any], None]:
+    """The sandbox's raw output turned into `OutputEvent`s. A result record is checked first (a
+    malformed one is not streamed: the run's result says it was malformed); a failing callback
+    is logged, never raised into the sandbox's event-loop callbacks."""
+
+    def listen(kind: str, value: Any) -> None:
+        try:
+            if kind == "result":
+                try:
+                    event = OutputEvent(kind="result", result=RichResult.model_validate(value))
+                except ValueError:
+                    return
+            else:
+                event = OutputEvent(kind="stdout" if kind == "stdout" else "stderr", text=value)
+            on_output(event)
+        except Exception:
+            _log.exception("an output listener failed")
+
+    return listen

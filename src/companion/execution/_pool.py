@@ -19,6 +19,7 @@ from typing import Any
 
 from companion.execution._child_run import OutputListener
 from companion.execution._errors import ExecutorBusy, SandboxUnavailable
+from companion.execution._identities import SandboxIdentities
 from companion.execution._launcher import LaunchPlan
 from companion.execution._zygote import Zygote, ZygoteLost, service_fds_per_zygote
 
@@ -32,8 +33,6 @@ _RESPAWN_BACKOFF_S = 0.5
 _RESPAWN_BACKOFF_MAX_S = 30.0
 # A run whose zygote failed before the run's request reached a child moves to another zygote.
 _ATTEMPTS = 3
-# Identities (uid, gid) per configured zygote: itself, a successor, one still exiting.
-_SLOTS_PER_ZYGOTE = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +84,7 @@ class ZygotePool:
         max_queue: int,
         runs_per_worker: int,
         *,
+        identities: SandboxIdentities,
         max_per_tenant: int | None = None,
     ) -> None:
         self._plan = plan
@@ -103,7 +103,7 @@ class ZygotePool:
         self._closing = asyncio.Event()
         self._started = 0
         self._renewing: set[Zygote] = set()
-        self._free_slots = list(range(_SLOTS_PER_ZYGOTE * size + 1))
+        self._identities = identities
 
     async def start(self) -> None:
         """Start every zygote concurrently; fail if none can start."""
@@ -120,11 +120,8 @@ class ZygotePool:
 
     async def _start_one(self) -> None:
         self._started += 1  # every zygote gets its own number (its scratch, its log lines)
-        # And an identity no live zygote has. Up to twice the pool size run at once (each
-        # renewal starts a successor before the old one retires), plus those still exiting.
-        if not self._free_slots:
-            raise SandboxUnavailable("every sandbox identity is in use; retrying")
-        slot = self._free_slots.pop(0)
+        # And an identity no live sandbox has (of this pool, another, or a session).
+        slot = self._identities.take()
         zygote = Zygote(self._plan, self._started, slot, on_failure=self._on_failure)
         try:
             await zygote.start(_START_TIMEOUT_S)
@@ -301,8 +298,7 @@ class ZygotePool:
         try:
             await (zygote.kill() if kill else zygote.close())
         finally:
-            self._free_slots.append(zygote.slot)
-            self._free_slots.sort()
+            self._identities.give(zygote.slot)
 
     def _respawn_later(self, delay_s: float) -> None:
         self._spawn(self._respawn(None, delay_s))

@@ -32,7 +32,7 @@ from companion.execution.sandbox.protocol import (
     send_message,
 )
 
-__all__ = ["Zygote", "ZygoteFailed", "ZygoteLost", "service_fds_per_zygote"]
+__all__ = ["Zygote", "ZygoteFailed", "ZygoteLost", "exit_fields", "service_fds_per_zygote"]
 
 _log = logging.getLogger("companion.execution")
 _STDERR_TAIL_BYTES = 4096
@@ -104,11 +104,18 @@ class Zygote:
         self._owed_children = 0
         self._ended: set[int] = set()  # children whose run ended, their `finished` not yet read
         self._watchdog: asyncio.TimerHandle | None = None
+        # A session's sandbox prepares one child and never replaces it (see `sandbox/session`).
+        self._replaces_children = not plan.init.get("session")
 
     @property
     def pid(self) -> int | None:
         """The zygote's process id (the bubblewrap process under bubblewrap)."""
         return self._process.pid if self._process else None
+
+    @property
+    def memory_base_bytes(self) -> int:
+        """The resident set a child inherits (its peak RSS starts from it)."""
+        return self._memory_base_bytes
 
     @property
     def clean(self) -> bool:
@@ -250,10 +257,23 @@ class Zygote:
         except TimeoutError:
             self._fail(f"did not report the exit of child {child.pid}")
             raise self._failure from None  # type: ignore[misc]
-        fields = _exit_fields(finished)
+        fields = exit_fields(finished)
         before_ms = _cpu_before_ms(capture.cpu_before, fields["cpu_ms"])
         fields["cpu_ms"] = round(fields["cpu_ms"] - before_ms, 3)
         return {**result, **fields, "wall_ms": _elapsed_ms(started)}
+
+    async def claim(
+        self, language: str, timeout_s: float
+    ) -> tuple[PreparedChild, asyncio.Future[dict[str, Any]]]:
+        """A prepared child of `language` for a caller that drives it itself (a session), and
+        the future of its `finished` record (wait status and usage), set when it has exited."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                child = await self._take(CHILD_KINDS[language])
+        except TimeoutError:
+            self._fail("prepared no child in time")
+            raise ZygoteLost(str(self._failure)) from None
+        return child, self._active[child.pid]
 
     async def _take(self, kind: str) -> PreparedChild:
         """A prepared child of `kind`, once the previous run's child is reaped and scratch wiped."""
@@ -298,7 +318,7 @@ class Zygote:
             self._owed_children = max(self._owed_children - 1, 0)
             self._rearm_watchdog()
         elif _is_pid(message.get("finished")) and not fds:
-            self._owed_children += 1
+            self._owed_children += self._replaces_children
             self._ended.discard(message["finished"])
             self._rearm_watchdog()
             exited = self._active.pop(message["finished"], None)
@@ -391,7 +411,7 @@ class Zygote:
         await self.kill()
 
 
-def _exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
+def exit_fields(finished: dict[str, Any]) -> dict[str, Any]:
     """A `finished` message's wait status and usage, decoded into the result's fields."""
     status = finished.get("status")
     usage = usage_record(finished)

@@ -19,19 +19,25 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from .outputs import Outputs, warm_walk, written_files
 
 __all__ = [
+    "CELL_FILE_PREFIX",
     "ERROR_FD",
     "LimitSetter",
     "SeccompLoader",
+    "is_user_file",
     "prepare_javascript",
     "prepare_python",
     "report_error",
     "run_child",
+    "run_javascript",
+    "run_python_source",
     "shorten",
+    "split_last_expression",
     "warm_up",
 ]
 
@@ -42,6 +48,7 @@ _write = os.write
 _exit = os._exit
 _getrusage = resource.getrusage
 USER_FILE = "main.py"
+CELL_FILE_PREFIX = "<cell "  # a session's cells are files `<cell 1>`, `<cell 2>`...
 MESSAGE_CHARS = 8192  # of an exception's message, in the report and in the traceback on stderr
 _TRACEBACK_CHARS = 32768
 _SIGNALS_PENDING = 256
@@ -191,9 +198,14 @@ def _finish(code: int, before_ms: float) -> None:
         _exit(code)
 
 
+def is_user_file(filename: str) -> bool:
+    """True for the file a run executes and for a session's cells (`<cell 3>`)."""
+    return filename == USER_FILE or filename.startswith(CELL_FILE_PREFIX)
+
+
 def _user_traceback(exc: BaseException) -> str:
     """The traceback with the sandbox's own frames cut: the user sees only their code."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == USER_FILE]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_file(f.filename)]
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += [shorten(line) for line in traceback.format_exception_only(type(exc), exc)]
     return "".join(lines)
@@ -225,9 +237,23 @@ def _run_python(request: dict[str, Any], limits: dict[str, int], outputs: Output
         "__builtins__": builtins,
         "display": outputs.display,
     }
+    return run_python_source(request["code"], scope, USER_FILE, outputs)
+
+
+def run_python_source(
+    source: str,
+    scope: dict[str, Any],
+    filename: str,
+    outputs: Outputs,
+    interrupted: Callable[[], str | None] = lambda: None,
+) -> int:
+    """Run `source` in `scope` as file `filename`, like a notebook cell: the last expression's
+    value and the open figures become results; every user error is reported, none escapes.
+    Returns the exit code. `interrupted()` names the limit that interrupted the code, if one did
+    (a session's cell is stopped with `KeyboardInterrupt`)."""
     code = 0
     try:
-        body, last = _split_last_expression(request["code"])
+        body, last = split_last_expression(source, filename)
         exec(body, scope)  # noqa: S102 - this is the sandbox
         if last is not None:
             outputs.value(eval(last, scope))  # noqa: S307 - the snippet's own last expression
@@ -237,6 +263,8 @@ def _run_python(request: dict[str, Any], limits: dict[str, int], outputs: Output
     except BaseException as exc:  # every user error is reported, none escapes
         trace = _user_traceback(exc)
         limit = "memory" if isinstance(exc, MemoryError) else None
+        if isinstance(exc, KeyboardInterrupt):
+            limit = interrupted()
         report_error(type(exc).__name__, str(exc), trace, limit)
         sys.stderr.write(trace)
         code = 1
@@ -248,15 +276,15 @@ def _run_python(request: dict[str, Any], limits: dict[str, int], outputs: Output
     return code
 
 
-def _split_last_expression(source: str) -> tuple[Any, Any]:
+def split_last_expression(source: str, filename: str = USER_FILE) -> tuple[Any, Any]:
     """The snippet compiled as a module, and its last statement compiled apart when it is an
     expression (its value is shown, as a notebook cell's is); None when it is not."""
-    tree = ast.parse(source, USER_FILE)
+    tree = ast.parse(source, filename)
     last = tree.body[-1] if tree.body else None
     if not isinstance(last, ast.Expr):
-        return compile(tree, USER_FILE, "exec"), None
+        return compile(tree, filename, "exec"), None
     tree.body.pop()
-    return compile(tree, USER_FILE, "exec"), compile(ast.Expression(last.value), USER_FILE, "eval")
+    return compile(tree, filename, "exec"), compile(ast.Expression(last.value), filename, "eval")
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -295,10 +323,14 @@ _JS_PRELUDE = """(() => {
     log: (...a) => write(out, a), info: (...a) => write(out, a), debug: (...a) => write(out, a),
     warn: (...a) => write(err, a), error: (...a) => write(err, a),
   });
-  // Held only by Python (never reachable from user code): set the cap, then read the output.
-  // Built by concatenating primitive strings, which no user code can intercept.
+  // Held only by Python (never reachable from user code): set the cap (and start from empty
+  // buffers: a session's context runs many cells), then read the output. Built by concatenating
+  // primitive strings, which no user code can intercept.
   return (cap) => {
-    if (cap !== undefined) { limit = cap; return ""; }
+    if (cap !== undefined) {
+      limit = cap; out.length = 0; err.length = 0; size = 0; over = false;
+      return "";
+    }
     const o = stringify(apply(join, out, [""])), e = stringify(apply(join, err, [""]));
     return "[" + o + "," + e + "," + (over ? "true" : "false") + "]";
   };
@@ -324,7 +356,9 @@ def prepare_javascript() -> None:
     _dumps({"done": True, "exit_code": 0, "cpu_ms": 0.0})
 
 
-def _run_javascript(request: dict[str, Any], limits: dict[str, int], outputs: Outputs) -> int:
+def run_javascript(request: dict[str, Any], limits: dict[str, int], outputs: Outputs) -> int:
+    """Evaluate `request["code"]` in this child's QuickJS context (a session keeps it between
+    cells), within the CPU, memory and output limits; returns the exit code."""
     import _quickjs  # pre-imported by the zygote
 
     if not _js:
@@ -402,7 +436,7 @@ def warm_up() -> None:
     """Run the hot path once while waiting for a request: the copy-on-write page faults it causes
     (reference counts are writes) are then paid before the request arrives, not after."""
     scope: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-    warm, last = _split_last_expression("import math\nx = [math.factorial(5), str(1)]\nlen(x)\n")
+    warm, last = split_last_expression("import math\nx = [math.factorial(5), str(1)]\nlen(x)\n")
     exec(warm, scope)  # noqa: S102 - our own constant code
     Outputs(0, "png").value(eval(last, scope))  # noqa: S307 - our own constant code (sends nothing)
     warm_walk()
@@ -437,7 +471,7 @@ def run_child(
         seccomp.load(stacked=True)
         outputs = Outputs(limits["max_output_bytes"], request.get("figure_format", "png"))
         python = request["language"] == "python"
-        run = _run_python if python else _run_javascript
+        run = _run_python if python else run_javascript
         code = run(request, limits, outputs)
         outputs.finish()
         if python:  # a JavaScript run has no file API: nothing to look for

@@ -12,6 +12,7 @@ which never trusts them (the snippet can write to that pipe too).
 from __future__ import annotations
 
 import binascii
+import errno
 import io
 import json
 import mimetypes
@@ -26,7 +27,12 @@ __all__ = [
     "MAX_PATH_DEPTH",
     "PATH_SEGMENT",
     "Outputs",
+    "Signature",
+    "file_record",
+    "listing",
+    "read_file",
     "returnable",
+    "signatures",
     "warm_walk",
     "written_files",
 ]
@@ -188,11 +194,76 @@ def _open_figure(value: Any) -> bool:
     return pyplot is not None and _is_figure(value) and value.number in pyplot.get_fignums()
 
 
-def written_files(run_dir: int, inputs: dict[str, bytes], max_files: int, max_bytes: int) -> None:
+Signature = tuple[int, int, int]  # a file's (inode, size, modification time in ns)
+
+
+def written_files(
+    run_dir: int,
+    inputs: dict[str, bytes],
+    max_files: int,
+    max_bytes: int,
+    before: dict[str, Signature] | None = None,
+) -> None:
     """Send the regular files under `run_dir` (an open directory fd) that are new or changed,
-    up to `max_files` and `max_bytes` in all; links are never followed, whatever they point at."""
-    for record in _changed_files(run_dir, inputs, max_files, max_bytes):
+    up to `max_files` and `max_bytes` in all; links are never followed, whatever they point at.
+    A file is unchanged when its content is its input's, or (a session's workspace) when its
+    signature is the one it had in `before`."""
+    for record in _changed_files(run_dir, inputs, max_files, max_bytes, before or {}):
         _send(record)
+
+
+def signatures(run_dir: int) -> dict[str, Signature]:
+    """The signature of every regular file under `run_dir`, by path: what `written_files`
+    compares with after a session's cell, to return what the cell wrote."""
+    found: dict[str, Signature] = {}
+    for top, _, names, top_fd in os.fwalk(".", dir_fd=run_dir, follow_symlinks=False):
+        for name in names:
+            try:
+                info = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[os.path.normpath(os.path.join(top, name))] = _signature(info)
+    return found
+
+
+def listing(run_dir: int, max_entries: int) -> None:
+    """Send an `entry` record (path, size, MIME type) per regular file under `run_dir`, in path
+    order, up to `max_entries` (then `{"truncated": "entries"}`)."""
+    sent = 0
+    for top, directories, names, top_fd in os.fwalk(".", dir_fd=run_dir, follow_symlinks=False):
+        directories.sort()
+        for name in sorted(names):
+            path = os.path.normpath(os.path.join(top, name))
+            try:
+                info = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or not returnable(path):
+                continue
+            if sent == max_entries:
+                _send({"truncated": "entries"})
+                return
+            sent += 1
+            mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+            _send({"entry": {"path": path, "size_bytes": info.st_size, "mime_type": mime_type}})
+
+
+def file_record(path: str, data: bytes) -> dict[str, Any]:
+    """The report record of one returned file."""
+    mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return {
+        "file": {
+            "path": path,
+            "size_bytes": len(data),
+            "mime_type": mime_type,
+            "content_base64": _b64(data, newline=False).decode("ascii"),
+        }
+    }
+
+
+def _signature(info: os.stat_result) -> Signature:
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def warm_walk() -> None:
@@ -201,7 +272,7 @@ def warm_walk() -> None:
     of that code are paid before the run, not after it."""
     fd = os.open(os.path.dirname(os.path.abspath(__file__)), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in _changed_files(fd, {}, 0, 0):
+        for _ in _changed_files(fd, {}, 0, 0, {}):
             pass
     finally:
         os.close(fd)
@@ -209,7 +280,11 @@ def warm_walk() -> None:
 
 
 def _changed_files(
-    run_dir: int, inputs: dict[str, bytes], max_files: int, max_bytes: int
+    run_dir: int,
+    inputs: dict[str, bytes],
+    max_files: int,
+    max_bytes: int,
+    before: dict[str, Signature],
 ) -> Iterator[dict[str, Any]]:
     returned = 0
     truncated = False
@@ -223,6 +298,8 @@ def _changed_files(
                 continue
             if not stat.S_ISREG(info.st_mode):
                 continue
+            if before.get(path) == _signature(info):
+                continue  # a session's file this cell left as it was
             if not returnable(path):
                 _write(2, f"file {path!r} not returned: its name is not allowed\n".encode())
                 continue
@@ -241,14 +318,7 @@ def _changed_files(
                 continue
             max_bytes -= len(data)
             returned += 1
-            mime_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-            record = {
-                "path": path,
-                "size_bytes": len(data),
-                "mime_type": mime_type,
-                "content_base64": _b64(data, newline=False).decode("ascii"),
-            }
-            yield {"file": record}
+            yield file_record(path, data)
     if truncated:
         yield {"truncated": "files"}
 
@@ -257,6 +327,41 @@ def returnable(path: str) -> bool:
     """True for a path the service accepts (`_models.check_relative_path`, the same rule)."""
     segments = path.split("/")
     return len(segments) <= MAX_PATH_DEPTH and all(PATH_SEGMENT.fullmatch(s) for s in segments)
+
+
+def read_file(path: str, directory_fd: int, max_bytes: int) -> bytes:
+    """The bytes of regular file `path` under `directory_fd`, never through a link on the way;
+    `OSError` (`FileNotFoundError` for a missing file or a link, `IsADirectoryError`, `EFBIG`
+    past `max_bytes`) otherwise."""
+    segments = path.split("/")
+    parent = directory_fd
+    try:
+        for segment in segments[:-1]:
+            following = os.open(
+                segment, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent
+            )
+            if parent != directory_fd:
+                os.close(parent)
+            parent = following
+        try:
+            info = os.stat(segments[-1], dir_fd=parent, follow_symlinks=False)
+        except OSError:
+            raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, not a file", path)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileNotFoundError(errno.ENOENT, "not a regular file", path)
+        if info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, above the {max_bytes} allowed", path)
+        data = _read(segments[-1], parent, info.st_size)
+    except NotADirectoryError:
+        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+    finally:
+        if parent != directory_fd:
+            os.close(parent)
+    if data is None:
+        raise FileNotFoundError(errno.ENOENT, "could not be read", path)
+    return data
 
 
 def _read(name: str, directory_fd: int, size: int) -> bytes | None:

@@ -12,7 +12,6 @@ its template (see `template`), which never holds any run's data.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import fcntl
 import gc
@@ -38,7 +37,6 @@ from .child import (
     warm_up,
 )
 from .filesystem import seal
-from .outputs import returnable
 from .privileges import drop_privileges
 from .protocol import (
     CHILD_KINDS,
@@ -48,6 +46,7 @@ from .protocol import (
     receive_message,
     send_message,
 )
+from .session import serve_session, write_file, write_files
 from .template import Template, start_template
 
 __all__ = ["PACKAGE_ENV", "main"]
@@ -188,8 +187,10 @@ def _child_main(
     *,
     kept: dict[int, KeptFile],
     preloaded: bool,
+    session: bool = False,
 ) -> Callable[[bytes, int, int, int, int], None]:
-    """The body of every run's child, forked by the template (see `template`)."""
+    """The body of every run's child, forked by the template (see `template`); in a session's
+    sandbox, the body of its one child, which serves the session (see `session`)."""
 
     # What a run's environment starts from (the request's `env` is added): the packages' settings,
     # so that a run importing matplotlib itself finds a writable cache in the scratch.
@@ -220,6 +221,9 @@ def _child_main(
             # Before the request, so its ~0.2 ms is off the run's path: only our own code runs
             # between here and the limits filter that `run_child` stacks before user code.
             seccomp.load()
+            if session:
+                serve_session(kind == _JAVASCRIPT, control_r, scratch, seccomp_limits, rlimits)
+                os._exit(0)
             request = read_frame(control_r)
             if request is None:
                 os._exit(0)
@@ -296,34 +300,15 @@ def _write_scratch(scratch: str, request: dict[str, Any]) -> dict[str, bytes]:
     """The request's files, and its stdin as the child's fd 0; returns the files written, by
     path. The zygote made the directory empty after the previous run, and the zygote never sees a
     run's data (see `template`)."""
-    inputs: dict[str, bytes] = {}
-    for path, content, encoded in request.get("files", ()):
-        if not returnable(path):  # checked by the service too: never write outside scratch
-            raise ValueError(f"file name {path!r} is not allowed")
-        data = binascii.a2b_base64(content) if encoded else content.encode("utf-8")
-        if "/" in path:
-            os.makedirs(os.path.join(scratch, os.path.dirname(path)), 0o700, exist_ok=True)
-        _write_file(os.path.join(scratch, path), data)
-        inputs[path] = data
+    inputs = write_files(scratch, request.get("files", ()))
     if request.get("stdin"):
         path = os.path.join(scratch, _STDIN_NAME)
-        _write_file(path, request["stdin"].encode("utf-8"))
+        write_file(path, request["stdin"].encode("utf-8"))
         stdin_fd = os.open(path, os.O_RDONLY)
         os.dup2(stdin_fd, 0)
         os.close(stdin_fd)
         os.unlink(path)
     return inputs
-
-
-def _write_file(path: str, data: bytes) -> None:
-    # os-level calls: a text-mode `open()` builds an io stack per file (~40 µs a run here).
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
 
 
 class _Children:
@@ -436,13 +421,15 @@ def main() -> None:
     scratch = os.path.join(scratch_root, "run")
     _fresh_scratch(scratch)
     preloaded = bool(init["preload"])
+    # A session's sandbox prepares one child, for its one language, and never replaces it.
+    session = bool(init.get("session"))
     child_main = _child_main(
-        scratch, seccomp, seccomp_limits, rlimits, kept=kept, preloaded=preloaded
+        scratch, seccomp, seccomp_limits, rlimits, kept=kept, preloaded=preloaded, session=session
     )
     template = start_template(child_main)
     children = _Children(template, service)
     kinds = [CHILD_KINDS[language].encode() for language in languages if language in CHILD_KINDS]
-    for _ in range(CHILDREN_PER_KIND):
+    for _ in range(1 if session else CHILDREN_PER_KIND):
         for each in kinds:
             children.order(each)
     ready = {"ready": True, "landlock_abi": abi, "python": sys.version.split()[0]}
@@ -455,6 +442,9 @@ def main() -> None:
                     return
                 continue
             finished, kind = children.reap(key.fd, key.data)
+            if session:  # the session is over: the service closes this sandbox
+                send_message(service, finished)
+                continue
             # Wiped before the service hears of it: its next run on this zygote may start at once.
             _fresh_scratch(scratch)
             send_message(service, finished)
