@@ -33,6 +33,8 @@ def _clean_companion_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     # tests about them ask for them (the packages stay importable in every sandbox).
     monkeypatch.setenv("COMPANION_EXECUTION_DATA_POOL_SIZE", "0")
     monkeypatch.setenv("COMPANION_EXECUTION_PYTHON_PACKAGES_DIR", str(RUNTIME_PACKAGES))
+    # Spare session sandboxes start with every executor; the session tests ask for them.
+    monkeypatch.setenv("COMPANION_EXECUTION_SESSION_SPARES", "0")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from companion.api import (
     _knowledge,
     _lifecycle,
     _observability,
+    _sessions,
     _tools,
     _tracing,
 )
@@ -105,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # FastAPI tries routes in order, a router at a time (each one passed costs ~10 µs): the routes
     # agents call all day come first, probes and admin routes after them.
-    for module in (_tools, _execute, _knowledge, _cache, _observability, _tracing):
+    for module in (_tools, _execute, _sessions, _knowledge, _cache, _observability, _tracing):
         # Every route documents the problem documents it may answer (fuzzers check conformance).
         app.include_router(module.router, responses=GUARDED_RESPONSES)
     app.include_router(_health.router, responses={503: GUARDED_RESPONSES[503]})
@@ -117,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
-        path_limits={"/v1/execute": _execute_body_bytes(settings)},
+        path_limits=[(_FILES_IN_PATHS, _execute_body_bytes(settings))],
     )
     if settings.profiling_trace_requests:
         app.add_middleware(
@@ -142,8 +144,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+# The routes that take files in: a run's or a cell's, and uploads to a session's workspace.
+_FILES_IN_PATHS = re.compile(r"/v1/execute|/v1/sessions/[^/]+/(?:execute|files(?:/.*)?)")
+
+
 def _execute_body_bytes(settings: Settings) -> int:
-    """The largest `POST /v1/execute` body: the largest request the executor accepts, files in
-    base64 and code escaped in JSON (a character can take 6 bytes), whatever `max_body_bytes`."""
+    """The largest body of a route taking files in (a run, a cell, a workspace upload): the
+    largest request the executor accepts, files in base64 and code escaped in JSON (a character
+    can take 6 bytes), whatever `max_body_bytes`."""
     files_bytes = -(-settings.execution_max_input_bytes // 3) * 4
     return settings.max_body_bytes + files_bytes + 6 * settings.execution_max_code_bytes

@@ -8,6 +8,7 @@ are scanned for nesting depth as they stream in (only structural characters are 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,19 +71,25 @@ class BodySizeLimitMiddleware:
         app: ASGIApp,
         max_body_bytes: int,
         max_json_depth: int,
-        path_limits: dict[str, int] | None = None,
+        path_limits: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
-        self.path_limits = path_limits or {}  # routes whose bodies may be larger (files in)
+        # Routes whose bodies may be larger (files in): the first pattern matching the whole
+        # path gives the limit.
+        self.path_limits = list(path_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count (and for JSON, scan) streamed bytes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
+        path = scope["path"]
+        limit = next(
+            (size for pattern, size in self.path_limits if pattern.fullmatch(path)),
+            self.max_body_bytes,
+        )
         scanner: JsonDepthScanner | None = None
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
