@@ -19,7 +19,14 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/redoc",
 }
-SAMPLE = {"name": "x", "trace_id": "x", "collection": "x", "document_id": "x"}
+SAMPLE = {
+    "name": "x",
+    "trace_id": "x",
+    "collection": "x",
+    "document_id": "x",
+    "session_id": "ses_x",
+    "path": "data/x.csv",
+}
 
 
 @pytest.fixture(scope="module")

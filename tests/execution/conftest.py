@@ -14,7 +14,15 @@ from collections.abc import Iterator
 import pytest
 
 from companion.config import load_settings
-from companion.execution import ExecutionRequest, ExecutionResult, SyncExecutor
+from companion.execution import (
+    CellRequest,
+    CellResult,
+    ExecutionRequest,
+    ExecutionResult,
+    SessionCreate,
+    SessionInfo,
+    SyncExecutor,
+)
 
 SANDBOX_MODES = ["bubblewrap", "namespaces"]
 
@@ -80,3 +88,41 @@ def run(
     return sandbox.run(
         ExecutionRequest.model_validate({"language": language, "code": code, **fields})
     )
+
+
+class Sessions:
+    """Blocking calls to a started executor's `SessionManager`, for tests."""
+
+    def __init__(self, executor: SyncExecutor) -> None:
+        self.executor = executor
+        self.manager = executor.executor.sessions
+
+    def create(self, tenant: str = "tenant-a", **fields: object) -> SessionInfo:
+        """Open a session (`fields` as `POST /v1/sessions` takes them)."""
+        request = SessionCreate.model_validate(fields)
+        return self.executor.call(self.manager.create(tenant, request))
+
+    def cell(
+        self, session_id: str, code: str, tenant: str = "tenant-a", **fields: object
+    ) -> CellResult:
+        """Run one cell (`fields` as `POST /v1/sessions/{id}/execute` takes them)."""
+        request = CellRequest.model_validate({"code": code, **fields})
+        return self.executor.call(self.manager.execute(tenant, session_id, request))
+
+    def delete(self, session_id: str, tenant: str = "tenant-a") -> None:
+        """End a session."""
+        self.executor.call(self.manager.delete(tenant, session_id))
+
+
+def session_settings(mode: str, **overrides: object) -> dict[str, object]:
+    """The shared test pool's settings, with sessions ready ahead of need."""
+    return sandbox_settings(
+        mode, **{"execution_pool_size": 1, "execution_session_spares": 1, **overrides}
+    )
+
+
+@pytest.fixture(scope="module", params=SANDBOX_MODES)
+def sessions(request: pytest.FixtureRequest) -> Iterator[Sessions]:
+    """A started executor in each sandbox mode, for session tests."""
+    with SyncExecutor(load_settings(**session_settings(str(request.param)))) as executor:
+        yield Sessions(executor)

@@ -18,20 +18,97 @@ pytestmark = pytest.mark.sandbox
 SERVICE_FILE = Path(companion.__file__).resolve()
 FORGED_DONE = b'{"done": true, "exit_code": 0, "cpu_ms": 1.0, "memory_bytes": 1024}\n'
 
+# The attacks, by kind: `test_session_isolation` runs them inside sessions too.
+HOST_FILE_ATTACKS = [
+    "print(open('/etc/passwd').read())",
+    f"print(open({str(SERVICE_FILE)!r}).read())",
+    "import os\nprint(open(f'/proc/{os.getppid()}/environ').read())",
+    "print(open('/proc/1/environ').read())",
+    "import os\nprint(os.listdir('/root'))",
+    "print(open('/proc/self/mem', 'rb').read(16))",
+    "import os\nos.symlink('/etc', 'etc')\nprint(os.listdir('etc'))",
+]
+HOST_FILE_ATTACK_IDS = [
+    "passwd",
+    "service-file",
+    "parent-environ",
+    "pid1-environ",
+    "home",
+    "proc-mem",
+    "symlink",
+]
+KERNEL_ATTACKS = [
+    "import os\nos.fork()",
+    "import os\nwhile True:\n    os.fork()",
+    "import subprocess\nsubprocess.run(['/usr/bin/true'])",
+    "import os\nos.execv('/usr/bin/true', ['true'])",
+    "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+    "import os, signal\nos.kill(1, signal.SIGKILL)",
+    "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (100, 100))",
+]
+KERNEL_ATTACK_IDS = [
+    "fork",
+    "fork-bomb",
+    "subprocess",
+    "exec",
+    "kill-parent",
+    "kill-pid1",
+    "raise-rlimit",
+]
+SYSCALL_ATTACKS = [
+    "libc.ptrace(16, 1, 0, 0)",  # PTRACE_ATTACH to the zygote
+    "libc.syscall(425, 8, 0)",  # io_uring_setup
+    "libc.syscall(323, 0)",  # userfaultfd
+    "libc.syscall(321, 0, 0, 0)",  # bpf
+    "libc.personality(0x0040000)",  # ADDR_NO_RANDOMIZE
+    "libc.unshare(0x10000000)",  # CLONE_NEWUSER
+    "libc.syscall(56, 0, 0, 0, 0, 0)",  # raw clone without CLONE_THREAD: a new process
+    "libc.syscall(310, 1, 0, 1, 0, 1, 0)",  # process_vm_readv of pid 1
+    "libc.syscall(250, 0, 0, 0, 0, 0)",  # keyctl
+]
+SYSCALL_ATTACK_IDS = [
+    "ptrace",
+    "io_uring",
+    "userfaultfd",
+    "bpf",
+    "personality",
+    "unshare",
+    "clone",
+    "vm-readv",
+    "keyctl",
+]
+RESOURCE_ABUSE = [
+    ("while True:\n    pass", {"wall_time_ms": 800}, "timeout"),
+    ("import time\ntime.sleep(1e6)", {"wall_time_ms": 500}, "timeout"),
+    ("x = bytearray(4 * 1024**3)", {}, "memory_limit"),
+    ("chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))", {}, "memory_limit"),
+    ("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 10**6)", {}, "output_limit"),
+    ("while True:\n    print('spam' * 100)", {}, "output_limit"),
+]
+RESOURCE_ABUSE_IDS = ["busy-loop", "sleep", "4-gb", "grow", "100-mb-print", "print-loop"]
+JAVASCRIPT_ABUSE = [
+    ("console.log(typeof require, typeof process, typeof std)", "ok", None),
+    ("while (true) {}", "timeout", None),
+    ("Promise.resolve().then(() => { while (true) {} })", "timeout", None),
+    ("const a = []; while (true) a.push('x'.repeat(1000) + a.length)", "memory_limit", None),
+    ("while (true) console.log('spam'.repeat(100))", "output_limit", None),
+    ("function f() { f() } f()", "runtime_error", None),
+    ("null.x", "runtime_error", "TypeError"),
+    ("this.constructor.constructor('return process')()", "runtime_error", None),
+]
+JAVASCRIPT_ABUSE_IDS = [
+    "no-require",
+    "loop",
+    "promise-loop",
+    "memory-bomb",
+    "output",
+    "recursion",
+    "type",
+    "escape",
+]
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "print(open('/etc/passwd').read())",
-        f"print(open({str(SERVICE_FILE)!r}).read())",
-        "import os\nprint(open(f'/proc/{os.getppid()}/environ').read())",
-        "print(open('/proc/1/environ').read())",
-        "import os\nprint(os.listdir('/root'))",
-        "print(open('/proc/self/mem', 'rb').read(16))",
-        "import os\nos.symlink('/etc', 'etc')\nprint(os.listdir('etc'))",
-    ],
-    ids=["passwd", "service-file", "parent-environ", "pid1-environ", "home", "proc-mem", "symlink"],
-)
+
+@pytest.mark.parametrize("code", HOST_FILE_ATTACKS, ids=HOST_FILE_ATTACK_IDS)
 def test_host_files_are_out_of_reach(sandbox: SyncExecutor, code: str) -> None:
     result = run(sandbox, code)
     assert result.status == "runtime_error", result
@@ -42,27 +119,7 @@ def test_host_files_are_out_of_reach(sandbox: SyncExecutor, code: str) -> None:
     assert_healthy(sandbox)
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "import os\nos.fork()",
-        "import os\nwhile True:\n    os.fork()",
-        "import subprocess\nsubprocess.run(['/usr/bin/true'])",
-        "import os\nos.execv('/usr/bin/true', ['true'])",
-        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
-        "import os, signal\nos.kill(1, signal.SIGKILL)",
-        "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (100, 100))",
-    ],
-    ids=[
-        "fork",
-        "fork-bomb",
-        "subprocess",
-        "exec",
-        "kill-parent",
-        "kill-pid1",
-        "raise-rlimit",
-    ],
-)
+@pytest.mark.parametrize("code", KERNEL_ATTACKS, ids=KERNEL_ATTACK_IDS)
 def test_processes_signals_and_kernel_surface_are_denied(sandbox: SyncExecutor, code: str) -> None:
     result = run(sandbox, code)
     assert result.status == "runtime_error", result
@@ -71,31 +128,7 @@ def test_processes_signals_and_kernel_surface_are_denied(sandbox: SyncExecutor, 
     assert_healthy(sandbox)
 
 
-@pytest.mark.parametrize(
-    "call",
-    [
-        "libc.ptrace(16, 1, 0, 0)",  # PTRACE_ATTACH to the zygote
-        "libc.syscall(425, 8, 0)",  # io_uring_setup
-        "libc.syscall(323, 0)",  # userfaultfd
-        "libc.syscall(321, 0, 0, 0)",  # bpf
-        "libc.personality(0x0040000)",  # ADDR_NO_RANDOMIZE
-        "libc.unshare(0x10000000)",  # CLONE_NEWUSER
-        "libc.syscall(56, 0, 0, 0, 0, 0)",  # raw clone without CLONE_THREAD: a new process
-        "libc.syscall(310, 1, 0, 1, 0, 1, 0)",  # process_vm_readv of pid 1
-        "libc.syscall(250, 0, 0, 0, 0, 0)",  # keyctl
-    ],
-    ids=[
-        "ptrace",
-        "io_uring",
-        "userfaultfd",
-        "bpf",
-        "personality",
-        "unshare",
-        "clone",
-        "vm-readv",
-        "keyctl",
-    ],
-)
+@pytest.mark.parametrize("call", SYSCALL_ATTACKS, ids=SYSCALL_ATTACK_IDS)
 def test_raw_syscalls_through_ctypes_are_denied(sandbox: SyncExecutor, call: str) -> None:
     result = run(sandbox, f"import ctypes\nlibc = ctypes.CDLL(None)\nprint({call})")
     assert result.status == "ok", result
@@ -129,18 +162,7 @@ def test_network_is_unreachable_even_to_loopback(sandbox: SyncExecutor) -> None:
     assert_healthy(sandbox)
 
 
-@pytest.mark.parametrize(
-    ("code", "limits", "status"),
-    [
-        ("while True:\n    pass", {"wall_time_ms": 800}, "timeout"),
-        ("import time\ntime.sleep(1e6)", {"wall_time_ms": 500}, "timeout"),
-        ("x = bytearray(4 * 1024**3)", {}, "memory_limit"),
-        ("chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))", {}, "memory_limit"),
-        ("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 10**6)", {}, "output_limit"),
-        ("while True:\n    print('spam' * 100)", {}, "output_limit"),
-    ],
-    ids=["busy-loop", "sleep", "4-gb", "grow", "100-mb-print", "print-loop"],
-)
+@pytest.mark.parametrize(("code", "limits", "status"), RESOURCE_ABUSE, ids=RESOURCE_ABUSE_IDS)
 def test_resource_abuse_ends_with_the_right_status(
     sandbox: SyncExecutor, code: str, limits: dict[str, int], status: str
 ) -> None:
@@ -216,27 +238,7 @@ def test_environment_is_only_what_the_request_gives(sandbox: SyncExecutor) -> No
 
 
 @pytest.mark.parametrize(
-    ("code", "status", "error_name"),
-    [
-        ("console.log(typeof require, typeof process, typeof std)", "ok", None),
-        ("while (true) {}", "timeout", None),
-        ("Promise.resolve().then(() => { while (true) {} })", "timeout", None),
-        ("const a = []; while (true) a.push('x'.repeat(1000) + a.length)", "memory_limit", None),
-        ("while (true) console.log('spam'.repeat(100))", "output_limit", None),
-        ("function f() { f() } f()", "runtime_error", None),
-        ("null.x", "runtime_error", "TypeError"),
-        ("this.constructor.constructor('return process')()", "runtime_error", None),
-    ],
-    ids=[
-        "no-require",
-        "loop",
-        "promise-loop",
-        "memory-bomb",
-        "output",
-        "recursion",
-        "type",
-        "escape",
-    ],
+    ("code", "status", "error_name"), JAVASCRIPT_ABUSE, ids=JAVASCRIPT_ABUSE_IDS
 )
 def test_javascript_abuse_is_contained(
     sandbox: SyncExecutor, code: str, status: str, error_name: str | None

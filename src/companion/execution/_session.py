@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,8 @@ class SessionProcess:
         self._memory_base_bytes = memory_base_bytes
         self._memory_bytes = 0  # the session's memory limit, set by `begin`
         self.ended: str | None = None  # why the process is gone, once it is
+        self._killed_because: str | None = None
+        self._running: asyncio.Future[Any] | None = None  # the operation in progress, if any
         exited.add_done_callback(self._on_exit)
 
     @classmethod
@@ -114,8 +117,8 @@ class SessionProcess:
             raise ZygoteFailed(self.ended or "the session's sandbox failed")
         capture = capture or Capture(_READ_CHUNK)
         started = time.monotonic()
-        operation = _Operation(self._child, capture, frame_bytes(orjson.dumps(frame)))
-        running = asyncio.ensure_future(operation.run(wall_s))
+        operation = _Operation(self._child, capture, frame_bytes(orjson.dumps(frame)), self._kill)
+        running = self._running = asyncio.ensure_future(operation.run(wall_s))
         try:
             killed, error, done = await asyncio.shield(running)
         except asyncio.CancelledError:
@@ -143,7 +146,8 @@ class SessionProcess:
             raw.update(record, signal=None)
             return OperationOutcome(raw, capture, ended=False)
         # The child is gone (or sent no readable record: it is killed, its session over).
-        self._child.kill()
+        if not operation.gone:
+            self._kill("its cell's report was unreadable")
         try:
             async with asyncio.timeout(_EXIT_REPORT_S):
                 finished = await asyncio.shield(self._exited)
@@ -168,20 +172,32 @@ class SessionProcess:
         if fields["signal"] is not None and near_cap:
             self._set_ended(f"it went over its memory limit ({self._memory_bytes} bytes)")
         elif fields["signal"] == signal.SIGKILL:
-            self._set_ended("its process was killed (a cell did not stop at its limit)")
+            self._set_ended(
+                self._killed_because
+                or "its process was killed from outside the service (SIGKILL: the kernel's "
+                "out-of-memory killer, or an operator)"
+            )
         elif fields["signal"] is not None:
             self._set_ended(f"its process crashed ({signal.Signals(fields['signal']).name})")
         else:
             self._set_ended(f"its process exited with code {fields['exit_code']}")
+
+    def _kill(self, because: str) -> None:
+        """SIGKILL the child, remembering why (its exit then says so)."""
+        self._killed_because = self._killed_because or because
+        self._child.kill()
 
     def _set_ended(self, reason: str) -> None:
         if self.ended is None:
             self.ended = reason
 
     async def close(self) -> None:
-        """End the session's process and its sandbox."""
+        """End the session's process and its sandbox. An operation in progress sees its child
+        die (its pipes end) and answers first: its pipes are closed only after it."""
+        self._kill("it was closed")
         self._set_ended("it was closed")
-        self._child.kill()
+        if self._running is not None and not self._running.done():
+            await asyncio.wait([self._running])
         self._child.close()
         await self.zygote.kill()
 
@@ -189,9 +205,16 @@ class SessionProcess:
 class _Operation:
     """The event-loop callbacks of one operation; `run` resolves when it is over."""
 
-    def __init__(self, child: PreparedChild, capture: Capture, frame: bytes) -> None:
+    def __init__(
+        self,
+        child: PreparedChild,
+        capture: Capture,
+        frame: bytes,
+        kill: Callable[[str], None],
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._child = child
+        self._kill = kill
         self._capture = capture
         self._unsent = memoryview(frame)
         self._writing = False
@@ -250,7 +273,7 @@ class _Operation:
             if not self._capture.add(stream, chunk):
                 if stream == "report":  # more report than a real one: forged, so killed
                     self.killed = self.killed or "output_limit"
-                    self._child.kill()
+                    self._kill("a cell flooded the sandbox's report pipe")
                     self.gone = True
                     self._finish()
                     return
@@ -282,7 +305,11 @@ class _Operation:
         self.killed = self.killed or reason
         with contextlib.suppress(ProcessLookupError, OSError):
             signal.pidfd_send_signal(self._child.pidfd, signal.SIGINT)
-        self._timers.append(self._loop.call_later(_INTERRUPT_GRACE_S, self._child.kill))
+        self._timers.append(
+            self._loop.call_later(
+                _INTERRUPT_GRACE_S, self._kill, "a cell did not stop when interrupted at its limit"
+            )
+        )
 
     def _finish(self) -> None:
         if not self._finished.done():

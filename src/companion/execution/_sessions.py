@@ -180,6 +180,12 @@ class SessionManager:
         processes += [p for spares in self._spares.values() for p in spares]
         return [pid for process in processes if (pid := process.pid) is not None]
 
+    def sandbox_pid(self, tenant: str, session_id: str) -> int | None:
+        """The top process of the session's sandbox (bubblewrap's, under bubblewrap), None once
+        it has ended: for operators and memory accounting."""
+        process = self._find(tenant, session_id).process
+        return process.pid if process is not None else None
+
     # Opening, listing, ending.
 
     async def create(self, tenant: str, request: SessionCreate) -> SessionInfo:

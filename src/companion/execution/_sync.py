@@ -33,7 +33,7 @@ class SyncExecutor:
     def __enter__(self) -> SyncExecutor:
         self._thread.start()
         try:
-            self._call(self._executor.start())
+            self.call(self._executor.start())
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -46,7 +46,7 @@ class SyncExecutor:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            self._call(self._executor.close())
+            self.call(self._executor.close())
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
@@ -57,7 +57,9 @@ class SyncExecutor:
     ) -> ExecutionResult:
         """Run one snippet and block for its result; `on_output` (called on the executor's own
         thread) sees its output as it comes, as in `Executor.run`."""
-        return self._call(self._executor.run(request, on_output=on_output))
+        return self.call(self._executor.run(request, on_output=on_output))
 
-    def _call(self, coroutine: Coroutine[object, object, _T]) -> _T:
+    def call(self, coroutine: Coroutine[object, object, _T]) -> _T:
+        """Run a coroutine of the executor on its loop and block for its result (for example
+        `executor.call(executor.executor.sessions.create(tenant, request))`)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
