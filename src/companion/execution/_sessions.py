@@ -348,6 +348,7 @@ class SessionManager:
                 check_relative_path(entry.path)
         except ValueError as exc:  # written by a process that runs user code: checked
             raise Conflict(f"the session's file listing was malformed: {exc}") from None
+        files.sort(key=lambda entry: entry.path)
         return WorkspaceListing(files=files, truncated="entries" in capture.truncated)
 
     async def read_file(self, tenant: str, session_id: str, path: str) -> OutputFile:

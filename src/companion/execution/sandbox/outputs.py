@@ -228,8 +228,8 @@ def signatures(run_dir: int) -> dict[str, Signature]:
 
 
 def listing(run_dir: int, max_entries: int) -> None:
-    """Send an `entry` record (path, size, MIME type) per regular file under `run_dir`, in path
-    order, up to `max_entries` (then `{"truncated": "entries"}`)."""
+    """Send an `entry` record (path, size, MIME type) per regular file under `run_dir`, a
+    folder's files before its subfolders', up to `max_entries` (then `{"truncated": "entries"}`)."""
     sent = 0
     for top, directories, names, top_fd in os.fwalk(".", dir_fd=run_dir, follow_symlinks=False):
         directories.sort()
