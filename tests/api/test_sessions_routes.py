@@ -7,8 +7,11 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import httpx2
 import pytest
 from fastapi import FastAPI
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from companion.api import create_app
 from companion.config import load_settings
@@ -41,6 +44,8 @@ def served(
         }
         _, read_only = keys.create("acme", ["knowledge:read"])
         headers["no-execute"] = {"Authorization": f"Bearer {read_only}"}
+        _, agent = keys.create("acme", ["tools", "execute"])
+        headers["agent"] = {"Authorization": f"Bearer {agent}"}
         yield url, headers
 
 
@@ -246,3 +251,29 @@ def test_bad_requests_are_422_problems(served: tuple[str, dict[str, dict[str, st
     )
     assert cell.status_code == 422  # a session's memory is set when it opens
     _close(url, acme, session["id"])
+
+
+async def test_an_agent_keeps_state_over_mcp_http(
+    served: tuple[str, dict[str, dict[str, str]]],
+) -> None:
+    url, keys = served
+    async with (
+        httpx2.AsyncClient(headers=keys["agent"]) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+    ):
+        opened = await client.call_tool("open_session", {})
+        assert opened.structured_content is not None, opened
+        session_id = opened.structured_content["session_id"]
+        await client.call_tool("run_code", {"code": "import math\nr = 2", "session_id": session_id})
+        area = await client.call_tool(
+            "run_code", {"code": "math.pi * r ** 2", "session_id": session_id}
+        )
+        assert area.structured_content is not None
+        assert area.structured_content["results"][0]["data"].startswith("12.566")
+        # The session is the key's tenant's: the HTTP API sees it too.
+        shown = await http.get(f"{url}/v1/sessions/{session_id}")
+        assert shown.json()["execution_count"] == 2
+        closed = await client.call_tool("close_session", {"session_id": session_id})
+        assert not closed.is_error
+        gone = await http.get(f"{url}/v1/sessions/{session_id}")
+        assert gone.status_code == 404

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.sandbox
 
 PER_KEY = 2  # execute_max_concurrent_per_key
 PER_MINUTE = 10  # rate_limit_execute
-SCOPED = {"run_code", "search_knowledge"}
+SCOPED = {"run_code", "open_session", "close_session", "search_knowledge"}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_each_scope_shows_and_runs_its_own_tools(
     runner = _key(served, "runner", "tools", "execute")
     for params in EXPORTS:
         listed = _names(http.get("/v1/tools", params=params, headers=runner).json())
-        assert listed & SCOPED == {"run_code"}, params
+        assert listed & SCOPED == {"run_code", "open_session", "close_session"}, params
     assert http.get("/v1/tools/run_code", headers=runner).json()["scope"] == "execute"
     ran = http.post(
         "/v1/tools/run_code/invoke", json={"arguments": {"code": "print(6 * 7)"}}, headers=runner
@@ -230,7 +230,7 @@ async def test_mcp_lists_and_admits_by_the_same_rules(
         Client(streamable_http_client(f"{url}/mcp", http_client=runner_http)) as client,
     ):
         listed = {tool.name for tool in (await client.list_tools()).tools}
-        assert listed & SCOPED == {"run_code"}
+        assert listed & SCOPED == {"run_code", "open_session", "close_session"}
         ran = await client.call_tool("run_code", {"code": "print(7)"})
         assert not ran.is_error, ran
         assert ran.structured_content is not None

@@ -129,3 +129,27 @@ async def test_mcp_run_code_returns_figures_as_image_content(tmp_path: Path) -> 
     shown = json.loads(text.text)
     assert shown["stdout"] == "drawn\n"
     assert shown["results"][0]["data"] == "(image content 1 of this result)"
+
+
+@pytest.mark.sandbox
+async def test_mcp_over_stdio_keeps_state_in_a_session(tmp_path: Path) -> None:
+    async with Client(_stdio(tmp_path)) as client:
+        opened = await client.call_tool("open_session", {"language": "python"})
+        assert not opened.is_error, opened
+        assert opened.structured_content is not None
+        session_id = opened.structured_content["session_id"]
+        first = await client.call_tool("run_code", {"code": "x = 41", "session_id": session_id})
+        assert not first.is_error, first
+        second = await client.call_tool("run_code", {"code": "x + 1", "session_id": session_id})
+        assert second.structured_content is not None
+        assert second.structured_content["results"][0]["data"] == "42"
+        assert second.structured_content["execution_count"] == 2
+        stateless = await client.call_tool("run_code", {"code": "print('x' in globals())"})
+        assert stateless.structured_content is not None
+        assert stateless.structured_content["stdout"] == "False\n"  # no session: a fresh run
+        closed = await client.call_tool("close_session", {"session_id": session_id})
+        assert not closed.is_error, closed
+        after = await client.call_tool("run_code", {"code": "x", "session_id": session_id})
+        assert after.is_error
+        assert after.structured_content is not None
+        assert after.structured_content["code"] == "session_not_found"

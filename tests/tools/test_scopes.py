@@ -68,7 +68,8 @@ def test_the_gate_protocol_is_met_by_the_in_memory_gate() -> None:
 
 def test_tools_acting_through_a_capability_declare_its_scope(registry: ToolRegistry) -> None:
     scopes = {info.name: info.scope for info in registry.list()}
-    assert scopes.pop("run_code") == "execute"
+    for name in ("run_code", "open_session", "close_session"):
+        assert scopes.pop(name) == "execute"
     assert scopes.pop("search_knowledge") == "knowledge:read"
     assert set(scopes.values()) == {None}
 
@@ -85,7 +86,7 @@ def test_tools_acting_through_a_capability_declare_its_scope(registry: ToolRegis
 
 
 def test_listings_and_exports_show_only_the_tools_the_gate_allows(registry: ToolRegistry) -> None:
-    scoped = {"run_code", "search_knowledge"}
+    scoped = {"run_code", "open_session", "close_session", "search_knowledge"}
     everything = {info.name for info in registry.list()}
     assert scoped <= everything  # no gate, not gated: a local caller sees every tool
 

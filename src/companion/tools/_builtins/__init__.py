@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from companion.tools._builtins import _json, _lists, _math, _text, _time
-from companion.tools._builtins._code import ExecutorSource, make_run_code
+from companion.tools._builtins._code import ExecutorSource, make_run_code, make_session_tools
 from companion.tools._builtins._knowledge import KnowledgeSource, make_search_knowledge
 from companion.tools._registry import ToolRegistry
 
@@ -21,7 +21,8 @@ def register_builtins(
     knowledge: KnowledgeSource | None = None,
     python_packages: Sequence[str] = (),
 ) -> None:
-    """Register the built-in tools; `run_code` and `search_knowledge` when given their subsystems.
+    """Register the built-in tools; `run_code` (with `open_session` and `close_session`) and
+    `search_knowledge` when given their subsystems.
 
     The service gives its running executor and knowledge base; the CLI (`companion tools`,
     `companion mcp`) gives coroutine functions that start the local ones on first use.
@@ -32,5 +33,7 @@ def register_builtins(
             registry.register(getattr(module, name))
     if executor is not None:
         registry.register(make_run_code(executor, python_packages))
+        for session_tool in make_session_tools(executor):
+            registry.register(session_tool)
     if knowledge is not None:
         registry.register(make_search_knowledge(knowledge))
