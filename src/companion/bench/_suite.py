@@ -23,6 +23,7 @@ GROUPS: dict[str, str] = {
     "cache": "companion.bench.cases_cache",
     "monitoring": "companion.bench.cases_monitoring",
     "execution": "companion.bench.cases_execution",
+    "sessions": "companion.bench.cases_sessions",
     "tools": "companion.bench.cases_tools",
     "search": "companion.bench.cases_search",
     "http": "companion.bench.cases_http",

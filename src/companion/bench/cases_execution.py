@@ -14,9 +14,8 @@ import sys
 import tempfile
 import time
 
-import psutil
-
 from companion.bench._case import Case, Operation, Target
+from companion.bench._memory import tree_pss_bytes
 from companion.bench._servers import ServiceProcess
 from companion.config import load_settings
 from companion.execution import ExecutionRequest, Executor, packages_dir
@@ -94,7 +93,7 @@ class _WarmExecutor:
     def sandbox_pss_bytes(self, pool: str) -> int:
         """Proportional memory of one zygote of `pool` with its template and children."""
         pids = self._executor.sandbox_pids()[pool]
-        return _tree_pss_bytes(pids[0])
+        return tree_pss_bytes(pids[0])
 
     def concurrently(self, latencies_ns: list[int]) -> object:
         """CLIENTS clients, each running RUNS_PER_CLIENT snippets back to back; each run's
@@ -319,18 +318,6 @@ class _SandboxMemory:
 
     def close(self) -> None:
         self._warm.close()
-
-
-def _tree_pss_bytes(pid: int) -> int:
-    """PSS of `pid` and every process below it (a zygote, its template and prepared children)."""
-    top = psutil.Process(pid)
-    total = 0
-    for process in (top, *top.children(recursive=True)):
-        try:
-            total += process.memory_full_info().pss
-        except psutil.Error:
-            continue
-    return total
 
 
 def cases() -> list[Case]:

@@ -85,7 +85,8 @@ class SessionStats:
 
     active: int
     max_sessions: int
-    spares: int
+    spares: int  # ready now, every language together
+    spares_wanted: int  # kept ready when none are being replaced
     started: int
     ended: int
 
@@ -170,6 +171,7 @@ class SessionManager:
             active=len(self._sessions),
             max_sessions=self._max,
             spares=sum(len(spares) for spares in self._spares.values()),
+            spares_wanted=self._settings.execution_session_spares * len(self._spares),
             started=self._started,
             ended=self._ended_count,
         )
