@@ -413,3 +413,25 @@ def test_spares_open_sessions_without_starting_a_sandbox(sessions: Sessions) -> 
     session = sessions.create()
     assert sessions.cell(session.id, "print(1)").stdout == "1\n"
     sessions.delete(session.id)
+
+
+@pytest.mark.parametrize("mode", SANDBOX_MODES)
+def test_sessions_can_start_with_the_packages_imported(mode: str) -> None:
+    settings = load_settings(
+        **session_settings(mode, execution_session_spares=0, execution_session_preload=True)
+    )
+    with SyncExecutor(settings) as executor:
+        sessions = Sessions(executor)
+        session = sessions.create()
+        code = "import sys\nprint('pandas' in sys.modules)\nimport pandas as pd\nint(pd.Series([1, 2]).sum())"
+        result = sessions.cell(session.id, code)
+        assert (result.status, result.stdout) == ("ok", "True\n"), result
+        assert [r.data for r in result.results] == ["3"]
+        plain = SyncExecutor(load_settings(**session_settings(mode, execution_session_spares=0)))
+        with plain:
+            other = Sessions(plain)
+            cold = other.create()
+            assert (
+                other.cell(cold.id, "import sys\nprint('pandas' in sys.modules)").stdout
+                == "False\n"
+            )

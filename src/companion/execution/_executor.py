@@ -204,6 +204,7 @@ class Executor:
             self._identities,
             clock=self._clock,
             observer=self._observer,
+            preload=self._wanted_preload() if self.settings.execution_session_preload else None,
         )
         await asyncio.gather(
             self._pool.start(), self._start_data_pool(self._plan), self._sessions.start()
@@ -219,11 +220,15 @@ class Executor:
         active = ", ".join(layer.name for layer in layers if layer.available) or "NONE"
         _log.info("sandbox pool of %d ready (%s); isolation layers: %s", size, mode, active)
 
+    def _wanted_preload(self) -> list[str]:
+        """The preload modules the settings name that the runtime's packages offer."""
+        wanted = [m.strip() for m in self.settings.execution_python_preload.split(",") if m.strip()]
+        return self.packages.available(wanted) if self.packages else []
+
     async def _start_data_pool(self, plan: LaunchPlan) -> None:
         """Start the preloaded sandboxes; without them, runs import their packages themselves."""
         size = self.settings.execution_data_pool_size
-        wanted = [m.strip() for m in self.settings.execution_python_preload.split(",") if m.strip()]
-        preload = self.packages.available(wanted) if self.packages else []
+        preload = self._wanted_preload()
         if not size or not preload:
             return
         pool = ZygotePool(

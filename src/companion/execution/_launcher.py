@@ -123,14 +123,17 @@ class LaunchPlan:
         init = {**self.init, "languages": ["python"], "preload": modules}
         return replace(self, init=init)
 
-    def for_session(self, language: str, cpu_time_ms: int) -> LaunchPlan:
+    def for_session(
+        self, language: str, cpu_time_ms: int, preload: list[str] | None = None
+    ) -> LaunchPlan:
         """The same sandbox for sessions of `language`: one child, which serves every cell of
-        the session, with `cpu_time_ms` as the CPU it may use in its whole life."""
+        the session, with `cpu_time_ms` as the CPU it may use in its whole life; its zygote
+        imports `preload` first."""
         maxima = {**self.init["limit_maxima"], "cpu_time_ms": cpu_time_ms}
         init = {
             **self.init,
             "languages": [language],
-            "preload": [],
+            "preload": list(preload or ()),
             "session": True,
             "limit_maxima": maxima,
         }

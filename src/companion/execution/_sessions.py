@@ -123,7 +123,9 @@ class SessionManager:
         clock: Clock = time.time,
         observer: Callable[[str, str, float], None] | None = None,
         node: str | None = None,
+        preload: list[str] | None = None,
     ) -> None:
+        """`preload`: modules Python sessions' sandboxes import before their first cell."""
         self._settings = settings
         self._runtimes = runtimes
         self._identities = identities
@@ -135,7 +137,10 @@ class SessionManager:
         self._max_lifetime_s = settings.execution_session_max_lifetime_s
         self._cpu_budget_ms = int(self._max_lifetime_s * 1000)
         languages = [r.language for r in runtimes if r.language in SESSION_LANGUAGES]
-        self._plans = {lang: plan.for_session(lang, self._cpu_budget_ms) for lang in languages}
+        self._plans = {
+            lang: plan.for_session(lang, self._cpu_budget_ms, preload if lang == "python" else None)
+            for lang in languages
+        }
         self._spares: dict[str, deque[SessionProcess]] = {lang: deque() for lang in languages}
         self._sessions: dict[str, _Session] = {}
         self._ended: OrderedDict[str, _Session] = OrderedDict()
