@@ -112,7 +112,10 @@ def test_every_setting_has_a_unit_or_is_unitless_by_nature() -> None:
         if field.annotation in (int, float) and name not in {"port", "workers"}
     }
     # Times and sizes carry their unit; counts say what they count.
-    units = "s|ms|bytes|chars|chunks|entries|files|calls|pool_size|queue|runs_per_worker|workers|threads"
+    units = (
+        "s|ms|bytes|chars|chunks|entries|files|calls|pool_size|queue|runs_per_worker|workers|"
+        "threads|sessions|spares"
+    )
     pattern = rf"_({units}|per_key|per_tenant|uid|gid|depth|weight|rank_offset)$"
     assert all(re.search(pattern, name) for name in numeric), numeric
 

@@ -340,14 +340,14 @@ class Settings(BaseSettings):
         description="Bytes of the files a request sends, all together (decoded); `POST "
         "/v1/execute` accepts a body this large in base64 whatever `max_body_bytes` says.",
     )
-    execution_sessions_max: int = Field(
+    execution_max_sessions: int = Field(
         32,
         ge=0,
         le=512,
         description="Sessions this node holds at once (each a sandbox of its own: about 20 MiB "
         "idle); 0 turns sessions off.",
     )
-    execution_sessions_max_per_tenant: int = Field(
+    execution_max_sessions_per_tenant: int = Field(
         8, ge=1, le=512, description="Sessions one tenant may hold at once on this node."
     )
     execution_session_idle_timeout_s: float = Field(

@@ -30,8 +30,8 @@ def served(
     settings = load_settings(
         execution_pool_size=1,
         execute_max_concurrent_per_key=1,
-        execution_sessions_max=4,
-        execution_sessions_max_per_tenant=2,
+        execution_max_sessions=4,
+        execution_max_sessions_per_tenant=2,
         execution_session_spares=1,
         data_dir=tmp_path_factory.mktemp("sessions"),
     )

@@ -7,21 +7,36 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from companion.client import AsyncClient, Client, InputFile, save_file
-from companion.errors import Forbidden, InvalidInput, NotFound, Unauthorized, ValidationFailed
+from companion.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from companion.execution import (
+    SessionEnded,
+    SessionLimitReached,
+    SessionNotFound,
+    WorkspaceFileNotFound,
+)
 from tests._services import free_port, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
 COMPANION = str(Path(sys.executable).parent / "companion")
+SESSIONS_PER_TENANT = 3
 
 
-def _key(env: dict[str, str], scopes: str) -> str:
+def _key(env: dict[str, str], scopes: str, tenant: str = "acme") -> str:
     done = subprocess.run(
-        [COMPANION, "keys", "create", "--tenant", "acme", "--scopes", scopes],
+        [COMPANION, "keys", "create", "--tenant", tenant, "--scopes", scopes],
         env=env,
         capture_output=True,
         text=True,
@@ -31,13 +46,20 @@ def _key(env: dict[str, str], scopes: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+@contextmanager
+def served(data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real `companion serve` on a free port, and keys: `execute` and `tools` of tenant acme,
+    `other` (execute) of tenant globex. A tenant may hold `SESSIONS_PER_TENANT` sessions."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
-    env["COMPANION_DATA_DIR"] = str(tmp_path_factory.mktemp("served"))
+    env["COMPANION_DATA_DIR"] = str(data_dir)
     env["COMPANION_EXECUTION_POOL_SIZE"] = "1"
     env["COMPANION_EXECUTION_DATA_POOL_SIZE"] = "1"
-    keys = {"execute": _key(env, "execute"), "tools": _key(env, "tools")}
+    env["COMPANION_EXECUTION_MAX_SESSIONS_PER_TENANT"] = str(SESSIONS_PER_TENANT)
+    keys = {
+        "execute": _key(env, "execute"),
+        "tools": _key(env, "tools"),
+        "other": _key(env, "execute", tenant="globex"),
+    }
     port = free_port()
     process = subprocess.Popen(
         [COMPANION, "serve", "--port", str(port)],
@@ -51,6 +73,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    with served(tmp_path_factory.mktemp("served")) as running:
+        yield running
 
 
 def test_sync_client_executes_and_maps_errors(server: tuple[str, dict[str, str]]) -> None:
@@ -142,6 +170,161 @@ async def test_async_run_takes_files_as_a_mapping(server: tuple[str, dict[str, s
         )
     assert run.stdout == "text b'\\x00\\xff'\n"
     assert run.files == []
+
+
+def test_a_session_keeps_its_state_and_streams_cells_in_order(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    url, keys = server
+    with Client(url, keys["execute"]) as client:
+        with client.create_session(idle_timeout_s=120) as session:
+            assert (session.info["state"], session.info["execution_count"]) == ("idle", 0)
+            assert session.info["idle_timeout_s"] == 120
+            first = session.run("import sys\nx = 41\nopen('in.txt').read()", files={"in.txt": "hi"})
+            assert (first.value, first.execution_count, first.session_id) == ("'hi'", 1, session.id)
+            second = session.run("x + 1")
+            assert (second.value, second.execution_count, second.session_ended) == ("42", 2, None)
+            code = (
+                "print('one', flush=True)\n"
+                "print('two', file=sys.stderr, flush=True)\n"
+                "print('three')\n"
+                "x"
+            )
+            events = list(session.run_stream(code, limits={"wall_time_ms": 4000}))
+            kinds = [event.kind for event in events]
+            assert kinds[-1] == "done"
+            assert kinds.count("done") == 1
+            assert kinds.index("stdout") < kinds.index("result") < kinds.index("done")
+            assert "".join(e.text for e in events if e.kind == "stdout") == "one\nthree\n"
+            assert "".join(e.text for e in events if e.kind == "stderr") == "two\n"
+            [result] = [event.result for event in events if event.result is not None]
+            assert result.data == "41"
+            done = events[-1].execution
+            assert done is not None
+            assert (done.execution_count, done.stdout, done.value) == (3, "one\nthree\n", "41")
+            assert session.refresh()["execution_count"] == 3
+            assert session.id in [info["id"] for info in client.sessions()]
+            assert client.session(session.id).run("x").value == "41"
+        with pytest.raises(SessionNotFound):  # the `with` closed it
+            client.session(session.id)
+
+
+def test_session_files_round_trip_binary_bytes(
+    server: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, keys = server
+    blob = bytes(range(256)) * 4
+    local = tmp_path / "local.bin"
+    local.write_bytes(blob)
+    with Client(url, keys["execute"]) as client, client.create_session() as session:
+        assert session.upload(local) == "local.bin"
+        assert session.upload(local, "my data v2.bin") == "my data v2.bin"
+        assert session.upload(InputFile("data/blob.bin", blob[::-1])) == "data/blob.bin"
+        listing = session.files()
+        assert [(f.path, f.size_bytes) for f in listing] == [
+            ("data/blob.bin", 1024),
+            ("local.bin", 1024),
+            ("my data v2.bin", 1024),
+        ]
+        assert not listing.truncated
+        cell = session.run(
+            "data = open('data/blob.bin', 'rb').read()\n"
+            "open('out.bin', 'wb').write(data[::-1])\n"
+            "data == bytes(range(255, -1, -1)) * 4"
+        )
+        assert cell.value == "True", cell
+        assert session.download("out.bin") == blob
+        assert session.download("my data v2.bin") == blob
+        saved = session.save_file("data/blob.bin", tmp_path / "saved")
+        assert saved.read_bytes() == blob[::-1]
+        with pytest.raises(InvalidInput, match="exists; not replaced"):
+            session.save_file("data/blob.bin", tmp_path / "saved")
+        session.delete_file("data/blob.bin")
+        with pytest.raises(WorkspaceFileNotFound):
+            session.download("data/blob.bin")
+        with pytest.raises(WorkspaceFileNotFound):
+            session.delete_file("data/blob.bin")
+        assert [f.path for f in session.files()] == ["local.bin", "my data v2.bin", "out.bin"]
+
+
+def test_ended_closed_and_foreign_sessions_raise_the_mapped_errors(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    url, keys = server
+    with Client(url, keys["execute"]) as client:
+        crashed = client.create_session()
+        cell = crashed.run("import os\nos._exit(3)")
+        assert cell.session_ended == "its process exited with code 3"
+        with pytest.raises(SessionEnded, match="has ended") as ended:
+            crashed.run("1")
+        assert isinstance(ended.value, NotFound)
+        assert ended.value.details["status"] == 410
+        with pytest.raises(SessionEnded):
+            list(crashed.run_stream("1"))
+        assert crashed.refresh()["state"] == "ended"
+        crashed.close()
+        crashed.close()
+
+        closed = client.create_session()
+        closed.close()
+        closed.close()  # closing twice is fine
+        with pytest.raises(SessionNotFound):
+            closed.run("1")
+        with pytest.raises(SessionNotFound):
+            list(closed.run_stream("1"))
+        with pytest.raises(SessionNotFound):
+            closed.files()
+        with pytest.raises(SessionNotFound):
+            client.session("ses_nobody")
+
+        with client.create_session() as mine, Client(url, keys["other"]) as other:
+            with pytest.raises(SessionNotFound):
+                other.session(mine.id)
+            assert mine.id not in [info["id"] for info in other.sessions()]
+            with pytest.raises(NotFound):
+                other.request("DELETE", f"/v1/sessions/{mine.id}")
+            assert mine.run("6 * 7").value == "42"  # still there
+
+
+def test_a_tenant_over_its_session_limit_is_told_when_to_retry(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    url, keys = server
+    with Client(url, keys["other"]) as client:
+        held = [client.create_session() for _ in range(SESSIONS_PER_TENANT)]
+        try:
+            with pytest.raises(SessionLimitReached) as caught:
+                client.create_session()
+            assert isinstance(caught.value, RateLimited)
+            assert caught.value.retry_after_s >= 1
+        finally:
+            for session in held:
+                session.close()
+        assert client.sessions() == []
+        client.create_session().close()  # a closed session frees its place at once
+
+
+async def test_async_sessions(server: tuple[str, dict[str, str]]) -> None:
+    url, keys = server
+    async with AsyncClient(url, keys["execute"]) as client:
+        async with await client.create_session() as session:
+            await session.run("x = 1")
+            cell = await session.run("x + 1")
+            assert (cell.value, cell.execution_count) == ("2", 2)
+            events = [event async for event in session.run_stream("print(x * 3)")]
+            assert [event.kind for event in events] == ["stdout", "done"]
+            assert events[0].text == "3\n"
+            assert await session.upload(InputFile("b.bin", b"\x00\xff")) == "b.bin"
+            assert [f.path for f in await session.files()] == ["b.bin"]
+            assert await session.download("b.bin") == b"\x00\xff"
+            await session.delete_file("b.bin")
+            assert len(await session.files()) == 0
+            assert session.id in [info["id"] for info in await client.sessions()]
+            again = await client.session(session.id)
+            assert (await again.refresh())["execution_count"] == 3
+        with pytest.raises(SessionNotFound):
+            await session.run("x")
+        await session.close()  # again: fine
 
 
 @pytest.mark.parametrize(

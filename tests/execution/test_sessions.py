@@ -329,8 +329,8 @@ def clocked(request: pytest.FixtureRequest) -> Iterator[tuple[Sessions, FakeCloc
         **session_settings(
             str(request.param),
             execution_session_spares=0,
-            execution_sessions_max=3,
-            execution_sessions_max_per_tenant=2,
+            execution_max_sessions=3,
+            execution_max_sessions_per_tenant=2,
             execution_session_idle_timeout_s=60,
             execution_session_max_lifetime_s=600,
         )

@@ -33,8 +33,8 @@ class _Sessions:
             execution_pool_size=1,
             execution_data_pool_size=0,
             execution_session_spares=spares,
-            execution_sessions_max=64,
-            execution_sessions_max_per_tenant=64,
+            execution_max_sessions=64,
+            execution_max_sessions_per_tenant=64,
         )
         self.executor = Executor(settings)
         self._loop.run_until_complete(self.executor.start())

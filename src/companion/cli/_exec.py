@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
+
+if TYPE_CHECKING:
+    from companion.client import Execution
 
 __all__ = ["execute"]
 
@@ -49,6 +53,14 @@ def execute(
     ] = False,
     url: UrlOption = None,
     api_key: ApiKeyOption = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help="Run as the next cell of this session of --url's service (`companion sessions "
+            "create`): its variables and files persist; its language is used.",
+        ),
+    ] = None,
 ) -> None:
     """Run FILE in a sandbox; exit with its exit code (1 for timeouts and limits).
 
@@ -75,6 +87,16 @@ def execute(
         "memory_bytes": memory_bytes,
     }
     sent = [_input_file(InputFile, spec) for spec in files or ()]
+    live = None if as_json else _print_live  # output shows as the run prints it
+    if session is not None:
+        if url is None:
+            raise InvalidInput("--session needs --url: sessions live in a running service")
+        if memory_bytes is not None:
+            raise InvalidInput("a session's memory limit is set by `companion sessions create`")
+        cell_limits = {k: v for k, v in limits.items() if v is not None}
+        raw = _cell_run(url, api_key, session, code, sent, cell_limits, figure_format, live)
+        _finish(Execution.from_json(raw), raw, as_json, out_dir, overwrite=overwrite)
+        return
     request = ExecutionRequest.model_validate(
         {
             "language": language,
@@ -84,7 +106,6 @@ def execute(
             "limits": {k: v for k, v in limits.items() if v is not None},
         }
     )
-    live = None if as_json else _print_live  # output shows as the run prints it
     if url is not None:
         body = request.model_dump(mode="json", exclude_none=True)
         raw = _remote_run(url, api_key, body, live)
@@ -95,11 +116,23 @@ def execute(
         with SyncExecutor(settings) as executor:
             on_output = (lambda event: live(event.kind, event.text)) if live else None
             raw = executor.run(request, on_output=on_output).model_dump(mode="json")
-    result = Execution.from_json(raw)
+    _finish(Execution.from_json(raw), raw, as_json, out_dir, overwrite=overwrite)
+
+
+def _finish(
+    result: Execution, raw: dict[str, Any], as_json: bool, out_dir: Path, *, overwrite: bool
+) -> None:
+    """Print the result (the output was shown as it came) and exit with the run's code."""
     if as_json:
         typer.echo(json.dumps(raw, indent=2))
     else:
         _show(result, out_dir, overwrite=overwrite)
+        if result.execution_count is not None:
+            typer.echo(
+                f"companion: cell {result.execution_count} of session {result.session_id}", err=True
+            )
+        if result.session_ended:
+            typer.echo(f"companion: the session ended: {result.session_ended}", err=True)
     if result.status != "ok":
         raise typer.Exit(result.exit_code or _EXIT_NOT_OK)
 
@@ -117,15 +150,43 @@ def _remote_run(url: str, api_key: str | None, body: dict[str, Any], live: Any) 
         raw: dict[str, Any] = remote_call(url, api_key, "POST", "/v1/execute", body)
         return raw
     from companion.client import Client
-    from companion.errors import CompanionError
 
     with Client(url, api_key) as client:
         code = body.pop("code")
         language = body.pop("language")
-        for event in client.run_stream(code, language, **body):
-            if event.execution is not None:
-                return event.execution.raw
-            live(event.kind, event.text)
+        return _follow(client.run_stream(code, language, **body), live)
+
+
+def _cell_run(
+    url: str,
+    api_key: str | None,
+    session_id: str,
+    code: str,
+    files: list[Any],
+    limits: dict[str, int],
+    figure_format: str,
+    live: Any,
+) -> dict[str, Any]:
+    """A cell of the session, streamed when output is shown live; the whole result's JSON."""
+    from companion.cli._sessions import connect
+
+    with connect(url, api_key) as client:
+        session = client.session(session_id)
+        if live is None:
+            return session.run(code, files=files, limits=limits, figure_format=figure_format).raw
+        events = session.run_stream(code, files=files, limits=limits, figure_format=figure_format)
+        return _follow(events, live)
+
+
+def _follow(events: Iterable[Any], live: Any) -> dict[str, Any]:
+    """Show a streamed run's output as it comes; the `done` event's whole result."""
+    from companion.errors import CompanionError
+
+    for event in events:
+        if event.execution is not None:
+            raw: dict[str, Any] = event.execution.raw
+            return raw
+        live(event.kind, event.text)
     raise CompanionError("the service ended the stream without a result")
 
 

@@ -18,6 +18,7 @@ from companion.cli import (
     _knowledge,
     _models,
     _serve,
+    _sessions,
     _tools,
 )
 
@@ -47,6 +48,7 @@ app.add_typer(_keys.app, name="keys")
 app.add_typer(_tools.app, name="tools")
 app.command("mcp")(_tools.mcp)
 app.add_typer(_models.app, name="models")
+app.add_typer(_sessions.app, name="sessions")
 
 
 def _show_version(value: bool) -> None:

@@ -10,14 +10,19 @@ from companion.client._execution import (
     StreamEvent,
     save_file,
 )
+from companion.client._sessions import AsyncSession, FileListing, Session, SessionFile
 
 __all__ = [
     "AsyncClient",
+    "AsyncSession",
     "Client",
     "Execution",
+    "FileListing",
     "InputFile",
     "ReturnedFile",
     "RichOutput",
+    "Session",
+    "SessionFile",
     "StreamEvent",
     "raise_for_problem",
     "save_file",

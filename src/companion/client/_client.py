@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -11,19 +11,23 @@ import httpx
 from companion.client._errors import raise_for_problem
 from companion.client._execution import (
     Execution,
-    InputFile,
+    Files,
     StreamEvent,
+    astream_run,
     input_files,
-    server_sent_events,
-    stream_event,
+    stream_run,
 )
-from companion.errors import CompanionError
+from companion.client._sessions import (
+    AsyncSession,
+    Session,
+    alist_sessions,
+    create_body,
+    list_sessions,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
 _DEFAULT_TIMEOUT_S = 60.0
-_EVENTS = {"Accept": "text/event-stream"}
-Files = Mapping[str, bytes | str] | Iterable[InputFile | Mapping[str, str]]
 
 
 def _run_body(
@@ -73,16 +77,27 @@ class Client:
     ) -> Iterator[StreamEvent]:
         """`run`, streamed: output and results as the run produces them, then a `done` event
         with the whole `Execution`. Leaving the loop early closes the stream and ends the run."""
-        body = _run_body(language, code, files, fields)
-        with self._http.stream("POST", "/v1/execute", json=body, headers=_EVENTS) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise_for_problem(response)
-            for name, data in server_sent_events(response.iter_lines()):
-                yield stream_event(name, data)
-                if name == "done":
-                    return
-        raise CompanionError("the stream ended before the run's result")
+        yield from stream_run(self._http, "/v1/execute", _run_body(language, code, files, fields))
+
+    def create_session(
+        self,
+        language: str = "python",
+        *,
+        limits: Mapping[str, int] | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> Session:
+        """`POST /v1/sessions`: an interpreter that keeps its state between `Session.run`s.
+        `limits` may lower the service's (`memory_bytes` holds for the session's life, the
+        others are each cell's defaults); `with` ends the session on leaving the block."""
+        return Session.create(self._http, create_body(language, limits, idle_timeout_s))
+
+    def session(self, session_id: str) -> Session:
+        """A handle on an existing session of the caller's (`SessionNotFound` if none)."""
+        return Session.attach(self._http, session_id)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """`GET /v1/sessions`: the info of the caller's open sessions, oldest first."""
+        return list_sessions(self._http)
 
     def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""
@@ -142,20 +157,26 @@ class AsyncClient:
     ) -> AsyncIterator[StreamEvent]:
         """`Client.run_stream`, asynchronously."""
         body = _run_body(language, code, files, fields)
-        async with self._http.stream("POST", "/v1/execute", json=body, headers=_EVENTS) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise_for_problem(response)
-            pending: list[str] = []  # one event's lines: the parser is the sync one's
-            async for line in response.aiter_lines():
-                pending.append(line)
-                if not line:
-                    for name, data in server_sent_events(pending):
-                        yield stream_event(name, data)
-                        if name == "done":
-                            return
-                    pending = []
-        raise CompanionError("the stream ended before the run's result")
+        async for event in astream_run(self._http, "/v1/execute", body):
+            yield event
+
+    async def create_session(
+        self,
+        language: str = "python",
+        *,
+        limits: Mapping[str, int] | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> AsyncSession:
+        """`Client.create_session`, awaited (`async with` ends the session)."""
+        return await AsyncSession.create(self._http, create_body(language, limits, idle_timeout_s))
+
+    async def session(self, session_id: str) -> AsyncSession:
+        """`Client.session`, awaited."""
+        return await AsyncSession.attach(self._http, session_id)
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        """`Client.sessions`, awaited."""
+        return await alist_sessions(self._http)
 
     async def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""

@@ -1,4 +1,5 @@
-"""Typed helpers for code execution over HTTP: files to send, and the result with its outputs.
+"""Typed helpers for code execution over HTTP: files to send, the result with its outputs, and
+the events of a streamed run.
 
 Plain dataclasses over the JSON of `POST /v1/execute`, so the client needs nothing of the server.
 Returned files are saved only inside the folder asked for: their paths come from the sandbox, where
@@ -10,25 +11,32 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from companion.errors import InvalidInput
+import httpx
+
+from companion.client._errors import problem_error, raise_for_problem
+from companion.errors import CompanionError, InvalidInput
 
 __all__ = [
     "Execution",
+    "Files",
     "InputFile",
     "ReturnedFile",
     "RichOutput",
     "StreamEvent",
+    "astream_run",
     "input_files",
     "save_file",
     "server_sent_events",
+    "stream_run",
 ]
 
 _BINARY_ENCODING = "base64"
+_EVENTS = {"Accept": "text/event-stream"}
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows, where links need privileges
 
 
@@ -83,7 +91,9 @@ class ReturnedFile:
 
 @dataclass(frozen=True, slots=True)
 class Execution:
-    """The result of `POST /v1/execute`; `raw` keeps the JSON as received."""
+    """The result of `POST /v1/execute`; `raw` keeps the JSON as received. A session's cell
+    also has `session_id`, `execution_count` (its number in the session) and `session_ended`
+    (why the session ended during it, if it did)."""
 
     status: str
     exit_code: int | None
@@ -96,6 +106,9 @@ class Execution:
     files_truncated: bool
     usage: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
+    session_id: str | None = None
+    execution_count: int | None = None
+    session_ended: str | None = None
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Execution:
@@ -120,6 +133,9 @@ class Execution:
             files_truncated=bool(raw.get("files_truncated")),
             usage=raw.get("usage", {}),
             raw=raw,
+            session_id=raw.get("session_id"),
+            execution_count=raw.get("execution_count"),
+            session_ended=raw.get("session_ended"),
         )
 
     @property
@@ -159,8 +175,6 @@ def stream_event(name: str, data: str) -> StreamEvent:
     """The `StreamEvent` of one server-sent event; an `error` event raises its problem."""
     body = json.loads(data)
     if name == "error":
-        from companion.client._errors import problem_error
-
         raise problem_error(int(body.get("status", 500)), body)
     if name == "done":
         return StreamEvent("done", execution=Execution.from_json(body))
@@ -191,9 +205,45 @@ def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
         yield name, "\n".join(data)
 
 
-def input_files(
-    files: Mapping[str, bytes | str] | Iterable[InputFile | Mapping[str, str]],
-) -> list[dict[str, str]]:
+def stream_run(http: httpx.Client, path: str, body: dict[str, Any]) -> Iterator[StreamEvent]:
+    """The events of a streamed run (`POST path` asking for Server-Sent Events), `done` last;
+    leaving the loop early closes the stream, which ends the run."""
+    with http.stream("POST", path, json=body, headers=_EVENTS) as response:
+        if response.status_code >= 400:
+            response.read()
+            raise_for_problem(response)
+        for name, data in server_sent_events(response.iter_lines()):
+            yield stream_event(name, data)
+            if name == "done":
+                return
+    raise CompanionError("the stream ended before the run's result")
+
+
+async def astream_run(
+    http: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> AsyncIterator[StreamEvent]:
+    """`stream_run`, asynchronously."""
+    async with http.stream("POST", path, json=body, headers=_EVENTS) as response:
+        if response.status_code >= 400:
+            await response.aread()
+            raise_for_problem(response)
+        pending: list[str] = []  # one event's lines: the parser is the sync one's
+        async for line in response.aiter_lines():
+            pending.append(line)
+            if not line:
+                for name, data in server_sent_events(pending):
+                    yield stream_event(name, data)
+                    if name == "done":
+                        return
+                pending = []
+    raise CompanionError("the stream ended before the run's result")
+
+
+# What `files=` takes: {name: bytes or text}, `InputFile`s, or their JSON form.
+Files = Mapping[str, bytes | str] | Iterable[InputFile | Mapping[str, str]]
+
+
+def input_files(files: Files) -> list[dict[str, str]]:
     """The request's `files` from {name: bytes or text}, `InputFile`s, or their JSON form."""
     if isinstance(files, Mapping):
         return [

@@ -132,8 +132,8 @@ class SessionManager:
         self._clock = clock
         self._observer = observer
         self.node = node or socket.gethostname()
-        self._max = settings.execution_sessions_max
-        self._max_per_tenant = settings.execution_sessions_max_per_tenant
+        self._max = settings.execution_max_sessions
+        self._max_per_tenant = settings.execution_max_sessions_per_tenant
         self._max_lifetime_s = settings.execution_session_max_lifetime_s
         self._cpu_budget_ms = int(self._max_lifetime_s * 1000)
         languages = [r.language for r in runtimes if r.language in SESSION_LANGUAGES]
@@ -153,7 +153,7 @@ class SessionManager:
 
     @property
     def enabled(self) -> bool:
-        """False when the settings turn sessions off (`execution_sessions_max` = 0)."""
+        """False when the settings turn sessions off (`execution_max_sessions` = 0)."""
         return self._max > 0
 
     @property
