@@ -277,3 +277,13 @@ async def test_an_agent_keeps_state_over_mcp_http(
         assert not closed.is_error
         gone = await http.get(f"{url}/v1/sessions/{session_id}")
         assert gone.status_code == 404
+
+
+def test_sessions_are_in_the_metrics(served: tuple[str, dict[str, dict[str, str]]]) -> None:
+    url, keys = served
+    session = _open(url, keys["acme"])
+    metrics = httpx.get(f"{url}/metrics").text
+    active = [line for line in metrics.splitlines() if line.startswith("companion_sessions_active")]
+    assert active == ['companion_sessions_active{node="local"} 1.0'], active
+    assert 'companion_sessions_started_total{node="local"}' in metrics
+    _close(url, keys["acme"], session["id"])

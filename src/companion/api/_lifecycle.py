@@ -142,6 +142,12 @@ async def _start_executor(state: AppState) -> None:
         monitor.add_collector_source(
             "sandbox", lambda: _pool_stats(executor), label="pool", counters=("replaced", "runs")
         )
+        monitor.add_collector_source(
+            "sessions",
+            lambda: _session_stats(executor),
+            label="node",
+            counters=("started", "ended"),
+        )
 
     async def sandbox_ready() -> str:
         running = state.require_executor()
@@ -198,6 +204,20 @@ async def _start_knowledge(state: AppState) -> None:
     state.monitor.register_health_check(
         "knowledge", knowledge_ready, timeout_s=state.settings.readyz_timeout_s
     )
+
+
+def _session_stats(executor: Executor) -> dict[str, dict[str, Any]]:
+    """`companion_sessions_{active,max_sessions,spares,started,ended}`."""
+    stats = executor.sessions.stats()
+    return {
+        "local": {
+            "active": stats.active,
+            "max_sessions": stats.max_sessions,
+            "spares": stats.spares,
+            "started": stats.started,
+            "ended": stats.ended,
+        }
+    }
 
 
 def _pool_stats(executor: Executor) -> dict[str, dict[str, Any]]:
