@@ -227,6 +227,12 @@ def test_an_ended_session_answers_410_with_its_reason(
     session = _open(url, acme)
     crashed = _cell(url, acme, session["id"], "import os\nos._exit(5)").json()
     assert crashed["session_ended"] == "its process exited with code 5"
+    streamed = httpx.post(
+        f"{url}/v1/sessions/{session['id']}/execute",
+        json={"code": "1"},
+        headers={**acme, **_STREAM},
+    )
+    assert (streamed.status_code, streamed.json()["code"]) == (410, "session_ended")  # no stream
     after = _cell(url, acme, session["id"], "1")
     assert after.status_code == 410
     assert after.json()["code"] == "session_ended"

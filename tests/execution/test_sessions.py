@@ -8,6 +8,7 @@ import base64
 import os
 import select
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def test_javascript_sessions_keep_their_globals(sessions: Sessions) -> None:
     assert [r.data for r in result.results] == ["42"]
     looped = sessions.cell(session.id, "while (true) {}", limits={"cpu_time_ms": 300})
     assert looped.status == "timeout"
+    # Past its wall time (its CPU limit far away): SIGINT cannot stop QuickJS, its own limit does.
+    walled = sessions.cell(
+        session.id, "while (true) {}", limits={"wall_time_ms": 400, "cpu_time_ms": 20_000}
+    )
+    assert (walled.status, walled.session_ended) == ("timeout", None), walled
     after = sessions.cell(session.id, "total")
     assert (after.status, [r.data for r in after.results]) == ("ok", ["42"])
     sessions.delete(session.id)
@@ -178,10 +184,79 @@ def test_a_crash_ends_the_session_and_every_later_call_says_why(sessions: Sessio
 
 def test_os_exit_ends_the_session_with_its_code(sessions: Sessions) -> None:
     session = sessions.create()
+    burnt = sessions.cell(
+        session.id,
+        "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end:\n    pass",
+    )
+    assert burnt.usage.cpu_ms >= 500
     result = sessions.cell(session.id, "import os\nos._exit(3)")
     assert result.session_ended == "its process exited with code 3"
+    assert result.usage.cpu_ms < 400  # this cell's CPU, not the process's whole life's
     with pytest.raises(SessionEnded, match="code 3"):
         sessions.cell(session.id, "1")
+
+
+# A POSIX timer that delivers real-time signal 40 in 1 ms: signals to the process itself are allowed.
+REAL_TIME_SIGNAL = """\
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+
+class Event(ctypes.Structure):
+    _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int),
+                ("pad", ctypes.c_char * 48)]
+
+class Spec(ctypes.Structure):
+    _fields_ = [("i_s", ctypes.c_long), ("i_ns", ctypes.c_long), ("v_s", ctypes.c_long),
+                ("v_ns", ctypes.c_long)]
+
+timer = ctypes.c_void_p()
+assert libc.timer_create(1, ctypes.byref(Event(None, 40, 0)), ctypes.byref(timer)) == 0
+assert libc.timer_settime(timer, 0, ctypes.byref(Spec(0, 0, 0, 1_000_000)), None) == 0
+time.sleep(5)
+"""
+
+
+def test_a_real_time_signal_ends_the_session_by_number(sessions: Sessions) -> None:
+    session = sessions.create()
+    result = sessions.cell(session.id, REAL_TIME_SIGNAL)
+    assert result.session_ended == "its process crashed (signal 40)", result
+    with pytest.raises(SessionEnded, match="signal 40"):
+        sessions.cell(session.id, "1")
+
+
+def test_an_idle_session_is_stopped_so_its_threads_spend_nothing(sessions: Sessions) -> None:
+    session = sessions.create()
+    code = (
+        "import threading\nticks = [0]\n\ndef spin():\n    while True:\n        ticks[0] += 1\n\n"
+        "threading.Thread(target=spin, daemon=True).start()"
+    )
+    assert sessions.cell(session.id, code).status == "ok"
+    top = sessions.manager.sandbox_pid("tenant-a", session.id)
+    assert top is not None
+    # Between cells the interpreter, spinning thread and all, is stopped (state T).
+    interpreter = _leaf(top)
+    assert _stops(interpreter)
+    resumed = sessions.cell(
+        session.id, "before = ticks[0]\nwhile ticks[0] == before:\n    pass\n'on'"
+    )
+    assert [r.data for r in resumed.results] == ["'on'"]  # it runs again during a cell
+    assert _stops(interpreter)
+    sessions.delete(session.id)
+
+
+def _stops(pid: int) -> bool:
+    """True once every thread of `pid` is stopped (a stop signal takes effect a moment after it
+    is sent: polled with a deadline)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = {
+            Path(f"/proc/{pid}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            for task in os.listdir(f"/proc/{pid}/task")
+        }
+        if states == {"T"}:
+            return True
+        time.sleep(0.01)  # real time: the kernel stopping another process's threads
+    return False
 
 
 @pytest.mark.parametrize("target", ["child", "sandbox"])
@@ -264,6 +339,10 @@ def test_workspace_files_in_and_out(sessions: Sessions) -> None:
     sessions.cell(session.id, "import os\nos.symlink('/etc/passwd', 'link')")
     with pytest.raises(WorkspaceFileNotFound):
         call(manager.read_file("tenant-a", session.id, "link"))  # never through a link
+    sessions.cell(session.id, "os.symlink('/etc', 'etcdir')")
+    for through_a_link in (manager.read_file, manager.delete_file):
+        with pytest.raises(WorkspaceFileNotFound):
+            call(through_a_link("tenant-a", session.id, "etcdir/hostname"))
     sessions.delete(session.id)
 
 

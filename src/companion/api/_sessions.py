@@ -102,8 +102,7 @@ async def execute_cell(
     sessions = _sessions(state)
     limit = state.settings.execute_max_concurrent_per_key
     if wants_events(http):
-        sessions.check(request)
-        sessions.get(key.tenant, session_id)  # a 404 before the stream begins
+        sessions.check(key.tenant, session_id, request)  # 404, 410, 422 before the stream
         state.in_flight.acquire(key.key_id, limit)
         return streamed_run(
             http,

@@ -35,6 +35,7 @@ _READ_CHUNK = 65536
 # it): enough to unwind a deep stack and print a traceback, not enough to keep computing.
 _INTERRUPT_GRACE_S = 2.0
 _MAX_DRAIN_READS = 256
+_MAX_READS_PER_WAKE = 16
 # How long the zygote may take to report the exit of a child that is gone.
 _EXIT_REPORT_S = 5.0
 # A file operation's own time limit (the workspace is a tmpfs of bounded size).
@@ -71,6 +72,7 @@ class SessionProcess:
         self.ended: str | None = None  # why the process is gone, once it is
         self._killed_because: str | None = None
         self._running: asyncio.Future[Any] | None = None  # the operation in progress, if any
+        self._process_cpu_ms = 0.0  # the child's whole CPU at its last operation's end
         exited.add_done_callback(self._on_exit)
 
     @classmethod
@@ -118,6 +120,7 @@ class SessionProcess:
         capture = capture or Capture(_READ_CHUNK)
         started = time.monotonic()
         operation = _Operation(self._child, capture, frame_bytes(orjson.dumps(frame)), self._kill)
+        self._signal(signal.SIGCONT)  # stopped since its last operation (see below)
         running = self._running = asyncio.ensure_future(operation.run(wall_s))
         try:
             killed, error, done = await asyncio.shield(running)
@@ -125,9 +128,11 @@ class SessionProcess:
             # The caller went away (a streaming client hung up): the cell is stopped as its
             # limit would stop it, and waited for, so the next operation finds the child idle
             # (or the session ended, when the cell did not stop).
-            operation.interrupt("cancelled")
-            with contextlib.suppress(Exception):
-                await running
+            if not running.done():
+                operation.interrupt("cancelled")
+                with contextlib.suppress(Exception):
+                    await running
+            self._signal(signal.SIGSTOP)
             raise
         capture.end_streams()
         raw: dict[str, Any] = {
@@ -143,6 +148,10 @@ class SessionProcess:
         }
         record = exit_record(done) if done is not None else None
         if record is not None and not operation.gone:
+            # Between operations the whole process is stopped: a thread a cell left running
+            # spends no CPU while the session sits idle (it goes on during the next cell).
+            self._signal(signal.SIGSTOP)
+            self._process_cpu_ms = _process_cpu_ms(done, self._process_cpu_ms)
             raw.update(record, signal=None)
             return OperationOutcome(raw, capture, ended=False)
         # The child is gone (or sent no readable record: it is killed, its session over).
@@ -151,7 +160,11 @@ class SessionProcess:
         try:
             async with asyncio.timeout(_EXIT_REPORT_S):
                 finished = await asyncio.shield(self._exited)
-            raw.update(exit_fields(finished))
+            fields = exit_fields(finished)
+            # The exit's CPU is the process's whole life's: this cell's is what came after the
+            # last operation's record.
+            fields["cpu_ms"] = round(max(fields["cpu_ms"] - self._process_cpu_ms, 0.0), 3)
+            raw.update(fields)
         except (TimeoutError, ZygoteFailed) as exc:
             self._set_ended(f"its sandbox failed ({exc})")
             raw.update(exit_code=None, signal=signal.SIGKILL, cpu_ms=0.0, memory_bytes=0)
@@ -178,9 +191,13 @@ class SessionProcess:
                 "out-of-memory killer, or an operator)"
             )
         elif fields["signal"] is not None:
-            self._set_ended(f"its process crashed ({signal.Signals(fields['signal']).name})")
+            self._set_ended(f"its process crashed ({_signal_name(fields['signal'])})")
         else:
             self._set_ended(f"its process exited with code {fields['exit_code']}")
+
+    def _signal(self, number: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(self._child.pidfd, number)
 
     def _kill(self, because: str) -> None:
         """SIGKILL the child, remembering why (its exit then says so)."""
@@ -200,6 +217,22 @@ class SessionProcess:
             await asyncio.wait([self._running])
         self._child.close()
         await self.zygote.kill()
+
+
+def _signal_name(number: int) -> str:
+    """`SIGSEGV` for 11; real-time signals (which `signal.Signals` lacks) by number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _process_cpu_ms(done: dict[str, Any], previous: float) -> float:
+    """The whole-process CPU a `done` record gives, when it is a plausible number."""
+    value = done.get("process_cpu_ms")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= previous:
+        return previous
+    return float(min(value, 2.0**53))
 
 
 class _Operation:
@@ -256,7 +289,9 @@ class _Operation:
 
     def _on_output(self, fd: int) -> None:
         stream = self._open[fd]
-        while True:
+        # A bounded number of reads per wake-up: a cell flooding its pipes past the cap (read and
+        # dropped) must not hold the event loop, nor the timers that will stop it.
+        for _ in range(_MAX_READS_PER_WAKE):
             try:
                 chunk = os.read(fd, _READ_CHUNK)
             except BlockingIOError:
@@ -299,7 +334,7 @@ class _Operation:
 
     def interrupt(self, reason: str) -> None:
         """Stop the cell with SIGINT; kill the child if it has not stopped after the grace."""
-        if self.interrupted:
+        if self.interrupted or self._finished.done():
             return
         self.interrupted = True
         self.killed = self.killed or reason

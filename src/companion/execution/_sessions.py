@@ -145,6 +145,7 @@ class SessionManager:
         self._sessions: dict[str, _Session] = {}
         self._ended: OrderedDict[str, _Session] = OrderedDict()
         self._opening: dict[str, int] = {}  # sessions each tenant is opening now
+        self._filling: set[str] = set()  # languages whose spares are being started
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sandboxes = 0  # numbers the session sandboxes (their scratch, their log lines)
         self._started = 0
@@ -285,12 +286,10 @@ class SessionManager:
         on_output: Callable[[OutputEvent], None] | None = None,
     ) -> CellResult:
         """Run one cell in the session (cells of one session run one at a time, in order)."""
-        session = self._live(tenant, session_id)
-        self.check(request)
-        overrides = session.limits.model_dump() | request.limits.model_dump(exclude_none=True)
-        limits = session.runtime.limits_for(LimitOverrides(**overrides))
+        session, limits = self._checked_cell(tenant, session_id, request)
         async with self._using(session) as process:
             number = session.execution_count + 1
+            session.execution_count = number  # taken even if the cell is cancelled
             frame = {
                 "op": "cell",
                 "number": number,
@@ -309,7 +308,6 @@ class SessionManager:
                 listener=output_listener(on_output) if on_output is not None else None,
             )
             outcome = await self._operate(session, process, frame, limits.wall_time_ms, capture)
-            session.execution_count = number
         try:
             result = to_result(outcome.raw, session.runtime, limits)
         except (ValueError, TypeError, KeyError) as exc:
@@ -326,10 +324,20 @@ class SessionManager:
             session_ended=session.ended,
         )
 
-    def check(self, request: CellRequest) -> None:
-        """Raise what `execute` would for a bad cell (422), without running it."""
+    def check(self, tenant: str, session_id: str, request: CellRequest) -> None:
+        """Raise what `execute` would before running the cell (404, 410, 422), without running
+        it: a caller that streams says so before its answer has begun."""
+        self._checked_cell(tenant, session_id, request)
+
+    def _checked_cell(
+        self, tenant: str, session_id: str, request: CellRequest
+    ) -> tuple[_Session, Limits]:
+        """The live session and the cell's limits (the session's, with the cell's own)."""
+        session = self._live(tenant, session_id)
         check_code(request.code, self._settings.execution_max_code_bytes)
         check_files(request.files or [], self._settings)
+        overrides = session.limits.model_dump() | request.limits.model_dump(exclude_none=True)
+        return session, session.runtime.limits_for(LimitOverrides(**overrides))
 
     async def put_files(self, tenant: str, session_id: str, files: list[SourceFile]) -> None:
         """Write files into the session's workspace (replacing any of the same path)."""
@@ -464,23 +472,33 @@ class SessionManager:
             raise
 
     async def _fill_spares(self, language: str) -> None:
-        spares = self._spares[language]
-        while not self._closed and len(spares) < self._settings.execution_session_spares:
-            try:
-                process = await self._start_process(language)
-            except Exception as exc:  # the next session starts one itself, and says why
-                _log.error("could not start a spare %s session sandbox: %s", language, exc)
-                return
-            if self.closed:
-                await self._close_process(process)
-                return
-            spares.append(process)
+        """Start spares until `language` has its number; one fill per language at a time (each
+        open asks for one: concurrent fills overshot)."""
+        if language in self._filling:
+            return
+        self._filling.add(language)
+        try:
+            spares = self._spares[language]
+            while not self._closed and len(spares) < self._settings.execution_session_spares:
+                try:
+                    process = await self._start_process(language)
+                except Exception as exc:  # the next session starts one itself, and says why
+                    _log.error("could not start a spare %s session sandbox: %s", language, exc)
+                    return
+                if self.closed:
+                    await self._close_process(process)
+                    return
+                spares.append(process)
+        finally:
+            self._filling.discard(language)
 
     async def _close_process(self, process: SessionProcess) -> None:
-        try:
-            await process.close()
-        finally:
-            self._identities.give(process.zygote.slot)
+        """Close a session's sandbox, then free its identity. Shielded: a caller cancelled
+        meanwhile (a hung-up client) leaves it closing, never half-closed with its identity
+        given to another sandbox."""
+        closing = asyncio.ensure_future(process.close())
+        closing.add_done_callback(lambda _: self._identities.give(process.zygote.slot))
+        await asyncio.shield(closing)
 
     def _find(self, tenant: str, session_id: str) -> _Session:
         session = self._sessions.get(session_id) or self._ended.get(session_id)

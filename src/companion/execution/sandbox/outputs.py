@@ -30,6 +30,7 @@ __all__ = [
     "Signature",
     "file_record",
     "listing",
+    "open_parent",
     "read_file",
     "returnable",
     "signatures",
@@ -329,22 +330,32 @@ def returnable(path: str) -> bool:
     return len(segments) <= MAX_PATH_DEPTH and all(PATH_SEGMENT.fullmatch(s) for s in segments)
 
 
+def open_parent(path: str, directory_fd: int) -> int:
+    """A new descriptor of the folder holding `path` under `directory_fd`, opened a segment at a
+    time and never through a link; `FileNotFoundError` when a segment is missing, a link or not
+    a folder."""
+    parent = os.dup(directory_fd)
+    try:
+        for segment in path.split("/")[:-1]:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+            following = os.open(segment, flags, dir_fd=parent)
+            os.close(parent)
+            parent = following
+    except OSError:  # ENOENT, ENOTDIR, ELOOP (a link): no such folder, as far as we go
+        os.close(parent)
+        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+    return parent
+
+
 def read_file(path: str, directory_fd: int, max_bytes: int) -> bytes:
     """The bytes of regular file `path` under `directory_fd`, never through a link on the way;
     `OSError` (`FileNotFoundError` for a missing file or a link, `IsADirectoryError`, `EFBIG`
     past `max_bytes`) otherwise."""
-    segments = path.split("/")
-    parent = directory_fd
+    name = path.rsplit("/", 1)[-1]
+    parent = open_parent(path, directory_fd)
     try:
-        for segment in segments[:-1]:
-            following = os.open(
-                segment, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent
-            )
-            if parent != directory_fd:
-                os.close(parent)
-            parent = following
         try:
-            info = os.stat(segments[-1], dir_fd=parent, follow_symlinks=False)
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except OSError:
             raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
         if stat.S_ISDIR(info.st_mode):
@@ -353,12 +364,9 @@ def read_file(path: str, directory_fd: int, max_bytes: int) -> bytes:
             raise FileNotFoundError(errno.ENOENT, "not a regular file", path)
         if info.st_size > max_bytes:
             raise OSError(errno.EFBIG, f"{info.st_size} bytes, above the {max_bytes} allowed", path)
-        data = _read(segments[-1], parent, info.st_size)
-    except NotADirectoryError:
-        raise FileNotFoundError(errno.ENOENT, "no such file", path) from None
+        data = _read(name, parent, info.st_size)
     finally:
-        if parent != directory_fd:
-            os.close(parent)
+        os.close(parent)
     if data is None:
         raise FileNotFoundError(errno.ENOENT, "could not be read", path)
     return data

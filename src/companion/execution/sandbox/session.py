@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import binascii
 import builtins
+import errno
 import linecache
 import os
 import resource
 import signal
+import stat
 import sys
 from typing import Any
 
@@ -45,6 +47,7 @@ from .outputs import (
     Signature,
     file_record,
     listing,
+    open_parent,
     read_file,
     returnable,
     signatures,
@@ -100,6 +103,9 @@ def _send_done(code: int, cpu_before_ms: float) -> None:
         "exit_code": code,
         "cpu_ms": max(round(cpu_ms - cpu_before_ms, 3), 0.0),
         "memory_bytes": memory_bytes,
+        # The process's whole CPU so far: if a later cell kills it, the service takes this from
+        # the exit's figure to give that cell its own.
+        "process_cpu_ms": round(cpu_ms, 3),
     }
     line = _dumps(done).encode() + b"\n"
     view = memoryview(line)
@@ -202,9 +208,12 @@ class _Session:
         self._outputs = Outputs(limits["max_output_bytes"], frame.get("figure_format", "png"))
         sys.stdout.reconfigure(line_buffering=bool(frame.get("stream")))  # type: ignore[union-attr]
         if self._javascript:
-            self._interrupts.arm(limits["cpu_time_ms"] + 1000)  # QuickJS keeps its own, exact
+            # QuickJS keeps its own limit, and SIGINT cannot stop its loop (it runs in C): the
+            # cell's wall time bounds its CPU too (JavaScript here never sleeps).
+            cpu_time_ms = min(limits["cpu_time_ms"], limits["wall_time_ms"])
+            self._interrupts.arm(cpu_time_ms + 1000)
             try:
-                code = run_javascript(frame, limits, self._outputs)
+                code = run_javascript(frame, {**limits, "cpu_time_ms": cpu_time_ms}, self._outputs)
             except KeyboardInterrupt:
                 report_error("InternalError", "interrupted", "", self._interrupts.limit)
                 code = 1
@@ -265,17 +274,14 @@ class _Session:
     def _delete(self, path: str) -> int:
         if not returnable(path):
             raise ValueError(f"file name {path!r} is not allowed")
-        parent, _, name = path.rpartition("/")
-        directory = self._open_workspace()
-        if parent:
-            directory = os.open(
-                parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory
-            )
+        parent = open_parent(path, self._open_workspace())
         try:
-            os.unlink(name, dir_fd=directory)
+            name = path.rsplit("/", 1)[-1]
+            if stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise IsADirectoryError(errno.EISDIR, "a folder, not a file", path)
+            os.unlink(name, dir_fd=parent)
         finally:
-            if parent:
-                os.close(directory)
+            os.close(parent)
         return 0
 
 
