@@ -365,7 +365,7 @@ class Settings(BaseSettings):
     execution_session_preload: bool = Field(
         False,
         description="Python sessions' sandboxes import `execution_python_preload` before their "
-        "first cell, so `import pandas` costs a cell nothing; each session then holds ~230 MiB "
+        "first cell, so `import pandas` costs a cell nothing; each session then holds ~210 MiB "
         "instead of ~15 MiB (a session's sandbox shares no pages with another's).",
     )
     execution_session_spares: int = Field(

@@ -27,11 +27,12 @@ _SPARE_WAIT_S = 30.0
 class _Sessions:
     """A started executor on a private event loop, with `spares` sessions kept ready."""
 
-    def __init__(self, spares: int) -> None:
+    def __init__(self, spares: int, *, preload: bool = False) -> None:
         self._loop = asyncio.new_event_loop()
         settings = load_settings(
             execution_pool_size=1,
             execution_data_pool_size=0,
+            execution_session_preload=preload,
             execution_session_spares=spares,
             execution_max_sessions=64,
             execution_max_sessions_per_tenant=64,
@@ -99,10 +100,10 @@ class _SessionStart(_Sessions):
 
 class _IdleSessionMemory(_Sessions):
     """The PSS of one idle session's whole sandbox (bubblewrap, zygote, template, interpreter),
-    after its first cell."""
+    after its first cell; `preload`: a session started with the data-science packages."""
 
-    def __init__(self) -> None:
-        super().__init__(spares=0)
+    def __init__(self, *, preload: bool = False) -> None:
+        super().__init__(spares=0, preload=preload)
         self._session = self.open()
         self.cell(self._session, FIRST_CELL)
 
@@ -228,6 +229,14 @@ def cases() -> list[Case]:
             "sessions",
             "memory per idle session (PSS of its whole sandbox)",
             ours=_IdleSessionMemory,
+            peer=_KernelMemory,
+            peer_name="an idle ipykernel",
+            unit="bytes",
+        ),
+        Case(
+            "sessions",
+            "memory per idle session started with the packages (COMPANION_EXECUTION_SESSION_PRELOAD)",
+            ours=lambda: _IdleSessionMemory(preload=True),
             peer=_KernelMemory,
             peer_name="an idle ipykernel",
             unit="bytes",
