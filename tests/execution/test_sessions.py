@@ -18,6 +18,7 @@ from companion.config import load_settings
 from companion.execution import (
     CellRequest,
     CellResult,
+    ExecutorBusy,
     LimitAboveMaximum,
     SessionCapacityReached,
     SessionEnded,
@@ -514,3 +515,43 @@ def test_sessions_can_start_with_the_packages_imported(mode: str) -> None:
                 other.cell(cold.id, "import sys\nprint('pandas' in sys.modules)").stdout
                 == "False\n"
             )
+
+
+@pytest.mark.parametrize("mode", SANDBOX_MODES)
+def test_running_cells_are_capped_per_node_and_per_tenant(mode: str) -> None:
+    # Two cells at once on this node, one per tenant, none queued: the third is refused.
+    settings = load_settings(
+        **session_settings(
+            mode,
+            execution_pool_size=2,
+            execution_max_sandboxes_per_tenant=1,
+            execution_max_queue=0,
+            execution_session_spares=0,
+        )
+    )
+    with SyncExecutor(settings) as executor:
+        sessions = Sessions(executor)
+        manager = sessions.manager
+        busy, same_tenant = sessions.create(), sessions.create()
+        other = sessions.create(tenant="tenant-b")
+
+        async def scenario() -> tuple[str, str]:
+            started = asyncio.Event()
+            request = CellRequest(code="print('on', flush=True)\nimport time\ntime.sleep(30)")
+            running = asyncio.ensure_future(
+                manager.execute("tenant-a", busy.id, request, lambda _: started.set())
+            )
+            await started.wait()  # tenant-a's cell holds its tenant's one slot from here
+            try:
+                await manager.execute("tenant-a", same_tenant.id, CellRequest(code="1"))
+                refused = "ran"
+            except ExecutorBusy as exc:
+                refused = exc.code
+            allowed = await manager.execute("tenant-b", other.id, CellRequest(code="'b'"))
+            await manager.delete("tenant-a", busy.id)  # ends the sleeping cell
+            await running
+            return refused, allowed.status
+
+        assert executor.call(scenario()) == ("executor_busy", "ok")
+        # The slot is free again.
+        assert sessions.cell(same_tenant.id, "print('now')").stdout == "now\n"

@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import secrets
 import socket
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from companion.config import Settings
 from companion.errors import Conflict, FieldError, PayloadTooLarge
 from companion.execution._child_run import Capture
 from companion.execution._errors import (
+    ExecutorBusy,
     InvalidSnippet,
     LimitAboveMaximum,
     SandboxUnavailable,
@@ -91,6 +93,51 @@ class SessionStats:
     ended: int
 
 
+class _CellGate:
+    """How many cells run at once on this node, and per tenant: each session is a process of its
+    own, so without a gate a tenant's busy cells would take every core from everyone else's runs
+    and cells. Waiters queue (at most `max_queue`, then `ExecutorBusy`), and a tenant at its
+    share waits while others' cells go ahead."""
+
+    def __init__(self, size: int, per_tenant: int, max_queue: int) -> None:
+        self._size = size
+        self._per_tenant = per_tenant
+        self._max_queue = max_queue
+        self._running: dict[str, int] = {}
+        self._waiting = 0
+        self._changed = asyncio.Condition()
+
+    def _may_start(self, tenant: str) -> bool:
+        total = sum(self._running.values())
+        return total < self._size and self._running.get(tenant, 0) < self._per_tenant
+
+    @contextlib.asynccontextmanager
+    async def slot(self, tenant: str) -> AsyncIterator[None]:
+        """Hold a running cell's slot for `tenant`."""
+        async with self._changed:
+            if not self._may_start(tenant):
+                if self._waiting >= self._max_queue:
+                    raise ExecutorBusy(
+                        f"{self._size} cells are running and {self._waiting} are queued on this "
+                        "node.",
+                        retry_after_s=1.0,
+                    )
+                self._waiting += 1
+                try:
+                    await self._changed.wait_for(lambda: self._may_start(tenant))
+                finally:
+                    self._waiting -= 1
+            self._running[tenant] = self._running.get(tenant, 0) + 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._running[tenant] -= 1
+                if not self._running[tenant]:
+                    del self._running[tenant]
+                self._changed.notify_all()
+
+
 @dataclass(eq=False)
 class _Session:
     id: str
@@ -146,6 +193,12 @@ class SessionManager:
         self._ended: OrderedDict[str, _Session] = OrderedDict()
         self._opening: dict[str, int] = {}  # sessions each tenant is opening now
         self._filling: set[str] = set()  # languages whose spares are being started
+        cores = settings.execution_pool_size or 2 * (os.cpu_count() or 1)
+        self._cells = _CellGate(
+            cores,
+            settings.execution_max_sandboxes_per_tenant or max(cores - 1, 1),
+            settings.execution_max_queue,
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sandboxes = 0  # numbers the session sandboxes (their scratch, their log lines)
         self._started = 0
@@ -287,7 +340,7 @@ class SessionManager:
     ) -> CellResult:
         """Run one cell in the session (cells of one session run one at a time, in order)."""
         session, limits = self._checked_cell(tenant, session_id, request)
-        async with self._using(session) as process:
+        async with self._cells.slot(tenant), self._using(session) as process:
             number = session.execution_count + 1
             session.execution_count = number  # taken even if the cell is cancelled
             frame = {
