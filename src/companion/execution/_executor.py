@@ -46,7 +46,9 @@ _GUARD_S = 5.0
 _PYTHON_ENTRY = "main.py"
 # Sandbox identities (uid, gid offsets) the pools and sessions share; the `node` runtime's workers
 # take theirs from 1024 up.
-_IDENTITIES = 1024  # the file a Python run executes (tracebacks name it)
+_IDENTITIES = 1024
+# Zygote numbers of the preloaded pool start here (the plain pool's at 1; sessions' at 1,000,000).
+_DATA_POOL_FIRST_INDEX = 500_000  # the file a Python run executes (tracebacks name it)
 
 RunObserver = Callable[[str, str, float], None]
 """Called after every run with (language, status, wall seconds): the metrics hook."""
@@ -238,6 +240,7 @@ class Executor:
             self.settings.execution_runs_per_worker,
             identities=self._identities,
             max_per_tenant=self.settings.execution_max_sandboxes_per_tenant or max(size - 1, 1),
+            first_index=_DATA_POOL_FIRST_INDEX,
         )
         try:
             await pool.start()

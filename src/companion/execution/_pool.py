@@ -86,7 +86,10 @@ class ZygotePool:
         *,
         identities: SandboxIdentities,
         max_per_tenant: int | None = None,
+        first_index: int = 0,
     ) -> None:
+        """`first_index`: zygotes are numbered from it (their scratch folders and log lines):
+        pools of one executor take ranges apart."""
         self._plan = plan
         self._size = size
         self._max_queue = max_queue
@@ -101,7 +104,7 @@ class ZygotePool:
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
         self._closing = asyncio.Event()
-        self._started = 0
+        self._started = first_index
         self._renewing: set[Zygote] = set()
         self._identities = identities
 
