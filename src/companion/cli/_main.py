@@ -81,3 +81,15 @@ def main() -> None:
             print(f"companion: {line}", file=sys.stderr)
         bad_input = isinstance(exc, ConfigError | InvalidInput)
         sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILURE)
+    except Exception as exc:
+        import httpx
+
+        if not isinstance(exc, httpx.HTTPError):
+            raise
+        # A remote command that could not reach the service, or timed out waiting for it.
+        try:
+            where = f"{exc.request.url}: "
+        except RuntimeError:  # an error raised before any request was made
+            where = ""
+        print(f"companion: {where}{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)

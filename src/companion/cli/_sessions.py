@@ -185,6 +185,8 @@ def download(
     if out is None and name in {"", ".", ".."}:
         raise InvalidInput(f"{path!r} names no file here: say where with --out")
     target = out or Path(name)
+    if target.is_dir():  # a folder to put it in, under its own name
+        target = target / name
     if str(target) != "-" and target.exists() and not overwrite:  # before fetching it
         raise InvalidInput(f"{target} exists; not replaced (--overwrite replaces it)")
     with connect(url, api_key) as client:

@@ -20,7 +20,7 @@ from companion.errors import (
     ValidationFailed,
 )
 
-__all__ = ["problem_error", "raise_for_problem"]
+__all__ = ["problem_error", "raise_for_problem", "retry_after_seconds"]
 
 _BY_STATUS: dict[int, type[CompanionError]] = {
     400: InvalidInput,
@@ -42,8 +42,27 @@ def raise_for_problem(response: httpx.Response) -> None:
     except ValueError:
         body = {"detail": response.text[:500]}
     body.setdefault("detail", response.reason_phrase)
-    retry_after_s = float(response.headers.get("retry-after", "1"))
-    raise problem_error(response.status_code, body, retry_after_s)
+    raise problem_error(response.status_code, body, retry_after_seconds(response))
+
+
+def retry_after_seconds(response: httpx.Response, default_s: float = 1.0) -> float:
+    """`Retry-After` in seconds: a number, or an HTTP date (a proxy's), else `default_s`."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return default_s
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default_s
+    import datetime as dt
+
+    return max((when - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
 
 
 def problem_error(status: int, body: dict[str, Any], retry_after_s: float = 1.0) -> CompanionError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,7 +221,7 @@ def stream_run(http: httpx.Client, path: str, body: dict[str, Any]) -> Iterator[
 
 async def astream_run(
     http: httpx.AsyncClient, path: str, body: dict[str, Any]
-) -> AsyncIterator[StreamEvent]:
+) -> AsyncGenerator[StreamEvent, None]:
     """`stream_run`, asynchronously."""
     async with http.stream("POST", path, json=body, headers=_EVENTS) as response:
         if response.status_code >= 400:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from companion.client._errors import raise_for_problem
+from companion.client._errors import raise_for_problem, retry_after_seconds
 from companion.client._execution import (
     Execution,
     Files,
@@ -130,7 +130,7 @@ def _mapping(retry_after_s: float | None = None) -> Iterator[None]:
 def _checked(response: httpx.Response) -> httpx.Response:
     """`response`, or its problem as a `CompanionError` (mapped: see `_mapped`)."""
     if response.status_code >= 400:
-        with _mapping(float(response.headers.get("retry-after", "1"))):
+        with _mapping(retry_after_seconds(response)):
             raise_for_problem(response)
     return response
 
@@ -340,9 +340,12 @@ class AsyncSession(_Handle[httpx.AsyncClient]):
     ) -> AsyncIterator[StreamEvent]:
         """`Session.run_stream`, asynchronously."""
         body = _cell_body(code, stdin, files, limits, figure_format)
+        # Closed explicitly when the caller stops early: the response ends, and the server
+        # interrupts the cell.
         with _mapping():
-            async for event in astream_run(self._http, f"{self._path}/execute", body):
-                yield event
+            async with aclosing(astream_run(self._http, f"{self._path}/execute", body)) as events:
+                async for event in events:
+                    yield event
 
     async def files(self) -> FileListing:
         """`Session.files`, awaited."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import time
 from collections.abc import Callable
@@ -28,13 +29,14 @@ from companion.execution._outcome import exit_record
 from companion.execution._zygote import Zygote, ZygoteFailed, exit_fields
 from companion.execution.sandbox.protocol import frame_bytes
 
-__all__ = ["OperationOutcome", "SessionProcess"]
+__all__ = ["INTERRUPT_GRACE_S", "OperationOutcome", "SessionProcess"]
 
 _READ_CHUNK = 65536
 # A cell interrupted at a limit gets this long to stop before it is killed (and its session with
 # it): enough to unwind a deep stack and print a traceback, not enough to keep computing.
-_INTERRUPT_GRACE_S = 2.0
+INTERRUPT_GRACE_S = 2.0
 _MAX_DRAIN_READS = 256
+_INTERRUPT_AGAIN_S = 0.1
 _MAX_READS_PER_WAKE = 16
 # How long the zygote may take to report the exit of a child that is gone.
 _EXIT_REPORT_S = 5.0
@@ -113,13 +115,17 @@ class SessionProcess:
         *,
         wall_s: float = _FILE_OPERATION_S,
         capture: Capture | None = None,
+        grace_s: float = INTERRUPT_GRACE_S,
     ) -> OperationOutcome:
-        """Run one operation; the caller holds the session's lock (one operation at a time)."""
+        """Run one operation; the caller holds the session's lock (one operation at a time).
+        Past `wall_s` the cell is interrupted, and killed (its session with it) `grace_s` later."""
         if not self.alive:
             raise ZygoteFailed(self.ended or "the session's sandbox failed")
         capture = capture or Capture(_READ_CHUNK)
         started = time.monotonic()
-        operation = _Operation(self._child, capture, frame_bytes(orjson.dumps(frame)), self._kill)
+        operation = _Operation(
+            self._child, capture, frame_bytes(orjson.dumps(frame)), self._kill, grace_s
+        )
         self._signal(signal.SIGCONT)  # stopped since its last operation (see below)
         running = self._running = asyncio.ensure_future(operation.run(wall_s))
         try:
@@ -154,9 +160,10 @@ class SessionProcess:
             self._process_cpu_ms = _process_cpu_ms(done, self._process_cpu_ms)
             raw.update(record, signal=None)
             return OperationOutcome(raw, capture, ended=False)
-        # The child is gone (or sent no readable record: it is killed, its session over).
-        if not operation.gone:
-            self._kill("its cell's report was unreadable")
+        # The child is gone (or sent no readable record, or closed its report pipe and lives on:
+        # it is killed, its session over).
+        if not self._exited_already():
+            self._kill("its cell stopped reporting (it closed or garbled the report pipe)")
         try:
             async with asyncio.timeout(_EXIT_REPORT_S):
                 finished = await asyncio.shield(self._exited)
@@ -194,6 +201,13 @@ class SessionProcess:
             self._set_ended(f"its process crashed ({_signal_name(fields['signal'])})")
         else:
             self._set_ended(f"its process exited with code {fields['exit_code']}")
+
+    def _exited_already(self) -> bool:
+        """True when the child has exited (its pidfd is readable), whoever reaped it."""
+        try:
+            return bool(select.select([self._child.pidfd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
     def _signal(self, number: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, OSError):
@@ -244,10 +258,12 @@ class _Operation:
         capture: Capture,
         frame: bytes,
         kill: Callable[[str], None],
+        grace_s: float,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self._child = child
         self._kill = kill
+        self._grace_s = grace_s
         self._capture = capture
         self._unsent = memoryview(frame)
         self._writing = False
@@ -333,18 +349,25 @@ class _Operation:
                     return
 
     def interrupt(self, reason: str) -> None:
-        """Stop the cell with SIGINT; kill the child if it has not stopped after the grace."""
+        """Stop the cell with SIGINT, sent again every 0.1 s (the child drops one that comes
+        before the cell's own code runs); kill the child if it has not stopped after the grace."""
         if self.interrupted or self._finished.done():
             return
         self.interrupted = True
         self.killed = self.killed or reason
-        with contextlib.suppress(ProcessLookupError, OSError):
-            signal.pidfd_send_signal(self._child.pidfd, signal.SIGINT)
+        self._send_interrupt()
         self._timers.append(
             self._loop.call_later(
-                _INTERRUPT_GRACE_S, self._kill, "a cell did not stop when interrupted at its limit"
+                self._grace_s, self._kill, "a cell did not stop when interrupted at its limit"
             )
         )
+
+    def _send_interrupt(self) -> None:
+        if self._finished.done():
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(self._child.pidfd, signal.SIGINT)
+        self._timers.append(self._loop.call_later(_INTERRUPT_AGAIN_S, self._send_interrupt))
 
     def _finish(self) -> None:
         if not self._finished.done():

@@ -63,7 +63,7 @@ from companion.execution._models import (
 from companion.execution._outcome import internal_error_result, output_listener, to_result
 from companion.execution._pool import reserve_fds
 from companion.execution._runtimes import Runtime, RuntimeRegistry
-from companion.execution._session import OperationOutcome, SessionProcess
+from companion.execution._session import INTERRUPT_GRACE_S, OperationOutcome, SessionProcess
 from companion.execution._zygote import ZygoteFailed, returned_report_bytes, service_fds_per_zygote
 
 __all__ = ["SessionManager", "SessionStats"]
@@ -78,6 +78,7 @@ _ENTRY_RECORD_BYTES = 1024  # one listing record at most (a path of up to 900 ch
 _SWEEP_INTERVAL_S = 1.0
 # Output a file operation keeps (a cell's thread may still print): read, never returned.
 _FILE_OUTPUT_BYTES = 65536
+_FILE_OPERATION_S = 30.0
 Clock = Callable[[], float]
 
 
@@ -299,23 +300,31 @@ class SessionManager:
         self._ended.pop(session.id, None)
 
     async def expire(self) -> list[str]:
-        """End every session that is due: idle past its timeout (unless a cell runs), past its
-        maximum lifetime, or whose process has died. Returns their ids."""
-        now = self._clock()
-        due: list[tuple[_Session, str]] = []
+        """End every session that is due: idle past its timeout (unless a call is using it or
+        waiting for it), past its maximum lifetime, or whose process has died. Returns their ids.
+        Each is checked again right before it is ended: ending one takes a moment, and a call may
+        have come for another meanwhile."""
+        ended: list[str] = []
         for session in list(self._sessions.values()):
-            process = session.process
-            if process is not None and process.ended is not None and not session.busy:
-                due.append((session, f"{process.ended}"))
-            elif now >= session.created_at + self._max_lifetime_s:
-                due.append(
-                    (session, f"it reached its maximum lifetime ({self._max_lifetime_s:g} s)")
-                )
-            elif not session.busy and now >= session.last_used_at + session.idle_timeout_s:
-                due.append((session, f"it was idle for {session.idle_timeout_s:g} s"))
-        for session, reason in due:
-            await self._end(session, reason)
-        return [session.id for session, _ in due]
+            reason = self._due(session, self._clock())
+            if reason is not None:
+                await self._end(session, reason)
+                ended.append(session.id)
+        return ended
+
+    def _due(self, session: _Session, now: float) -> str | None:
+        """Why `session` must end now, or None."""
+        if session.ended is not None:
+            return None
+        in_use = session.busy or session.lock.locked()
+        process = session.process
+        if process is not None and process.ended is not None and not in_use:
+            return process.ended
+        if now >= session.created_at + self._max_lifetime_s:
+            return f"it reached its maximum lifetime ({self._max_lifetime_s:g} s)"
+        if not in_use and now >= session.last_used_at + session.idle_timeout_s:
+            return f"it was idle for {session.idle_timeout_s:g} s"
+        return None
 
     async def close(self) -> None:
         """End every session and stop the spares."""
@@ -340,7 +349,9 @@ class SessionManager:
     ) -> CellResult:
         """Run one cell in the session (cells of one session run one at a time, in order)."""
         session, limits = self._checked_cell(tenant, session_id, request)
-        async with self._cells.slot(tenant), self._using(session) as process:
+        # The session first, then a running cell's slot: calls queued on one session hold no
+        # slot while they wait for it.
+        async with self._using(session) as process, self._cells.slot(tenant):
             number = session.execution_count + 1
             session.execution_count = number  # taken even if the cell is cancelled
             frame = {
@@ -360,7 +371,12 @@ class SessionManager:
                 max_files=limits.max_returned_files,
                 listener=output_listener(on_output) if on_output is not None else None,
             )
-            outcome = await self._operate(session, process, frame, limits.wall_time_ms, capture)
+            wall_s = limits.wall_time_ms / 1000
+            # QuickJS stops on its own CPU clock, not on SIGINT: a JavaScript cell starved of CPU
+            # gets longer to reach it before it is killed.
+            javascript = session.runtime.language == "javascript"
+            grace_s = max(INTERRUPT_GRACE_S, 2 * wall_s) if javascript else INTERRUPT_GRACE_S
+            outcome = await self._operate(session, process, frame, wall_s, capture, grace_s=grace_s)
         try:
             result = to_result(outcome.raw, session.runtime, limits)
         except (ValueError, TypeError, KeyError) as exc:
@@ -399,7 +415,7 @@ class SessionManager:
         outcome = await self._file_operation(
             session, {"op": "put", "files": file_triples(files)}, Capture(_FILE_OUTPUT_BYTES)
         )
-        self._raise_for_file_error(outcome, "")
+        self._raise_for_file_error(outcome, ", ".join(f.name for f in files[:3]), writing=True)
 
     async def list_files(self, tenant: str, session_id: str) -> WorkspaceListing:
         """The regular files of the session's workspace, in path order."""
@@ -588,11 +604,13 @@ class SessionManager:
         session: _Session,
         process: SessionProcess,
         frame: dict[str, Any],
-        wall_time_ms: int,
+        wall_s: float,
         capture: Capture,
+        *,
+        grace_s: float = INTERRUPT_GRACE_S,
     ) -> OperationOutcome:
         try:
-            outcome = await process.operate(frame, wall_s=wall_time_ms / 1000, capture=capture)
+            outcome = await process.operate(frame, wall_s=wall_s, capture=capture, grace_s=grace_s)
         except ZygoteFailed as exc:
             await self._end(session, process.ended or f"its sandbox failed ({exc})")
             raise SessionEnded(f"Session {session.id!r} has ended: {session.ended}.") from None
@@ -604,23 +622,34 @@ class SessionManager:
         self, session: _Session, frame: dict[str, Any], capture: Capture
     ) -> OperationOutcome:
         async with self._using(session) as process:
-            outcome = await self._operate(session, process, frame, 30_000, capture)
+            outcome = await self._operate(session, process, frame, _FILE_OPERATION_S, capture)
         if outcome.ended:
             raise SessionEnded(f"Session {session.id!r} has ended: {session.ended}.")
         return outcome
 
-    def _raise_for_file_error(self, outcome: OperationOutcome, path: str) -> None:
-        """The typed error for a file operation that failed in the sandbox."""
+    def _raise_for_file_error(
+        self, outcome: OperationOutcome, path: str, *, writing: bool = False
+    ) -> None:
+        """The typed error for a file operation that failed in the sandbox: 404 for no such
+        file, 413 for a full workspace or a file over its size limit, 409 for the rest (a folder
+        where a file goes, say)."""
         if outcome.raw.get("exit_code") == 0 and not outcome.raw.get("killed"):
             return
         name, message = _error_of(outcome.raw.get("error", ""))
-        if name in {"FileNotFoundError", "IsADirectoryError", "NotADirectoryError"}:
-            raise WorkspaceFileNotFound(f"No file {path!r} in the session's workspace ({message}).")
         if "No space left" in message or "Disk quota" in message:
             raise PayloadTooLarge(f"The session's workspace is full: {message}.")
+        if "File too large" in message:
+            raise PayloadTooLarge(
+                f"{path!r} is larger than the session's max_file_bytes allows: {message}."
+            )
         if "above the" in message and name == "OSError":
             raise PayloadTooLarge(f"File {path!r} is too large to download: {message}.")
-        raise Conflict(f"The file operation failed in the session: {name}: {message}")
+        missing = {"FileNotFoundError", "IsADirectoryError", "NotADirectoryError"}
+        if name in missing and not writing:
+            raise WorkspaceFileNotFound(f"No file {path!r} in the session's workspace ({message}).")
+        raise Conflict(
+            f"Could not do that to {path!r} in the session's workspace: {name}: {message}"
+        )
 
     async def _end(self, session: _Session, reason: str) -> None:
         """End a session (idempotent): its sandbox is closed and its identity freed."""

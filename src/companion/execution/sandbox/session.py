@@ -180,8 +180,8 @@ class _Session:
                 code = self._delete(frame["path"])
             else:
                 raise ValueError(f"unknown operation {operation!r}")
-        except Exception as exc:  # the workspace is full, say: the caller is told
-            report_error(type(exc).__name__, str(exc), "")
+        except BaseException as exc:  # the workspace is full, a late interrupt: the caller is told
+            report_error(type(exc).__name__, str(exc), "", self._interrupts.limit)
             code = 1
         finally:
             self._close_workspace()
