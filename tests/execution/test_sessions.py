@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from companion.config import load_settings
+from companion.errors import Conflict, PayloadTooLarge
 from companion.execution import (
     CellRequest,
     CellResult,
@@ -345,6 +346,13 @@ def test_workspace_files_in_and_out(sessions: Sessions) -> None:
         call(manager.read_file("tenant-a", session.id, "data"))  # a folder is not a file
     with pytest.raises(InvalidSnippetError):
         call(manager.read_file("tenant-a", session.id, "../etc/passwd"))
+    with pytest.raises(Conflict):  # a folder stands where the file would go
+        call(manager.put_files("tenant-a", session.id, [SourceFile(name="data", content="x")]))
+    too_big = SourceFile(
+        name="big.bin", content=base64.b64encode(bytes(2**21)).decode(), encoding="base64"
+    )
+    with pytest.raises(PayloadTooLarge):  # over the session's max_file_bytes (1 MiB here)
+        call(manager.put_files("tenant-a", session.id, [too_big]))
     sessions.cell(session.id, "import os\nos.symlink('/etc/passwd', 'link')")
     with pytest.raises(WorkspaceFileNotFound):
         call(manager.read_file("tenant-a", session.id, "link"))  # never through a link
