@@ -44,6 +44,19 @@ def test_collection_lifecycle(client: TestClient) -> None:
     assert _problem(client.get("/v1/collections/docs"), 404)["code"] == "collection_not_found"
 
 
+def test_put_gets_or_creates_a_collection(client: TestClient) -> None:
+    created = client.put("/v1/collections/memory", json={"description": "an agent's notes"})
+    assert (created.status_code, created.json()["description"]) == (201, "an agent's notes")
+    again = client.put("/v1/collections/memory", json={"description": "other"})
+    assert (again.status_code, again.json()["description"]) == (200, "an agent's notes")
+    bare = client.put("/v1/collections/bare")  # no body: an empty description
+    assert (bare.status_code, bare.json()["description"]) == (201, "")
+    assert _problem(client.put("/v1/collections/bad name!"), 400)["code"] == "invalid_input"
+    read_only = key_headers(client, "knowledge:read")
+    refused = client.put("/v1/collections/other", headers=read_only)
+    assert refused.status_code == 403
+
+
 def test_documents_and_search(client: TestClient) -> None:
     client.post("/v1/collections", json={"name": "docs"})
     one = client.post("/v1/collections/docs/documents", json={"id": "a", "text": "Alpha particles"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from companion.knowledge import (
@@ -53,6 +55,18 @@ async def test_collections_crud_and_tenancy(kb: KnowledgeBase) -> None:
     with pytest.raises(CollectionNotFound):
         await kb.get_collection("t1", "notes")
     assert (await kb.get_collection("t2", "notes")).name == "notes"
+
+
+async def test_ensure_collection_gets_or_creates_once_under_a_race(kb: KnowledgeBase) -> None:
+    results = await asyncio.gather(
+        *(kb.ensure_collection("t1", "memory", f"by caller {n}") for n in range(5))
+    )
+    assert sorted(created for _, created in results) == [False, False, False, False, True]
+    winner = next(c.description for c, created in results if created)
+    assert {c.description for c, _ in results} == {winner}  # an existing one keeps its own
+    again, created = await kb.ensure_collection("t1", "memory", "ignored")
+    assert (again.description, created) == (winner, False)
+    assert [c.name for c in await kb.list_collections("t2")] == []  # per tenant
 
 
 async def test_documents_crud_and_paging(kb: KnowledgeBase) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -79,6 +80,35 @@ class SearchRequest(BaseModel):
 async def create_collection(body: CollectionCreate, kb: Knowledge, key: WriteKey) -> dict[str, Any]:
     """201 with the collection; 409 when the name is taken."""
     return (await kb.create_collection(key.tenant, body.name, body.description)).to_dict()
+
+
+class CollectionEnsure(BaseModel):
+    """What a collection created by `PUT` gets; an existing one keeps its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field("", max_length=1000, examples=["Notes an agent keeps"])
+
+
+@router.put(
+    "/{collection}",
+    summary="Get or create a collection",
+    responses={201: {"description": "Created."}, 200: {"description": "It existed already."}},
+)
+async def ensure_collection(
+    collection: str,
+    kb: Knowledge,
+    key: WriteKey,
+    body: CollectionEnsure | None = None,
+) -> Response:
+    """Idempotent: 201 with the collection when this call created it, 200 when it existed (its
+    description is left as it was)."""
+    description = body.description if body is not None else ""
+    found, created = await kb.ensure_collection(key.tenant, collection, description)
+    return Response(
+        orjson.dumps(found.to_dict()),
+        status_code=201 if created else 200,
+        media_type="application/json",
+    )
 
 
 @router.get("", summary="List collections")

@@ -11,7 +11,7 @@ from companion.config import setting_default
 from companion.knowledge._chunking import Chunker
 from companion.knowledge._embedder import Embedder
 from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
-from companion.knowledge._errors import InvalidDocument
+from companion.knowledge._errors import CollectionExists, InvalidDocument
 from companion.knowledge._kb_base import EMBEDDER_HINT, _model
 from companion.knowledge._kb_documents import IngestProgress, KbDocuments
 from companion.knowledge._kb_reindex import KbReindex
@@ -142,6 +142,17 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
             raise InvalidDocument("description must be a string of at most 1000 characters")
         info = self.embedder.info if self.embedder is not None else None
         return await self.store.create_collection(tenant, name, description, info)
+
+    async def ensure_collection(
+        self, tenant: str, name: str, description: str = ""
+    ) -> tuple[Collection, bool]:
+        """The collection `name`, created first when it does not exist (with `description`;
+        an existing one keeps its own), and whether this call created it. Safe when several
+        callers race: one creates it, the others get it."""
+        try:
+            return await self.create_collection(tenant, name, description), True
+        except CollectionExists:
+            return await self.get_collection(tenant, name), False
 
     async def list_collections(self, tenant: str) -> list[Collection]:
         """The tenant's collections by name."""
