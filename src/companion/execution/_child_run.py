@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Capture", "OutputListener", "PreparedChild", "run_on_child"]
+__all__ = ["Capture", "FrameWriter", "OutputListener", "PreparedChild", "run_on_child"]
 
 # Told of output as it arrives: ("stdout" | "stderr", text) and ("result", an unchecked record).
 OutputListener = Callable[[str, Any], None]
@@ -216,6 +216,55 @@ class Capture:
         """The child's error report (raw JSON line, "" if none) and its exit record, if any."""
         return self._error, self._done
 
+    def raw_result(self, killed: str | None, error: str, memory_base_bytes: int) -> dict[str, Any]:
+        """What was captured, in the shape `to_result` reads (the exit's fields are added by
+        the caller); streams still being decoded are ended first."""
+        self.end_streams()
+        return {
+            "killed": killed,
+            "results": self.results,
+            "files": self.files,
+            "stdout": self.stdout.decode("utf-8", "replace"),
+            "stderr": self.stderr.decode("utf-8", "replace"),
+            "truncated": sorted(self.truncated),
+            "error": error,
+            "memory_base_bytes": memory_base_bytes,
+        }
+
+
+class FrameWriter:
+    """Writes one frame to a child's control pipe from the event loop, as fast as the pipe takes
+    it; `on_sent` is called once it is all written, or the child is gone (EPIPE)."""
+
+    def __init__(self, fd: int, frame: bytes, on_sent: Callable[[], None] = lambda: None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._fd = fd
+        self._unsent = memoryview(frame)
+        self._on_sent = on_sent
+        self._writing = False
+
+    def send(self) -> None:
+        """Write what the pipe takes now; the rest when the child has read some."""
+        try:
+            while self._unsent:
+                self._unsent = self._unsent[os.write(self._fd, self._unsent) :]
+        except BlockingIOError:
+            if not self._writing:
+                self._loop.add_writer(self._fd, self.send)
+                self._writing = True
+            return
+        except OSError:
+            pass  # the child died before reading it all: its pipes and exit status tell why
+        self.detach()
+        self._on_sent()
+
+    def detach(self) -> None:
+        """Stop writing (idempotent)."""
+        self._unsent = memoryview(b"")
+        if self._writing:
+            self._loop.remove_writer(self._fd)
+            self._writing = False
+
 
 class _ChildRun:
     """The event-loop callbacks of one run; `finished` resolves when the run is over."""
@@ -224,8 +273,8 @@ class _ChildRun:
         self._loop = asyncio.get_running_loop()
         self._child = child
         self._capture = capture
-        self._unsent = memoryview(request)
-        self._writing = False
+        # A run's child reads one request: its control pipe is closed once it is sent.
+        self._writer = FrameWriter(child.control, request, self._close_control)
         self._open = {child.stdout: "stdout", child.stderr: "stderr", child.report: "report"}
         self._timer: asyncio.TimerHandle | None = None
         self.killed: str | None = None
@@ -236,25 +285,10 @@ class _ChildRun:
         for fd in self._open:
             self._loop.add_reader(fd, self._on_output, fd)
         self._timer = self._loop.call_later(wall_s, self._kill, "timeout")
-        self._send()
+        self._writer.send()
 
-    def _send(self) -> None:
-        try:
-            while self._unsent:
-                self._unsent = self._unsent[os.write(self._child.control, self._unsent) :]
-        except BlockingIOError:
-            if not self._writing:  # the pipe is full: go on when the child has read some
-                self._loop.add_writer(self._child.control, self._send)
-                self._writing = True
-            return
-        except OSError:
-            pass  # the child died before reading it all: its pipes and exit status tell why
-        self._stop_sending()
-
-    def _stop_sending(self) -> None:
-        if self._writing:
-            self._loop.remove_writer(self._child.control)
-            self._writing = False
+    def _close_control(self) -> None:
+        self._writer.detach()
         if self._child.control >= 0:
             os.close(self._child.control)
             self._child.control = -1
@@ -305,7 +339,7 @@ class _ChildRun:
         for fd in self._open:
             self._loop.remove_reader(fd)
         self._open.clear()
-        self._stop_sending()
+        self._close_control()
         if not self.finished.done():
             self.finished.set_result(None)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from companion.execution._child_run import Capture, PreparedChild
+from companion.execution._child_run import Capture, FrameWriter, PreparedChild
 from companion.execution._launcher import LaunchPlan
 from companion.execution._outcome import exit_record
 from companion.execution._zygote import Zygote, ZygoteFailed, exit_fields
@@ -140,18 +140,8 @@ class SessionProcess:
                     await running
             self._signal(signal.SIGSTOP)
             raise
-        capture.end_streams()
-        raw: dict[str, Any] = {
-            "killed": killed,
-            "results": capture.results,
-            "files": capture.files,
-            "stdout": capture.stdout.decode("utf-8", "replace"),
-            "stderr": capture.stderr.decode("utf-8", "replace"),
-            "truncated": sorted(capture.truncated),
-            "error": error,
-            "memory_base_bytes": self._memory_base_bytes,
-            "wall_ms": round((time.monotonic() - started) * 1000, 3),
-        }
+        raw = capture.raw_result(killed, error, self._memory_base_bytes)
+        raw["wall_ms"] = round((time.monotonic() - started) * 1000, 3)
         record = exit_record(done) if done is not None else None
         if record is not None and not operation.gone:
             # Between operations the whole process is stopped: a thread a cell left running
@@ -265,8 +255,8 @@ class _Operation:
         self._kill = kill
         self._grace_s = grace_s
         self._capture = capture
-        self._unsent = memoryview(frame)
-        self._writing = False
+        # A session's child reads frame after frame: its control pipe stays open.
+        self._writer = FrameWriter(child.control, frame)
         self._open = {child.stdout: "stdout", child.stderr: "stderr", child.report: "report"}
         self._timers: list[asyncio.TimerHandle] = []
         self._finished: asyncio.Future[None] = self._loop.create_future()
@@ -281,27 +271,12 @@ class _Operation:
             self._loop.add_reader(fd, self._on_output, fd)
         self._timers.append(self._loop.call_later(wall_s, self.interrupt, "timeout"))
         try:
-            self._send()
+            self._writer.send()
             await self._finished
         finally:
             self._stop()
         error, done = self._capture.reports()
         return self.killed, error, done
-
-    def _send(self) -> None:
-        try:
-            while self._unsent:
-                self._unsent = self._unsent[os.write(self._child.control, self._unsent) :]
-        except BlockingIOError:
-            if not self._writing:  # the pipe is full: go on when the child has read some
-                self._loop.add_writer(self._child.control, self._send)
-                self._writing = True
-            return
-        except OSError:
-            self._unsent = memoryview(b"")  # the child is gone: its report pipe says so
-        if self._writing:
-            self._loop.remove_writer(self._child.control)
-            self._writing = False
 
     def _on_output(self, fd: int) -> None:
         stream = self._open[fd]
@@ -378,6 +353,4 @@ class _Operation:
             timer.cancel()
         for fd in self._open:
             self._loop.remove_reader(fd)
-        if self._writing:
-            self._loop.remove_writer(self._child.control)
-            self._writing = False
+        self._writer.detach()

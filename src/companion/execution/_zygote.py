@@ -224,17 +224,7 @@ class Zygote:
         )
         frame = frame_bytes(orjson.dumps(request))
         killed, (error, done) = await run_on_child(child, frame, capture, wall_s)
-        capture.end_streams()
-        result: dict[str, Any] = {
-            "killed": killed,
-            "results": capture.results,
-            "files": capture.files,
-            "stdout": capture.stdout.decode("utf-8", "replace"),
-            "stderr": capture.stderr.decode("utf-8", "replace"),
-            "truncated": sorted(capture.truncated),
-            "error": error,
-            "memory_base_bytes": self._memory_base_bytes,
-        }
+        result = capture.raw_result(killed, error, self._memory_base_bytes)
         if killed is None and done is not None:
             # The child said how it ended and closed its pipes: answer now; the zygote reaps it.
             record = exit_record(done)
