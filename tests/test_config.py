@@ -127,3 +127,21 @@ def test_readme_documents_every_setting() -> None:
     assert block.group(1).strip() == settings_markdown_table(), (
         "README settings table is stale: regenerate it with `companion config docs`"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("http://10.0.0.5:8000/", "http://10.0.0.5:8000"),
+        ("https://node-a.internal", "https://node-a.internal"),
+        ("ftp://10.0.0.5", None),
+        ("http://", None),
+        ("http://10.0.0.5:8000/?x=1", None),
+    ],
+)
+def test_node_url_must_be_a_reachable_http_url(url: str, accepted: str | None) -> None:
+    if accepted is None:
+        with pytest.raises(ConfigError, match="COMPANION_NODE_URL"):
+            load_settings(node_url=url)
+    else:
+        assert load_settings(node_url=url).node_url == accepted

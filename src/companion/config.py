@@ -9,6 +9,7 @@ bad setting, naming the variable, the value and what is allowed.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +73,19 @@ class Settings(BaseSettings):
     )
     readyz_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Per-check timeout of `/readyz` dependency checks."
+    )
+    node_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="This node's name in `X-Companion-Node`, logs and session records; unset, "
+        "the host name.",
+    )
+    node_url: str | None = Field(
+        None,
+        description="The URL other nodes reach this one at (`http://10.0.0.5:8000`), for "
+        "forwarding a session's calls to the node that holds it; unset, sessions stay per node.",
     )
     redis_url: SecretStr | None = Field(
         None,
@@ -390,6 +404,23 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_url_scheme(value, ("postgresql", "postgres"))
+
+    @field_validator("node_url")
+    @classmethod
+    def _check_node_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @property
+    def node(self) -> str:
+        """This node's name: `node_name`, or the host name."""
+        return self.node_name or socket.gethostname()
 
     @field_validator("rate_limit_default", "rate_limit_execute")
     @classmethod

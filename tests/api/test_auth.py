@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,16 @@ def test_request_ids_are_echoed_when_well_formed_and_generated_otherwise(
     assert len(bad.headers["x-request-id"]) == 32
     problem = client.get("/v1/alerts", headers={"X-Request-ID": "req-1"})
     assert problem.json()["request_id"] == "req-1"
+
+
+def test_every_response_names_the_node_that_answered() -> None:
+    with _client(node_name="node-b") as client:
+        assert client.get("/livez").headers["x-companion-node"] == "node-b"
+        refused = client.get("/v1/alerts")
+        assert refused.status_code == 401
+        assert refused.headers["x-companion-node"] == "node-b"
+    with _client() as client:  # unset: the host name
+        assert client.get("/livez").headers["x-companion-node"] == socket.gethostname()
 
 
 def test_json_nested_too_deep_is_refused_before_parsing(client: TestClient) -> None:

@@ -72,7 +72,9 @@ async def _make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest)
     else:
         url = request.getfixturevalue("database_url")
         schema = request.getfixturevalue("pg_schema")
-    return PostgresStore(url, schema=schema, max_connections=4)
+    return PostgresStore(
+        url, schema=schema, max_connections=4, index_dir=tmp_path / "knowledge-postgres"
+    )
 
 
 STORES = [

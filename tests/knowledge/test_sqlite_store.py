@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from companion.knowledge import KnowledgeBase, SqliteStore, _sqlite_search
+from companion.knowledge import KnowledgeBase, SqliteStore, _tantivy_index
 from companion.knowledge._tantivy_index import FullTextIndex
 
 
@@ -114,7 +114,7 @@ async def test_small_unfiltered_bm25_runs_inline_and_never_waits_for_the_writer(
         result = await kb.search("t", "c", "apples", filter={"n": 1})
         assert [hit.document_id for hit in result.results] == ["a"]
         assert len(hops) == 1
-        monkeypatch.setattr(_sqlite_search, "INLINE_SEARCH_MAX_CHUNKS", 0)
+        monkeypatch.setattr(_tantivy_index, "INLINE_SEARCH_MAX_CHUNKS", 0)
         assert await _ids(kb, "apples") == ["a"]
         assert len(hops) == 2
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,11 +151,12 @@ async def test_a_collection_made_without_a_model_needs_reindex(
 
 @pytest.mark.postgres
 async def test_postgres_without_pgvector_degrades_to_bm25(
-    database_url: str, pg_schema: str, minilm: OnnxEmbedder
+    database_url: str, pg_schema: str, minilm: OnnxEmbedder, tmp_path: Path
 ) -> None:
     from companion.knowledge._postgres_store import PostgresStore
 
-    kb = KnowledgeBase(PostgresStore(database_url, schema=pg_schema), minilm)
+    store = PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path / "pg-index")
+    kb = KnowledgeBase(store, minilm)
     await kb.start()
     try:
         assert "no pgvector" in await kb.health()

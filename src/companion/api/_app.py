@@ -140,7 +140,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         ],
     )
-    app.add_middleware(RequestContextMiddleware)  # outermost: every response gets its request id
+    app.add_middleware(
+        RequestContextMiddleware, node=settings.node
+    )  # outermost: every response gets its request id
     return app
 
 

@@ -1,8 +1,9 @@
 """Pure-ASGI request context: the `X-Request-ID` of every request and one JSON log line per request.
 
 The id is taken from the client when well-formed (so a trace can cross services), generated
-otherwise, stored in the scope for the error renderer, and returned on every
-response. The access log line never carries the key or the body.
+otherwise, stored in the scope for the error renderer, and returned on every response with
+`X-Companion-Node`, the name of the node that answered. The access log line never carries the key
+or the body.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ def request_id_of(scope: Scope) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Assign the request id, echo it, and log the request when it ends."""
+    """Assign the request id, echo it with the node's name, and log the request when it ends."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, node: str) -> None:
         self.app = app
+        # Behind a balancer, which node answered is the first thing one asks of a failure.
+        self._node_header = (b"x-companion-node", node.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one HTTP request."""
@@ -55,7 +58,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append(header)
+                message.setdefault("headers", []).extend((header, self._node_header))
             await send(message)
 
         try:

@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import secrets
-import socket
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
@@ -179,7 +178,7 @@ class SessionManager:
         self._identities = identities
         self._clock = clock
         self._observer = observer
-        self.node = node or socket.gethostname()
+        self.node = node or settings.node
         self._max = settings.execution_max_sessions
         self._max_per_tenant = settings.execution_max_sessions_per_tenant
         self._max_lifetime_s = settings.execution_session_max_lifetime_s

@@ -30,7 +30,10 @@ def build_knowledge_base(
     if settings.database_url is not None:
         from companion.knowledge._postgres_store import PostgresStore
 
-        store = PostgresStore(settings.database_url.get_secret_value())
+        store = PostgresStore(
+            settings.database_url.get_secret_value(),
+            index_dir=settings.data_dir / "knowledge-postgres",
+        )
     else:
         store = SqliteStore(
             settings.data_dir / "knowledge",

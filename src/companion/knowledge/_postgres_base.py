@@ -1,4 +1,5 @@
-"""Shared state of `PostgresStore`'s parts: the pool, pgvector's presence, key lookup, vectors."""
+"""Shared state of `PostgresStore`'s parts: the pool, pgvector's presence, key lookup, the record of
+each write that the nodes' BM25 indexes follow, and vectors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from companion.knowledge._errors import CollectionNotFound
+from companion.knowledge._postgres_fulltext import (
+    CHANGES_CHANNEL,
+    PostgresFullText,
+    notice_payload,
+)
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -21,6 +27,8 @@ class PostgresBase:
     _pool: AsyncConnectionPool[AsyncConnection[TupleRow]]
     _clock: Callable[[], float]
     _pgvector: bool
+    _schema: str
+    _fulltext: PostgresFullText
 
     @property
     def vector_problem(self) -> str | None:
@@ -42,6 +50,47 @@ class PostgresBase:
         if row is None:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return int(row[0])
+
+    async def _key_version(self, conn: Any, tenant: str, name: str) -> tuple[int, int]:
+        """The collection's key and the version of its last committed write."""
+        cursor = await conn.execute(
+            "SELECT key, version FROM kb_collections WHERE tenant = %s AND name = %s",
+            (tenant, name),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return int(row[0]), int(row[1])
+
+    async def _record_write(
+        self, conn: Any, collection_key: int, document_keys: Sequence[int]
+    ) -> None:
+        """Bump the collection's version and log the documents the write touched.
+
+        Call it last in the write's transaction: the row lock the bump takes is held until commit,
+        so the writers of a collection commit their versions in order, and holding it last keeps
+        it short and can deadlock with nothing.
+        """
+        cursor = await conn.execute(
+            "UPDATE kb_collections SET version = version + 1 WHERE key = %s RETURNING version",
+            (collection_key,),
+        )
+        (version,) = await cursor.fetchone()
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO kb_changes (collection_key, document_key, version) "
+                "VALUES (%s, %s, %s) ON CONFLICT (collection_key, document_key) "
+                "DO UPDATE SET version = excluded.version",
+                [(collection_key, key, version) for key in document_keys],
+            )
+        await self._announce(conn, collection_key, version)
+
+    async def _announce(self, conn: Any, collection_key: int, version: int) -> None:
+        """Tell every node's listener (delivered at commit, not before)."""
+        await conn.execute(
+            "SELECT pg_notify(%s, %s)",
+            (CHANGES_CHANNEL, notice_payload(self._schema, collection_key, version)),
+        )
 
 
 def _floats(vector: bytes | None) -> list[float] | None:

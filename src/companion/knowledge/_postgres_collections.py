@@ -65,13 +65,16 @@ class PostgresCollections(PostgresBase):
         return _to_collection(row)
 
     async def delete_collection(self, tenant: str, name: str) -> None:
-        """Delete the collection and, by cascade, its documents and chunks."""
-        row = await self._fetchone(
-            "DELETE FROM kb_collections WHERE tenant = %s AND name = %s RETURNING key",
-            (tenant, name),
-        )
-        if row is None:
-            raise CollectionNotFound(f"collection {name!r} does not exist")
+        """Delete the collection and, by cascade, its documents, chunks and change log."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "DELETE FROM kb_collections WHERE tenant = %s AND name = %s RETURNING key",
+                (tenant, name),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise CollectionNotFound(f"collection {name!r} does not exist")
+            await self._announce(conn, int(row[0]), -1)
 
     async def set_embedding(self, tenant: str, name: str, embedding: EmbeddingInfo | None) -> None:
         """Record the model of the collection's vectors."""

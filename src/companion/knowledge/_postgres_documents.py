@@ -11,7 +11,6 @@ from typing import Any
 from companion.knowledge._errors import DocumentNotFound
 from companion.knowledge._models import Document, Page, PreparedDocument
 from companion.knowledge._postgres_base import PostgresBase, _floats
-from companion.knowledge._query import text_analyzer
 
 __all__ = ["PostgresDocuments"]
 
@@ -39,8 +38,8 @@ class PostgresDocuments(PostgresBase):
         """Insert or replace `documents` and their chunks in one transaction."""
         from psycopg.types.json import Jsonb
 
-        analyzer = text_analyzer()
         now = self._clock()
+        touched: list[int] = []
         async with self._pool.connection() as conn, conn.transaction():
             key = await self._key(conn, tenant, name)
             for doc in documents:
@@ -66,6 +65,7 @@ class PostgresDocuments(PostgresBase):
                 row = await cursor.fetchone()
                 assert row is not None
                 doc_key = row[0]
+                touched.append(doc_key)
                 await conn.execute("DELETE FROM kb_chunks WHERE document_key = %s", (doc_key,))
                 if not doc.chunks:
                     continue
@@ -74,8 +74,8 @@ class PostgresDocuments(PostgresBase):
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         "INSERT INTO kb_chunks (document_key, collection_key, ordinal, text, "
-                        f"start_char, end_char, terms, vector_bytes{vector_sql}) VALUES "
-                        f"(%s, %s, %s, %s, %s, %s, to_tsvector('simple', %s), %s{vector_mark})",
+                        f"start_char, end_char, vector_bytes{vector_sql}) VALUES "
+                        f"(%s, %s, %s, %s, %s, %s, %s{vector_mark})",
                         [
                             (
                                 doc_key,
@@ -84,13 +84,14 @@ class PostgresDocuments(PostgresBase):
                                 c.text,
                                 c.start_char,
                                 c.end_char,
-                                " ".join(analyzer.analyze(c.text)),
                                 c.vector,
                                 *([_floats(c.vector)] if self._pgvector else []),
                             )
                             for c in doc.chunks
                         ],
                     )
+            if touched:
+                await self._record_write(conn, key, touched)
 
     async def get_document(self, tenant: str, name: str, document_id: str) -> Document:
         """One document, or `DocumentNotFound`."""
@@ -121,14 +122,16 @@ class PostgresDocuments(PostgresBase):
 
     async def delete_document(self, tenant: str, name: str, document_id: str) -> None:
         """Delete one document and its chunks, or `DocumentNotFound`."""
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             key = await self._key(conn, tenant, name)
             cursor = await conn.execute(
                 "DELETE FROM kb_documents WHERE collection_key = %s AND id = %s RETURNING key",
                 (key, document_id),
             )
-            if await cursor.fetchone() is None:
+            row = await cursor.fetchone()
+            if row is None:
                 raise DocumentNotFound(f"document {document_id!r} does not exist in {name!r}")
+            await self._record_write(conn, key, [int(row[0])])
 
 
 def _to_document(row: Sequence[Any]) -> Document:

@@ -1,4 +1,5 @@
-"""`PostgresStore`'s search: full text and pgvector queries, chunk reads, re-embedding."""
+"""`PostgresStore`'s search: BM25 on this node's derived index, pgvector queries, chunk reads,
+re-embedding."""
 
 # ruff: noqa: S608 -- as for `_*_store.py` in pyproject: only constant column lists, validated
 # JSON paths and `%s` placeholder lists are interpolated.
@@ -50,19 +51,30 @@ class PostgresSearch(PostgresBase):
         conditions: tuple[Condition, ...],
         timeout_ms: int,
     ) -> list[ScoredChunk]:
-        """Chunks matching any term, by `ts_rank_cd` (cover density), best first."""
-        where, params = to_postgres(conditions, "d.metadata")
-        # Terms come from the analyzer: letters and digits only, so `|` is the only syntax here.
-        query = " | ".join(terms)
-        sql = (
-            "SELECT c.key, ts_rank_cd(c.terms, q) AS score FROM kb_chunks c "
-            "JOIN kb_documents d ON d.key = c.document_key, to_tsquery('simple', %s) q "
-            f"WHERE c.collection_key = %s AND c.terms @@ q AND {where} "
-            "ORDER BY score DESC, c.key LIMIT %s"
-        )
-        return await self._search(
-            tenant, name, timeout_ms, lambda key: (sql, (query, key, *params, k))
-        )
+        """BM25 over the collection's chunks in this node's tantivy index, brought up to the
+        version PostgreSQL holds first, so every acknowledged write is found."""
+        import psycopg
+
+        allowed: list[int] | None = None
+        async with self._pool.connection() as conn:
+            if not conditions:
+                key, version = await self._key_version(conn, tenant, name)
+            else:
+                where, params = to_postgres(conditions, "d.metadata")
+                async with conn.transaction():
+                    key, version = await self._key_version(conn, tenant, name)
+                    await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+                    try:
+                        cursor = await conn.execute(
+                            "SELECT d.key FROM kb_documents d "
+                            f"WHERE d.collection_key = %s AND {where}",
+                            (key, *params),
+                        )
+                    except psycopg.errors.QueryCanceled:
+                        raise SearchTimeout(f"the filter took over {timeout_ms} ms") from None
+                    allowed = [int(d) for (d,) in await cursor.fetchall()]
+        await self._fulltext.ensure_current(key, version)
+        return await self._fulltext.search(key, terms, k, allowed)
 
     async def search_vector(
         self,

@@ -1,7 +1,8 @@
-"""`PostgresStore`: the store for several nodes. tsvector + GIN for full text, pgvector when present.
+"""`PostgresStore`: the store for several nodes. PostgreSQL holds everything; BM25 runs on each
+node's tantivy index derived from it (`_postgres_fulltext.py`); vectors use pgvector when present.
 
-Everything lives in PostgreSQL, so every node sees every acknowledged write and there is no derived
-index to catch up. Without the pgvector extension the store reports `vector_problem`, and the
+Every node finds every acknowledged write: a search first brings its node's index up to the version
+PostgreSQL holds. Without the pgvector extension the store reports `vector_problem`, and the
 knowledge base serves vector and hybrid searches with BM25 and says so (in results and `/readyz`).
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from companion.errors import DependencyUnavailable, FeatureUnavailable
 from companion.knowledge._postgres_collections import PostgresCollections
 from companion.knowledge._postgres_documents import PostgresDocuments
+from companion.knowledge._postgres_fulltext import PostgresFullText
 from companion.knowledge._postgres_schema import BASE_MIGRATIONS, PGVECTOR_MIGRATION
 from companion.knowledge._postgres_search import PostgresSearch
 
@@ -22,12 +25,15 @@ _MIGRATION_LOCK = 0x6B6E6F77  # pg_advisory_xact_lock key: one node migrates at 
 
 
 class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
-    """A knowledge store in PostgreSQL at `dsn` (tables in `schema`), through an async pool."""
+    """A knowledge store in PostgreSQL at `dsn` (tables in `schema`), through an async pool, with
+    this node's BM25 indexes under `index_dir` (derived: deleting it costs a rebuild, nothing else;
+    one directory per node)."""
 
     def __init__(
         self,
         dsn: str,
         *,
+        index_dir: Path,
         schema: str = "public",
         min_connections: int = 1,
         max_connections: int = 10,
@@ -52,9 +58,17 @@ class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
         )
         self._clock = clock
         self._pgvector = False
+        self._schema = schema
+        self._fulltext = PostgresFullText(self._pool, index_dir, schema=schema, dsn=dsn)
+
+    @property
+    def fulltext(self) -> PostgresFullText:
+        """This node's BM25 indexes (their versions, for tests and benchmarks)."""
+        return self._fulltext
 
     async def start(self) -> None:
-        """Open the pool and apply pending migrations (pgvector's only if the server has it)."""
+        """Open the pool, apply pending migrations (pgvector's only if the server has it), and
+        bring this node's BM25 indexes up to date."""
         import psycopg
 
         try:
@@ -82,10 +96,16 @@ class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
                 for statement in PGVECTOR_MIGRATION.split(";"):
                     if statement.strip():
                         await conn.execute(statement)
+            cursor = await conn.execute("SELECT id FROM kb_instance")
+            (instance_id,) = await cursor.fetchone() or ("",)
+        await self._fulltext.start(str(instance_id))
 
     async def close(self) -> None:
-        """Close the pool."""
-        await self._pool.close()
+        """Stop following, release the indexes and close the pool."""
+        try:
+            await self._fulltext.close()
+        finally:
+            await self._pool.close()
 
     async def health(self) -> str:
         """Counts read from the server, and whether pgvector is there."""

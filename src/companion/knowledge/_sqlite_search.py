@@ -11,19 +11,13 @@ from collections.abc import Sequence
 
 import orjson
 
+from companion.knowledge import _tantivy_index
 from companion.knowledge._errors import CollectionNotFound, SearchTimeout
 from companion.knowledge._filters import Condition, to_sqlite
 from companion.knowledge._models import ChunkRecord, ScoredChunk
 from companion.knowledge._sqlite_indexes import SqliteIndexes
 
-__all__ = ["INLINE_SEARCH_MAX_CHUNKS", "SqliteSearch"]
-
-# An unfiltered BM25 search of a collection up to this size runs on the caller's thread: at 100k
-# chunks it takes 0.9 ms p50 / 2-3 ms p95 here, and the hop to a worker thread and back added
-# 0.1-0.35 ms p50 (more at p95) on this 2-core machine, a third of the search. Larger collections,
-# and any metadata filter (an SQLite scan bounded only by the deadline), go to a worker thread so
-# the event loop is never held long; tantivy releases the GIL there, so the loop keeps serving.
-INLINE_SEARCH_MAX_CHUNKS = 150_000
+__all__ = ["SqliteSearch"]
 
 
 class SqliteSearch(SqliteIndexes):
@@ -67,7 +61,7 @@ class SqliteSearch(SqliteIndexes):
         """BM25 over the collection's chunks, only documents matching `conditions`."""
         if not conditions:
             key = self._read_key(tenant, name)
-            if self._fulltext.chunk_count(key) <= INLINE_SEARCH_MAX_CHUNKS:
+            if self._fulltext.chunk_count(key) <= _tantivy_index.INLINE_SEARCH_MAX_CHUNKS:
                 return self._fulltext.search(key, terms, k, None)
 
         def search() -> list[ScoredChunk]:
