@@ -167,3 +167,23 @@ def test_admin_implies_every_scope(ring: KeyRing) -> None:
     assert admin.allows("knowledge:write")
     assert tools.allows("tools")
     assert not tools.allows("execute")
+
+
+@pytest.mark.postgres
+def test_nodes_starting_together_all_open_the_postgres_key_store(
+    database_url: str, pg_schema: str
+) -> None:
+    """`CREATE TABLE IF NOT EXISTS` alone races between nodes started at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        stores = list(
+            pool.map(lambda _: PostgresKeyStore(database_url, schema=pg_schema), range(8))
+        )
+    try:
+        ring = KeyRing(stores[0])
+        key, _ = ring.create("acme", ["execute"])
+        assert all(store.get(key.key_id) is not None for store in stores)
+    finally:
+        for store in stores:
+            store.close()

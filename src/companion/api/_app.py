@@ -26,6 +26,7 @@ from companion.api import (
 from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._context import RequestContextMiddleware
 from companion.api._problems import GUARDED_RESPONSES, install_error_handlers, problem_response
+from companion.api._session_forwarding import SessionForwardingMiddleware
 from companion.config import Settings, load_settings
 from companion.errors import PayloadTooLarge
 from companion.monitoring import RequestMetricsMiddleware
@@ -115,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.
+    # Innermost: a relayed call has passed the body limits, and carries the request id.
+    app.add_middleware(SessionForwardingMiddleware, forwarder=state.forwarder_for)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

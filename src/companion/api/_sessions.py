@@ -59,6 +59,9 @@ async def create_session(http: Request, state: State, key: ExecuteKey) -> Respon
     """Open a session for the key's tenant."""
     request = parsed_body(SessionCreate, await http.body())
     info = await _sessions(state).create(key.tenant, request)
+    await state.session_forwarder.owners.claim(
+        info.id, state.settings.execution_session_max_lifetime_s
+    )
     return Response(info.model_dump_json(), status_code=201, media_type="application/json")
 
 
@@ -78,6 +81,7 @@ async def get_session(session_id: SessionId, state: State, key: ExecuteKey) -> S
 async def delete_session(session_id: SessionId, state: State, key: ExecuteKey) -> Response:
     """Ends it even while a cell runs (that cell's answer says the session ended)."""
     await _sessions(state).delete(key.tenant, session_id)
+    await state.session_forwarder.owners.release(session_id)
     return Response(status_code=204)
 
 

@@ -288,6 +288,10 @@ class SessionManager:
         """The session (ended ones too, saying why); 404 for another tenant's or an unknown id."""
         return self._info(self._find(tenant, session_id))
 
+    def holds(self, session_id: str) -> bool:
+        """Whether this node holds the session, or remembers it ended here (any tenant's)."""
+        return session_id in self._sessions or session_id in self._ended
+
     def list_sessions(self, tenant: str) -> list[SessionInfo]:
         """The tenant's open sessions, oldest first."""
         return [self._info(s) for s in self._sessions.values() if s.tenant == tenant]

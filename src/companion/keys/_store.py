@@ -19,6 +19,8 @@ _CREATE = (
     "scopes TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, "
     "revoked_at TEXT, last_used_at TEXT, secret_sha256 TEXT NOT NULL)"
 )
+# pg_advisory_xact_lock key: one node creates the table at a time.
+_CREATE_LOCK = 0x6B657973
 # Written with `?` placeholders; PostgreSQL gets them as `%s`.
 _INSERT = (
     "INSERT INTO api_keys (key_id, tenant, scopes, name, created_at, expires_at, revoked_at, "
@@ -183,7 +185,22 @@ class PostgresKeyStore:
             raise DependencyUnavailable(
                 f"The key store (PostgreSQL) is unreachable: {exc}"
             ) from None
-        self._run(_CREATE.replace("TEXT NOT NULL, expires", "TIMESTAMPTZ NOT NULL, expires"))
+        self._create_table()
+
+    def _create_table(self) -> None:
+        import psycopg
+
+        create = _CREATE.replace("TEXT NOT NULL, expires", "TIMESTAMPTZ NOT NULL, expires")
+        try:
+            with self._pool.connection(timeout=5.0) as connection, connection.transaction():
+                # Nodes starting together would race `CREATE TABLE IF NOT EXISTS`, which is not
+                # atomic in PostgreSQL (the loser fails on the catalog's unique index).
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+                connection.execute(create)
+        except (psycopg.Error, OSError) as exc:
+            raise DependencyUnavailable(
+                f"The key store (PostgreSQL) is unreachable: {type(exc).__name__}"
+            ) from None
 
     def _run(self, statement: str, args: tuple[Any, ...] = ()) -> Any:
         import psycopg
