@@ -96,7 +96,13 @@ class Settings(BaseSettings):
         None,
         description="PostgreSQL for the knowledge store (`postgresql://`). Unset: embedded SQLite.",
     )
-
+    database_schema: str = Field(
+        "public",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="PostgreSQL schema the knowledge and key tables live in (it must exist).",
+    )
     metrics_require_key: bool = Field(
         False, description="Require an admin API key for `/metrics` (off: scrapers need no key)."
     )

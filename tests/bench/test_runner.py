@@ -264,3 +264,22 @@ def test_size_rows_report_the_returned_bytes_and_their_ratio() -> None:
     assert row.ratio == 1.5
     assert row.passed is True
     assert "3 MiB" in to_markdown(Report(mode="quick", rows=[row]))
+
+
+@pytest.mark.parametrize(("ours", "passed"), [(0.655, True), (0.649, False), (0.7, True)])
+def test_score_rows_pass_within_their_shortfall_of_the_peer(ours: float, passed: bool) -> None:
+    case = Case(
+        "g",
+        "nDCG@10",
+        ours=lambda: lambda: ours,
+        peer=lambda: lambda: 0.66,
+        peer_name="embedded",
+        target=Target(max_shortfall=0.01),
+        unit="score",
+    )
+    row = run_case(case, TINY)
+    assert row.ours_median_ns == ours
+    assert row.passed is passed
+    table = to_markdown(Report(mode="quick", rows=[row]))
+    assert f"{ours:.4f}" in table
+    assert "≥ peer − 0.01" in table

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_cli import _run
 
 
@@ -60,3 +62,28 @@ def test_eval_retrieval_prints_scores(tmp_path: Path) -> None:
     assert row["mode"] == "bm25"
     assert row["queries"] == 8
     assert "bm25 only" in done.stderr
+
+
+@pytest.mark.postgres
+def test_eval_retrieval_scores_the_configured_postgres_store_and_cleans_up(
+    tmp_path: Path, database_url: str, pg_schema: str
+) -> None:
+    import psycopg
+
+    data = Path(__file__).parents[1] / "knowledge" / "data" / "tiny_beir"
+    files = [str(data / name) for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv")]
+    env = {"COMPANION_DATA_DIR": str(tmp_path), "COMPANION_KNOWLEDGE_EMBEDDER": "none"}
+    embedded = _run("eval-retrieval", *files, "--json", env=env)
+    configured = _run(
+        "eval-retrieval",
+        *files,
+        "--store",
+        "configured",
+        "--json",
+        env={**env, "COMPANION_DATABASE_URL": database_url, "COMPANION_DATABASE_SCHEMA": pg_schema},
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert json.loads(configured.stdout) == json.loads(embedded.stdout)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        left = conn.execute(f'SELECT COUNT(*) FROM "{pg_schema}".kb_collections').fetchone()
+    assert left == (0,)  # the evaluation's collection is gone

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-__all__ = ["Case", "Cycling", "Operation", "Target", "format_bytes", "format_ns"]
+__all__ = [
+    "Case",
+    "Cycling",
+    "Operation",
+    "Target",
+    "format_bytes",
+    "format_figure",
+    "format_ns",
+]
 
 # A setup function returns the zero-argument operation to time (setup cost is never timed).
 # An operation may also have `note() -> str` (printed in the row), `close()` (called once the row
@@ -49,11 +58,15 @@ class Target:
     max_median_ns: float | None = None
     max_p95_ns: float | None = None
     max_added_ns: float | None = None  # ours minus peer (e.g. profiler overhead over a bare call)
+    # Score rows: how far ours may fall below the peer (e.g. nDCG within 0.01 of another store).
+    max_shortfall: float | None = None
 
     def describe(self, unit: str = "ns") -> str:
         """Human form, e.g. `≤ 0.75× peer`."""
-        show = format_bytes if unit == "bytes" else format_ns
+        show = functools.partial(format_figure, unit=unit)
         parts: list[str] = []
+        if self.max_shortfall is not None:
+            parts.append(f"≥ peer − {self.max_shortfall:g}")
         if self.max_ratio is not None:
             parts.append(f"≤ {self.max_ratio:g}× peer")
         if self.max_added_ns is not None:
@@ -79,8 +92,9 @@ class Case:
     # Operations per timing sample: raise for sub-microsecond operations so the clock's cost vanishes.
     batch: int = 1
     # "ns": the operations are timed. "bytes": each operation returns a size in bytes, which is
-    # the figure (its median over a few calls), e.g. memory held by a structure.
-    unit: Literal["ns", "bytes"] = "ns"
+    # the figure (its median over a few calls), e.g. memory held by a structure. "score": each
+    # returns a quality figure where higher is better (nDCG@10), compared by `max_shortfall`.
+    unit: Literal["ns", "bytes", "score"] = "ns"
     # True: each operation measures itself and returns its figure in ns (e.g. a load burst's
     # time per request, or its p99); the runner calls it a few rounds, interleaved, untimed.
     reported: bool = False
@@ -92,6 +106,15 @@ def format_bytes(value: float) -> str:
         if value >= size:
             return f"{value / size:.3g} {unit}"
     return f"{value:.0f} B"
+
+
+def format_figure(value: float, unit: str = "ns") -> str:
+    """A row's figure in its unit: time, bytes or a score."""
+    if unit == "bytes":
+        return format_bytes(value)
+    if unit == "score":
+        return f"{value:.4f}"
+    return format_ns(value)
 
 
 def format_ns(value_ns: float) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from companion.bench._case import format_bytes, format_ns
+import functools
+
+from companion.bench._case import format_figure
 from companion.bench._runner import RowResult
 from companion.bench._suite import Report
 
@@ -27,7 +29,7 @@ def _verdict(row: RowResult) -> str:
 
 def row_cells(row: RowResult) -> list[str]:
     """The cells of one row, in `HEADERS` order."""
-    show = format_bytes if row.unit == "bytes" else format_ns
+    show = functools.partial(format_figure, unit=row.unit)
     return [
         row.group,
         row.name,

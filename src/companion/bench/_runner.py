@@ -170,7 +170,7 @@ def run_case(case: Case, budget: Budget) -> RowResult:
     peer = case.peer() if case.peer is not None else None
     failures = _Failures(case)
     try:
-        if case.unit == "bytes" or case.reported:
+        if case.unit != "ns" or case.reported:
             row = _measure_reported(case, ours, peer, budget.rounds, failures)
         else:
             row = _measure(case, budget, ours, peer, failures)
@@ -303,6 +303,8 @@ def _bound_fractions(
         fractions.append(ours_median / peer_median / target.max_ratio)
     if target.max_added_ns is not None and peer_median is not None:
         fractions.append((ours_median - peer_median) / target.max_added_ns)
+    if target.max_shortfall is not None and peer_median is not None:
+        fractions.append((peer_median - ours_median) / target.max_shortfall)
     if target.max_median_ns is not None:
         fractions.append(ours_median / target.max_median_ns)
     if target.max_p95_ns is not None:

@@ -26,7 +26,13 @@ from companion.knowledge import EmbeddingInfo, KnowledgeBase, SqliteStore
 from companion.knowledge._models import PreparedChunk, PreparedDocument
 from companion.knowledge._vectors import VectorIndex
 
-__all__ = ["CORPUS_CHUNKS", "cases", "generate_corpus"]
+__all__ = [
+    "CORPUS_CHUNKS",
+    "QUICK_CORPUS_CHUNKS",
+    "cases",
+    "embedded_corpus",
+    "generate_corpus",
+]
 
 _GROUP = "search"
 CORPUS_CHUNKS = 100_000
@@ -245,8 +251,14 @@ _corpus_chunks = CORPUS_CHUNKS
 
 
 @functools.cache
+def embedded_corpus(chunks: int) -> _Corpus:
+    """The embedded store over `chunks` generated passages, built once per size (the scale-out
+    group searches the same one as its peer)."""
+    return _Corpus(chunks)
+
+
 def _corpus() -> _Corpus:
-    return _Corpus(_corpus_chunks)
+    return embedded_corpus(_corpus_chunks)
 
 
 def _ingest(with_embeddings: bool) -> Operation:

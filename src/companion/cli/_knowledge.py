@@ -236,10 +236,20 @@ def eval_retrieval(
     modes: Annotated[
         str, typer.Option(help="Comma-separated modes to score.")
     ] = "bm25,vector,hybrid",
+    store: Annotated[
+        str,
+        typer.Option(
+            help="`temporary`: a throwaway embedded store; `configured`: the store the settings "
+            "choose (PostgreSQL when COMPANION_DATABASE_URL is set), in a collection of its own "
+            "that is deleted afterwards."
+        ),
+    ] = "temporary",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Score nDCG@10 and recall@100 of each search mode on a BEIR-format dataset."""
+    import contextlib
     import tempfile
+    import uuid
     from dataclasses import asdict
 
     import orjson
@@ -247,30 +257,54 @@ def eval_retrieval(
     from rich.table import Table
 
     from companion.config import load_settings
-    from companion.knowledge import KnowledgeBase, SqliteStore, load_embedder
+    from companion.knowledge import (
+        CollectionNotFound,
+        KnowledgeBase,
+        SqliteStore,
+        build_knowledge_base,
+        load_embedder,
+    )
     from companion.knowledge._evaluation import evaluate
     from companion.knowledge._validation import check_mode
 
+    if store not in ("temporary", "configured"):
+        raise typer.BadParameter("choose `temporary` or `configured`", param_hint="--store")
     wanted = [check_mode(mode.strip()) for mode in modes.split(",") if mode.strip()]
-    embedder = load_embedder(load_settings())
+    settings = load_settings()
+    embedder = load_embedder(settings)
     if embedder is None:
         wanted = [mode for mode in wanted if mode == "bm25"]
         typer.echo("companion: no embedding model: scoring bm25 only", err=True)
 
-    async def run(root: Path) -> list[dict[str, object]]:
-        kb = KnowledgeBase(SqliteStore(root), embedder)
+    async def score(kb: KnowledgeBase, collection: str) -> list[dict[str, object]]:
         await kb.start()
         try:
-            return [asdict(s) for s in await evaluate(kb, corpus, queries, qrels, wanted)]
+            found = await evaluate(
+                kb, corpus, queries, qrels, wanted, tenant="eval", collection=collection
+            )
+            return [asdict(s) for s in found]
         finally:
+            if store == "configured":
+                with contextlib.suppress(CollectionNotFound):
+                    await kb.delete_collection("eval", collection)
             await kb.close()
 
-    with tempfile.TemporaryDirectory(prefix="companion-eval-") as root:
-        scores = asyncio.run(run(Path(root)))
+    if store == "configured":
+        kb = build_knowledge_base(settings, embedder=embedder)
+        scores = asyncio.run(score(kb, f"eval-{uuid.uuid4().hex[:12]}"))
+    else:
+        with tempfile.TemporaryDirectory(prefix="companion-eval-") as root:
+            scores = asyncio.run(score(KnowledgeBase(SqliteStore(Path(root)), embedder), "beir"))
     if as_json:
         typer.echo(orjson.dumps(scores, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table("mode", "nDCG@10", "recall@100", "queries", title=f"retrieval on {corpus.parent}")
+    table = Table(
+        "mode",
+        "nDCG@10",
+        "recall@100",
+        "queries",
+        title=f"retrieval on {corpus.parent}, {store} store",
+    )
     for row in scores:
         table.add_row(
             str(row["mode"]),

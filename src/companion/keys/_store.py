@@ -244,5 +244,7 @@ class PostgresKeyStore:
 def open_key_store(settings: Settings) -> KeyStore:
     """PostgreSQL when `COMPANION_DATABASE_URL` is set, else SQLite under the data directory."""
     if settings.database_url is not None:
-        return PostgresKeyStore(settings.database_url.get_secret_value())
+        return PostgresKeyStore(
+            settings.database_url.get_secret_value(), schema=settings.database_schema
+        )
     return SQLiteKeyStore(settings.data_dir / "keys.sqlite3")

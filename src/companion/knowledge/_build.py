@@ -32,6 +32,7 @@ def build_knowledge_base(
 
         store = PostgresStore(
             settings.database_url.get_secret_value(),
+            schema=settings.database_schema,
             index_dir=settings.data_dir / "knowledge-postgres",
         )
     else:

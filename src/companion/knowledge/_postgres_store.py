@@ -66,6 +66,12 @@ class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
         """This node's BM25 indexes (their versions, for tests and benchmarks)."""
         return self._fulltext
 
+    async def collection_version(self, tenant: str, name: str) -> tuple[int, int]:
+        """The collection's key and the version of its last committed write (what each node's
+        index catches up to)."""
+        async with self._pool.connection() as conn:
+            return await self._key_version(conn, tenant, name)
+
     async def start(self) -> None:
         """Open the pool, apply pending migrations (pgvector's only if the server has it), and
         bring this node's BM25 indexes up to date."""
