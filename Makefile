@@ -8,12 +8,13 @@ UV := $(or $(shell command -v uv 2>/dev/null),.uv/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test install lint typecheck pytest fmt bench lock clean model sandbox-host runtime runtime-lock
+.PHONY: run test install lint typecheck pytest fmt bench lock clean model sandbox-host test-host \
+	runtime runtime-lock
 
 run: sandbox-host $(VENV)/.installed runtime
 	$(VENV)/bin/companion serve
 
-test: sandbox-host $(VENV)/.installed runtime model lint typecheck pytest
+test: sandbox-host test-host $(VENV)/.installed runtime model lint typecheck pytest
 
 # bubblewrap for the sandbox, installed when we may (root with apt). Without it a root service
 # builds the same namespaces itself; a non-root service without it refuses to run snippets.
@@ -25,6 +26,21 @@ sandbox-host:
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; }; } \
 	      || echo "could not install bubblewrap: the sandbox uses its own namespaces"; \
 	  else echo "bubblewrap is not installed (apt install bubblewrap): see docs/execution.md"; fi; }
+
+# What only the tests need from the system: Chromium (the dashboard's browser tests) and HAProxy
+# (the balancer in front of the multi-node test), installed when we may. Without them those tests
+# skip locally and fail in CI.
+TEST_PACKAGES := chromium haproxy
+test-host:
+	@missing=""; for pkg in $(TEST_PACKAGES); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing for the tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } || \
+	      echo "could not install$$missing: their tests skip (and fail in CI)"; \
+	  else echo "missing$$missing (apt install$$missing): their tests skip"; fi; \
+	fi
 
 install: $(VENV)/.installed
 
