@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from companion.cache import TieredCache
 from companion.knowledge import DocumentInput, KnowledgeBase, SqliteStore
 from companion.knowledge._postgres_store import PostgresStore
 
@@ -65,6 +66,26 @@ async def test_a_write_through_one_node_is_found_through_another_at_once(
 
     await b.delete_document("t", "c", "heron")
     assert await _ids(a, "kingfisher") == []
+
+
+async def test_a_cached_result_is_not_served_after_another_nodes_write(
+    nodes: NodeFactory,
+) -> None:
+    """Each node has its own cache and hears of the other's writes only later (pub/sub, never
+    delivered here): a result cached before the write must not answer after it."""
+    a = KnowledgeBase(nodes("a"), cache=TieredCache())
+    b = KnowledgeBase(nodes("b"), cache=TieredCache())
+    for kb in (a, b):
+        await kb.start()
+    await a.create_collection("t", "c")
+    before = await b.search("t", "c", "heron", mode="bm25")
+    assert before.results == []
+    assert (await b.search("t", "c", "heron", mode="bm25")).cached
+    await a.upsert("t", "c", [DocumentInput("the heron waits", id="heron")])
+    after = await b.search("t", "c", "heron", mode="bm25")
+    assert [hit.document_id for hit in after.results] == ["heron"]
+    assert not after.cached
+    assert (await b.search("t", "c", "heron", mode="bm25")).cached  # cached again, anew
 
 
 async def test_the_listener_applies_writes_before_any_search(

@@ -83,6 +83,8 @@ class KbSearch(KbBase):
                 k=k,
                 filter=filter,
                 with_snippets=with_snippets,
+                # Keyed by what it saw: a write through another node makes a new key at once.
+                version=await self.store.write_version(tenant, collection),
             )
             hit = self.cache.get(key)
             if hit is not None:
@@ -205,9 +207,10 @@ class KbSearch(KbBase):
         k: int,
         filter: Mapping[str, Any] | None,
         with_snippets: bool,
+        version: int | None,
     ) -> str:
         canonical = orjson.dumps(
-            [text, mode, k, filter, with_snippets], option=orjson.OPT_SORT_KEYS
+            [text, mode, k, filter, with_snippets, version], option=orjson.OPT_SORT_KEYS
         )
         digest = hashlib.sha256(canonical).hexdigest()[:32]
         return f"t:{tenant}:knowledge:{collection}:{digest}"

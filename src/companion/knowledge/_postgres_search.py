@@ -41,6 +41,13 @@ class PostgresSearch(PostgresBase):
                 raise SearchTimeout(f"the search took over {timeout_ms} ms") from None
             return [ScoredChunk(int(k), float(s)) for k, s in await cursor.fetchall()]
 
+    async def write_version(self, tenant: str, name: str) -> int | None:
+        """The collection's version: other nodes write it, and their cache invalidations reach
+        this node's memory only later (pub/sub), so a cached result must name what it saw."""
+        async with self._pool.connection() as conn:
+            _, version = await self._key_version(conn, tenant, name)
+        return version
+
     async def search_text(
         self,
         tenant: str,

@@ -48,6 +48,10 @@ class SqliteSearch(SqliteIndexes):
                 self._db.set_progress_handler(None, 0)
         return [row[0] for row in rows]
 
+    async def write_version(self, tenant: str, name: str) -> int | None:
+        """None: this process holds the store's lock, so every write is its own."""
+        return None
+
     async def search_text(
         self,
         tenant: str,
