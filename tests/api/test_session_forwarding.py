@@ -3,6 +3,7 @@ live nodes is exercised in tests/multinode)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -101,4 +102,30 @@ def test_without_a_node_url_nothing_is_relayed(redis_url: str, namespace: str) -
         response = client.get("/v1/sessions/ses_x", headers=key_headers(client, "execute"))
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "sandbox_unavailable"
+    store.close()
+
+
+@pytest.mark.sandbox
+def test_a_listing_names_the_nodes_that_did_not_answer(redis_url: str, namespace: str) -> None:
+    settings = load_settings(
+        redis_url=redis_url,
+        cache_namespace=namespace,
+        node_name="node-a",
+        node_url="http://127.0.0.1:1",
+        execution_pool_size=1,
+        execution_session_spares=0,
+    )
+    dead = f"http://127.0.0.1:{free_port()}"
+    store = _record(redis_url, namespace, "ses_far", "node-z", dead)
+    store.zadd(f"{namespace}:sessions-of:default", {"ses_far": time.time() + 600})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        headers = key_headers(client, "execute")
+        opened = client.post("/v1/sessions", json={"language": "python"}, headers=headers)
+        assert opened.status_code == 201, opened.text
+        listed = client.get("/v1/sessions", headers=headers).json()
+        assert [s["id"] for s in listed["sessions"]] == [opened.json()["id"]]
+        assert listed["unreachable_nodes"] == ["node-z"]
+        # Another tenant's listing asks nobody: node-z holds none of its sessions.
+        other = client.get("/v1/sessions", headers=key_headers(client, "execute", tenant="t2"))
+        assert other.json() == {"sessions": [], "unreachable_nodes": []}
     store.close()

@@ -372,8 +372,16 @@ def test_a_sessions_cells_reach_it_through_any_node(cluster: Cluster) -> None:
             shown = client.get(f"{cluster.node('node-c').url}/v1/sessions/{session}")
             assert shown.status_code == 200, shown.text
             assert shown.json()["execution_count"] == 1 + len(route)
+            for via, url in cluster.urls().items():  # listed through every node, once
+                listed = client.get(f"{url}/v1/sessions")
+                assert listed.status_code == 200, f"through {via}: {listed.text}"
+                body = listed.json()
+                assert [(s["id"], s["node"]) for s in body["sessions"]] == [(session, "node-a")]
+                assert body["unreachable_nodes"] == [], via
             ended = client.delete(f"{cluster.node('node-b').url}/v1/sessions/{session}")
             assert ended.status_code == 204, ended.text
+            for via, url in cluster.urls().items():
+                assert client.get(f"{url}/v1/sessions").json()["sessions"] == [], via
             gone = client.post(f"{owner}/v1/sessions/{session}/execute", json={"code": "x"})
             assert gone.status_code == 404, gone.text
         finally:

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +48,9 @@ _NOT_RELAYED = frozenset(
         FORWARDED_BY,
     }
 )
+# What a listing sent to other nodes carries of the caller's request: the key, nothing else.
+_CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
+_LIST_TIMEOUT_S = 5.0
 # The answer keeps the owner's headers but these, which the relaying node's server sets itself.
 _NOT_RETURNED = _NOT_RELAYED | {b"x-companion-node", b"date", b"server"}
 
@@ -61,6 +65,34 @@ class SessionForwarder:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(None, connect=connect_timeout_s), follow_redirects=False
         )
+
+    async def sessions_elsewhere(
+        self, tenant: str, headers: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The tenant's sessions on the other nodes that hold any, asked with the caller's own
+        key; and the nodes that did not answer (their sessions are missing from the list)."""
+        owners = await self.owners.other_nodes_of(tenant)
+        relayed = [(k, v) for k, v in headers if k in _CREDENTIALS]
+        relayed.append((FORWARDED_BY, self.owners.node.encode()))
+
+        async def sessions_of(owner: SessionOwner) -> list[dict[str, Any]]:
+            response = await self._client.get(
+                owner.url + "/v1/sessions", headers=relayed, timeout=_LIST_TIMEOUT_S
+            )
+            response.raise_for_status()
+            found: list[dict[str, Any]] = response.json()["sessions"]
+            return found
+
+        answers = await asyncio.gather(*map(sessions_of, owners), return_exceptions=True)
+        sessions: list[dict[str, Any]] = []
+        unreachable: list[str] = []
+        for owner, answer in zip(owners, answers, strict=True):
+            if isinstance(answer, BaseException):
+                _log.warning("listing sessions on %s failed: %s", owner.node, answer)
+                unreachable.append(owner.node)
+            else:
+                sessions.extend(answer)
+        return sessions, unreachable
 
     async def close(self) -> None:
         """Close the relay's connections and the owner records' client."""

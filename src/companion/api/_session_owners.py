@@ -10,6 +10,8 @@ costs one hop to the owner, which answers 410 or 404 as it would have.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +35,14 @@ class SessionOwner:
 class SessionOwners:
     """Owner records in Redis; without Redis or a node URL every method is a no-op (one node)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.node = settings.node
+        self._clock = clock
         self._url = settings.node_url
         self._prefix = f"{settings.cache_namespace}:session:"
+        # Per tenant: its sessions' ids scored by when their records expire, so a listing can
+        # find the nodes that hold any of them without scanning every record.
+        self._tenant_prefix = f"{settings.cache_namespace}:sessions-of:"
         self._redis: Any = None
         if settings.redis_url is not None and settings.node_url is not None:
             import redis.asyncio as aioredis
@@ -53,24 +59,34 @@ class SessionOwners:
         """Whether sessions are shared between nodes here."""
         return self._redis is not None
 
-    async def claim(self, session_id: str, lifetime_s: float) -> None:
+    async def claim(self, session_id: str, tenant: str, lifetime_s: float) -> None:
         """Record this node as the session's owner for at most `lifetime_s`."""
         if self._redis is None:
             return
         record = orjson.dumps({"node": self.node, "url": self._url})
+        expires_at = self._clock() + lifetime_s
+        tenant_key = self._tenant_prefix + tenant
         try:
-            await self._redis.set(self._prefix + session_id, record, px=int(lifetime_s * 1000))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._prefix + session_id, record, px=int(lifetime_s * 1000))
+                pipe.zadd(tenant_key, {session_id: expires_at})
+                pipe.zremrangebyscore(tenant_key, "-inf", self._clock())
+                pipe.expireat(tenant_key, int(expires_at) + 1, gt=True)
+                await pipe.execute()
         except Exception as exc:
             # The session works through this node; other nodes answer 404 for it until Redis is
             # back. Failing the open would lose a session the sandbox already started.
             _log.warning("could not record session %s's owner in Redis: %s", session_id, exc)
 
-    async def release(self, session_id: str) -> None:
+    async def release(self, session_id: str, tenant: str) -> None:
         """Forget the session's record (it ended here)."""
         if self._redis is None:
             return
         try:
-            await self._redis.delete(self._prefix + session_id)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._prefix + session_id)
+                pipe.zrem(self._tenant_prefix + tenant, session_id)
+                await pipe.execute()
         except Exception as exc:  # the record expires by itself; the owner answers 410 till then
             _log.warning("could not delete session %s's owner record: %s", session_id, exc)
 
@@ -92,6 +108,31 @@ class SessionOwners:
             _log.warning("ignored a malformed owner record of session %s", session_id)
             return None
         return None if owner.node == self.node else owner
+
+    async def other_nodes_of(self, tenant: str) -> list[SessionOwner]:
+        """The other nodes holding a session of `tenant` (by their records), each once."""
+        if self._redis is None:
+            return []
+        try:
+            ids = await self._redis.zrangebyscore(
+                self._tenant_prefix + tenant, self._clock(), "+inf"
+            )
+            records = (
+                await self._redis.mget([self._prefix + i.decode() for i in ids]) if ids else []
+            )
+        except Exception as exc:
+            _log.warning("could not read tenant %s's session records from Redis: %s", tenant, exc)
+            return []
+        owners: dict[str, SessionOwner] = {}
+        for raw in records:
+            try:
+                record = orjson.loads(raw) if raw is not None else None
+                owner = SessionOwner(str(record["node"]), str(record["url"])) if record else None
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            if owner is not None and owner.node != self.node:
+                owners[owner.node] = owner
+        return sorted(owners.values(), key=lambda owner: owner.node)
 
     async def forget_node(self, session_id: str, owner: SessionOwner) -> None:
         """Drop the record if it still names `owner` (found unreachable)."""

@@ -6,10 +6,11 @@ import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from companion.api._bodies import json_body, parsed_body
 from companion.api._execute import ExecuteKey
+from companion.api._session_forwarding import FORWARDED_BY
 from companion.api._state import AppState, State
 from companion.api._streaming import EVENT_STREAM, streamed_run, wants_events
 from companion.errors import FieldError
@@ -33,9 +34,14 @@ FilePath = Annotated[str, Path(min_length=1, max_length=900)]
 
 
 class SessionList(BaseModel):
-    """The caller's open sessions on this node, oldest first."""
+    """The caller's open sessions on every node, oldest first."""
 
     sessions: list[SessionInfo]
+    unreachable_nodes: list[str] = Field(
+        default_factory=list,
+        description="Nodes holding some of the caller's sessions that did not answer: their "
+        "sessions are missing from `sessions`.",
+    )
 
 
 def _sessions(state: AppState) -> SessionManager:
@@ -60,15 +66,23 @@ async def create_session(http: Request, state: State, key: ExecuteKey) -> Respon
     request = parsed_body(SessionCreate, await http.body())
     info = await _sessions(state).create(key.tenant, request)
     await state.session_forwarder.owners.claim(
-        info.id, state.settings.execution_session_max_lifetime_s
+        info.id, key.tenant, state.settings.execution_session_max_lifetime_s
     )
     return Response(info.model_dump_json(), status_code=201, media_type="application/json")
 
 
-@router.get("", summary="The caller's open sessions")
-async def list_sessions(state: State, key: ExecuteKey) -> SessionList:
-    """Open sessions of the key's tenant on this node."""
-    return SessionList(sessions=_sessions(state).list_sessions(key.tenant))
+@router.get("", summary="The caller's open sessions, on every node")
+async def list_sessions(http: Request, state: State, key: ExecuteKey) -> SessionList:
+    """Open sessions of the key's tenant: this node's, and those other nodes hold (asked with
+    the caller's key) when nodes share sessions."""
+    sessions = _sessions(state).list_sessions(key.tenant)
+    forwarder = state.session_forwarder
+    if not forwarder.owners.enabled or http.headers.get(FORWARDED_BY.decode()) is not None:
+        return SessionList(sessions=sessions)
+    found, unreachable = await forwarder.sessions_elsewhere(key.tenant, http.scope["headers"])
+    sessions += [SessionInfo.model_validate(info) for info in found]
+    sessions.sort(key=lambda info: (info.created_at, info.id))
+    return SessionList(sessions=sessions, unreachable_nodes=unreachable)
 
 
 @router.get("/{session_id}", summary="One session (an ended one says why it ended)")
@@ -81,7 +95,7 @@ async def get_session(session_id: SessionId, state: State, key: ExecuteKey) -> S
 async def delete_session(session_id: SessionId, state: State, key: ExecuteKey) -> Response:
     """Ends it even while a cell runs (that cell's answer says the session ended)."""
     await _sessions(state).delete(key.tenant, session_id)
-    await state.session_forwarder.owners.release(session_id)
+    await state.session_forwarder.owners.release(session_id, key.tenant)
     return Response(status_code=204)
 
 
