@@ -15,7 +15,6 @@ rows are left out, and `companion bench` says so.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import os
 import shutil
@@ -99,12 +98,16 @@ class _PostgresCorpus:
         self.schema = _Schema()
         self.passages, self.queries = cases_search.generate_corpus(chunks)
         self.writer = self.schema.node("writer")
-        self.loop.run_until_complete(self._load())
         # A node started after the writes: it builds its whole index from PostgreSQL at start.
         self.reader = self.schema.node("reader")
-        started = time.perf_counter()
-        self.loop.run_until_complete(self.reader.start())
-        self.build_s = time.perf_counter() - started
+        try:
+            self.loop.run_until_complete(self._load())
+            started = time.perf_counter()
+            self.loop.run_until_complete(self.reader.start())
+            self.build_s = time.perf_counter() - started
+        except BaseException:
+            self.close()  # a failed setup must not leave its schema behind
+            raise
 
     async def _load(self) -> None:
         await self.writer.start()
@@ -143,6 +146,7 @@ class _PostgresCorpus:
             f"{len(self.passages)} chunks written in {self.load_s:.0f} s; the searching node "
             f"built its index from PostgreSQL in {self.build_s:.1f} s"
         )
+        search.close = self.close  # type: ignore[attr-defined]  # the runner closes the row's ops
         return search
 
     def close(self) -> None:
@@ -159,6 +163,7 @@ class _Relevance:
     def __init__(self, kind: str) -> None:
         from companion.knowledge._evaluation import evaluate
 
+        self.kind = kind
         self.root = Path(tempfile.mkdtemp(prefix="companion-bench-relevance-"))
         corpus, queries, qrels = docs_judged_set(self.root / "judged")
         schema = _Schema() if kind == "postgres" else None
@@ -184,7 +189,7 @@ class _Relevance:
 
     def note(self) -> str:
         """How many judged queries the figure averages."""
-        return f"{self.judged} judged queries"
+        return f"{self.kind}: {self.judged} judged queries"
 
 
 class _WriteThenSearch:
@@ -200,8 +205,12 @@ class _WriteThenSearch:
         self.loop = asyncio.new_event_loop()
         self.schema = _Schema()
         self.writer, self.reader = self.schema.node("writer"), self.schema.node("reader")
-        self.loop.run_until_complete(self._start())
         self.count = itertools.count()
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException:
+            self.close()  # a failed setup must not leave its schema behind
+            raise
 
     async def _start(self) -> None:
         await self.writer.start()
@@ -253,11 +262,6 @@ def _letters(number: int) -> str:
     return "zq" + "".join(digits[int(d)] for d in str(number))
 
 
-@functools.cache
-def _postgres_corpus(chunks: int) -> _PostgresCorpus:
-    return _PostgresCorpus(chunks)
-
-
 def cases(quick: bool = False) -> list[Case]:
     """The rows above; none when PostgreSQL cannot be reached (the reason is printed)."""
     problem = postgres_problem()
@@ -270,7 +274,7 @@ def cases(quick: bool = False) -> list[Case]:
     chunks = f"{chunk_count // 1000}k chunks"
 
     def ours() -> Operation:
-        return _postgres_corpus(chunk_count).search()
+        return _PostgresCorpus(chunk_count).search()
 
     def peer() -> Operation:
         return cases_search.embedded_corpus(chunk_count).search("bm25")
