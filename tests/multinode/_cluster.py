@@ -11,8 +11,8 @@ The harness of the multi-node tests, and of any bench that needs more than one n
 Each node is a process of its own (`COMPANION_PORT`, `COMPANION_DATA_DIR`, `COMPANION_NODE_NAME`,
 `COMPANION_NODE_URL`); they share the database, the Redis (under a cache namespace of the cluster's
 own) and the dashboard session secret. HAProxy balances round robin on loopback, marks a node down
-after two failed `GET /readyz` 200 ms apart, and retries a request whose connection failed (or got
-no response) on another node. Keys are minted straight into the shared key store, as
+after two failed `GET /readyz` 200 ms apart, and retries a request whose connection failed on
+another node. Keys are minted straight into the shared key store, as
 `companion keys create` does against the same `COMPANION_DATABASE_URL`.
 """
 
@@ -213,11 +213,12 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout check 1s
-    # A request whose connection failed or got no answer is sent again, to another node each time
-    # (`redispatch 1`): a node's death costs at most the requests it was answering.
+    # A request whose connection failed is sent again, to another node each time (`redispatch 1`):
+    # a node's death costs at most the requests it was answering. Not `empty-response`: that would
+    # replay a POST (a run, a write) that a dying node may have carried out.
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response
+    retry-on conn-failure
 
 frontend companion
     bind 127.0.0.1:{self.port}
