@@ -236,3 +236,17 @@ async def test_long_documents_are_chunked_and_each_chunk_found(kb: KnowledgeBase
     result = await kb.search("t1", "notes", "topic5", k=3)
     assert result.results[0].document_id == "long"
     assert "topic5" in result.results[0].text
+
+
+async def test_every_chunk_is_found_by_its_documents_title(kb: KnowledgeBase) -> None:
+    """A title reaches every chunk of a long document, not only the first."""
+    await kb.create_collection("t", "c")
+    paragraphs = [f"Paragraph {i} talks about tides and harbours at length." * 8 for i in range(6)]
+    await kb.upsert(
+        "t", "c", [{"id": "long", "title": "Zanzibar almanac", "text": "\n\n".join(paragraphs)}]
+    )
+    result = await kb.search("t", "c", "zanzibar", k=50, with_snippets=False)
+    document = await kb.get_document("t", "c", "long")
+    assert document.chunk_count > 2
+    assert len(result.results) == document.chunk_count
+    assert all("Zanzibar" not in hit.text for hit in result.results)  # stored text is untouched

@@ -123,7 +123,7 @@ async def test_small_unfiltered_bm25_runs_inline_and_never_waits_for_the_writer(
 
 def test_reapplying_a_document_replaces_its_chunks_in_the_full_text_index(tmp_path: Path) -> None:
     index = FullTextIndex(tmp_path)
-    rows = [(1, 7, "the owl sleeps"), (2, 7, "the owl wakes"), (3, 8, "a cat")]
+    rows = [(1, 7, None, "the owl sleeps"), (2, 7, None, "the owl wakes"), (3, 8, None, "a cat")]
     index.apply(1, [], rows)
     # The background embedder re-applies a document once its vectors land: same chunks again.
     index.apply(1, [7], rows[:2])
@@ -132,3 +132,19 @@ def test_reapplying_a_document_replaces_its_chunks_in_the_full_text_index(tmp_pa
     index.apply(1, [7, 8], [])
     assert index.chunk_count(1) == 0
     index.close()
+
+
+async def test_an_index_of_an_older_format_is_rebuilt_at_start(tmp_path: Path) -> None:
+    kb = KnowledgeBase(SqliteStore(tmp_path))
+    await kb.start()
+    await kb.create_collection("t", "c")
+    await kb.upsert("t", "c", [{"id": "a", "title": "Lighthouses", "text": "A beam at night."}])
+    await kb.close()
+    (tmp_path / "index" / "format").write_text("1")  # as an index built before titles
+    kb = KnowledgeBase(SqliteStore(tmp_path))
+    await kb.start()
+    try:
+        assert (tmp_path / "index" / "format").read_text() == str(_tantivy_index.INDEX_FORMAT)
+        assert await _ids(kb, "lighthouses") == ["a"]
+    finally:
+        await kb.close()

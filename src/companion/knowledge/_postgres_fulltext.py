@@ -29,11 +29,11 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from companion.knowledge import _tantivy_index
 from companion.knowledge._models import ScoredChunk
-from companion.knowledge._tantivy_index import FullTextIndex
+from companion.knowledge._tantivy_index import INDEX_FORMAT, FullTextIndex
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -47,6 +47,11 @@ _log = logging.getLogger("companion.knowledge")
 # Writers `NOTIFY` here with `schema:collection_key:version` (the channel is database-wide, and
 # several stores may share a database in different schemas).
 CHANGES_CHANNEL = "companion_kb"
+# What the index is built from: each chunk with its document's title.
+_CHUNK_ROWS = (
+    "SELECT c.key, c.document_key, d.title, c.text FROM kb_chunks c "
+    "JOIN kb_documents d ON d.key = c.document_key"
+)
 # Rows fetched and indexed at a time when a whole collection is built (bounds the memory held).
 _BUILD_BATCH_ROWS = 10_000
 # A listener that lost its connection tries again after this, doubling up to the maximum.
@@ -92,7 +97,8 @@ class PostgresFullText:
         The node is not ready before its indexes are current: a balancer keeps sending searches
         elsewhere while a new node builds them, instead of timing them out here.
         """
-        root = self.root / f"{instance_id}-{self._schema}"
+        # The index format is in the name: a node that indexes differently starts afresh.
+        root = self.root / f"{instance_id}-{self._schema}-f{INDEX_FORMAT}"
         self._versions_dir = root / "versions"
         self._versions_dir.mkdir(parents=True, exist_ok=True)
         self._index = FullTextIndex(root / "tantivy")
@@ -172,11 +178,10 @@ class PostgresFullText:
                 )
                 documents = [int(d) for (d,) in await cursor.fetchall()]
                 cursor = await conn.execute(
-                    "SELECT key, document_key, text FROM kb_chunks "
-                    "WHERE document_key = ANY(%s) ORDER BY key",
+                    f"{_CHUNK_ROWS} WHERE c.document_key = ANY(%s) ORDER BY c.key",
                     (documents,),
                 )
-                chunks = [(int(k), int(d), str(t)) for k, d, t in await cursor.fetchall()]
+                chunks = [_chunk_row(row) for row in await cursor.fetchall()]
                 await asyncio.to_thread(self._fulltext.apply, collection_key, documents, chunks)
         self._save_version(collection_key, version)
         async with self._applied_changed:
@@ -190,11 +195,10 @@ class PostgresFullText:
         after = 0
         while True:
             cursor = await conn.execute(
-                "SELECT key, document_key, text FROM kb_chunks "
-                "WHERE collection_key = %s AND key > %s ORDER BY key LIMIT %s",
+                f"{_CHUNK_ROWS} WHERE c.collection_key = %s AND c.key > %s ORDER BY c.key LIMIT %s",
                 (collection_key, after, _BUILD_BATCH_ROWS),
             )
-            batch = [(int(k), int(d), str(t)) for k, d, t in await cursor.fetchall()]
+            batch = [_chunk_row(row) for row in await cursor.fetchall()]
             if not batch:
                 return
             await asyncio.to_thread(self._fulltext.apply, collection_key, (), batch)
@@ -291,6 +295,11 @@ class PostgresFullText:
 
     def _known_keys(self) -> list[int]:
         return [int(p.name) for p in self._versions_dir.iterdir() if p.name.isdigit()]
+
+
+def _chunk_row(row: Sequence[Any]) -> tuple[int, int, str | None, str]:
+    chunk, document, title, text = row
+    return int(chunk), int(document), title, str(text)
 
 
 def notice_payload(schema: str, collection_key: int, version: int) -> str:

@@ -31,6 +31,7 @@ class SqliteBase:
     _fulltext: FullTextIndex
     _vectors: VectorIndex
     _seq_file: Path
+    _format_file: Path
 
     @property
     def _db(self) -> sqlite3.Connection:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from companion.knowledge._sqlite_base import SqliteBase
+from companion.knowledge._tantivy_index import INDEX_FORMAT
 
 __all__ = ["SqliteIndexes"]
 
@@ -80,17 +81,21 @@ class SqliteIndexes(SqliteBase):
                 )
             }
         rows = self._chunk_rows(sorted(doc_keys))
-        self._fulltext.apply(collection_key, doc_keys, ((c, d, t) for c, d, t, _ in rows))
-        self._vectors.apply(collection_key, doc_keys, [(c, d, v) for c, d, _, v in rows if v])
+        self._fulltext.apply(collection_key, doc_keys, ((c, d, h, t) for c, d, h, t, _ in rows))
+        self._vectors.apply(collection_key, doc_keys, [(c, d, v) for c, d, _, _, v in rows if v])
 
-    def _chunk_rows(self, doc_keys: list[int]) -> list[tuple[int, int, str, bytes | None]]:
-        rows: list[tuple[int, int, str, bytes | None]] = []
+    def _chunk_rows(
+        self, doc_keys: list[int]
+    ) -> list[tuple[int, int, str | None, str, bytes | None]]:
+        """`(chunk, document, title, text, vector)` of the documents' chunks."""
+        rows: list[tuple[int, int, str | None, str, bytes | None]] = []
         for start in range(0, len(doc_keys), 500):
             batch = doc_keys[start : start + 500]
             marks = ",".join("?" * len(batch))
             rows += self._db.execute(
-                "SELECT key, document_key, text, vector FROM chunks "
-                f"WHERE document_key IN ({marks}) ORDER BY key",
+                "SELECT c.key, c.document_key, d.title, c.text, c.vector FROM chunks c "
+                "JOIN documents d ON d.key = c.document_key "
+                f"WHERE c.document_key IN ({marks}) ORDER BY c.key",
                 batch,
             ).fetchall()
         return rows
@@ -116,6 +121,14 @@ class SqliteIndexes(SqliteBase):
             ).fetchone()
         return int(count), int(total)
 
+    def _index_is_current(self) -> bool:
+        """Whether the derived indexes exist and hold what this version indexes."""
+        try:
+            written = int(self._format_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return self._seq_file.exists() and written == INDEX_FORMAT
+
     def _rebuild(self) -> None:
         """Throw the derived indexes away and build them again from SQLite."""
         with self._lock:
@@ -127,6 +140,7 @@ class SqliteIndexes(SqliteBase):
             for (collection_key,) in self._db.execute("SELECT key FROM collections").fetchall():
                 self._apply(collection_key, None)
             self._save_applied_seq(last)
+            self._format_file.write_text(str(INDEX_FORMAT))
 
     async def rebuild(self) -> None:
         """Rebuild every derived index from the source of truth."""

@@ -66,6 +66,7 @@ class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
             checker=self._check_vectors,
         )
         self._seq_file = root / "index" / "applied_seq"
+        self._format_file = root / "index" / "format"
         self._lock_fd: int | None = None
 
     @property
@@ -88,7 +89,7 @@ class SqliteStore(SqliteCollections, SqliteDocuments, SqliteSearch):
         # Result rows are random pages of a large file: read through a memory map they cost about
         # half (10 rows of a 100k-chunk store: 52 against 103 us here), with no read() per page.
         self._reader.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
-        if not self._seq_file.exists():
+        if not self._index_is_current():
             self._rebuild()
         self._apply_changes()
 

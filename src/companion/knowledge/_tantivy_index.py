@@ -17,7 +17,11 @@ import tantivy
 from companion.knowledge._models import ScoredChunk
 from companion.knowledge._query import TOKENIZER_NAME, text_analyzer
 
-__all__ = ["INLINE_SEARCH_MAX_CHUNKS", "FullTextIndex"]
+__all__ = ["INDEX_FORMAT", "INLINE_SEARCH_MAX_CHUNKS", "FullTextIndex"]
+
+# What a chunk's index entry holds; an index of an older format is rebuilt at start.
+# 1: the chunk's text. 2: its document's title, then its text.
+INDEX_FORMAT = 2
 
 # tantivy's minimum writer arena is 15 MB; a per-collection writer does not need more.
 WRITER_HEAP_BYTES = 15_000_000
@@ -70,9 +74,11 @@ class FullTextIndex:
         self,
         collection_key: int,
         delete_documents: Iterable[int],
-        add_chunks: Iterable[tuple[int, int, str]],
+        add_chunks: Iterable[tuple[int, int, str | None, str]],
     ) -> None:
-        """Delete the chunks of `delete_documents`, add `(chunk, doc, text)` rows, and commit."""
+        """Delete the chunks of `delete_documents`, add `(chunk, doc, title, text)` rows, and
+        commit. Each chunk is indexed with its document's title: a title that reached only the
+        first chunk left the others unfindable by the words that name the document."""
         doomed = list(delete_documents)
         with self._lock:
             writer = self._writer(collection_key)
@@ -83,9 +89,9 @@ class FullTextIndex:
                 writer.delete_documents_by_query(
                     tantivy.Query.term_set_query(self._schema, "doc", doomed)
                 )
-            for chunk_key, doc_key, text in add_chunks:
+            for chunk_key, doc_key, title, text in add_chunks:
                 document = tantivy.Document()
-                document.add_text("text", text)
+                document.add_text("text", f"{title}\n{text}" if title else text)
                 document.add_unsigned("chunk", chunk_key)
                 document.add_unsigned("doc", doc_key)
                 writer.add_document(document)
