@@ -11,10 +11,11 @@ import orjson
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from companion.api import create_app
 from companion.config import load_settings
-from tests._services import free_port
+from tests._services import free_port, wait_for_port
 from tests.api.conftest import key_headers
 
 
@@ -117,7 +118,12 @@ def test_a_listing_names_the_nodes_that_did_not_answer(redis_url: str, namespace
     )
     dead = f"http://127.0.0.1:{free_port()}"
     store = _record(redis_url, namespace, "ses_far", "node-z", dead)
-    store.zadd(f"{namespace}:sessions-of:default", {"ses_far": time.time() + 600})
+    store.set(f"{namespace}:node:node-z", dead)  # alive by its heartbeat, yet not answering
+    _record(redis_url, namespace, "ses_gone", "node-x", dead).close()  # no heartbeat: gone
+    store.zadd(
+        f"{namespace}:sessions-of:default",
+        {"ses_far": time.time() + 600, "ses_gone": time.time() + 600},
+    )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         headers = key_headers(client, "execute")
         opened = client.post("/v1/sessions", json={"language": "python"}, headers=headers)
@@ -129,3 +135,139 @@ def test_a_listing_names_the_nodes_that_did_not_answer(redis_url: str, namespace
         other = client.get("/v1/sessions", headers=key_headers(client, "execute", tenant="t2"))
         assert other.json() == {"sessions": [], "unreachable_nodes": []}
     store.close()
+
+
+class _EchoOwner:
+    """A real HTTP server standing in for the owner: answers what reached it, as JSON."""
+
+    def __init__(self) -> None:
+        import threading
+
+        import uvicorn
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                return
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            seen = {
+                "raw_path": scope["raw_path"].decode(),
+                "query": scope["query_string"].decode(),
+                "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
+                "body": body.decode(errors="replace"),
+            }
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": orjson.dumps(seen)})
+
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        assert wait_for_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def owner(redis_url: str, namespace: str) -> Iterator[_EchoOwner]:
+    echo = _EchoOwner()
+    store = _record(redis_url, namespace, "ses_far", "node-z", "http://unused.invalid")
+    store.set(f"{namespace}:node:node-z", echo.url)  # node-z's heartbeat names where it is
+    yield echo
+    echo.stop()
+    store.close()
+
+
+def test_a_call_is_relayed_as_the_client_encoded_it(client: TestClient, owner: _EchoOwner) -> None:
+    headers = {
+        **key_headers(client, "execute"),
+        "Connection": "keep-alive, x-hop",
+        "X-Hop": "secret for the next hop only",
+        "X-Forwarded-For": "203.0.113.9",
+    }
+    response = client.put(
+        "/v1/sessions/ses_far/files/a%3Fb%20%231.txt?x=1", content=b"payload", headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-companion-session-node"] == "node-z"
+    assert response.headers["x-companion-node"] == "node-a"
+    seen = response.json()
+    # One file name, as encoded: not a path `files/a` with a query `b...`.
+    assert seen["raw_path"] == "/v1/sessions/ses_far/files/a%3Fb%20%231.txt"
+    assert seen["query"] == "x=1"
+    assert seen["body"] == "payload"
+    relayed = seen["headers"]
+    assert relayed["authorization"] == headers["Authorization"]
+    assert relayed["x-companion-forwarded-by"] == "node-a"
+    assert "x-hop" not in relayed  # named in Connection: for one hop only
+    assert relayed["x-forwarded-for"] == "testclient"  # the relay's own client, not the claim
+    assert relayed["x-request-id"] == response.headers["x-request-id"]
+
+
+def test_dot_segments_are_never_relayed(client: TestClient, owner: _EchoOwner) -> None:
+    response = client.get(
+        "/v1/sessions/ses_far/%2e%2e/%2e%2e/metrics", headers=key_headers(client, "execute")
+    )
+    assert response.headers.get("x-companion-session-node") is None
+    assert response.status_code == 404
+
+
+def test_a_body_over_the_limits_is_refused_while_relayed_not_a_500(
+    client: TestClient, owner: _EchoOwner
+) -> None:
+    deep = b"[" * 200 + b"]" * 200
+    response = client.post(
+        "/v1/sessions/ses_far/execute",
+        content=deep,
+        headers={**key_headers(client, "execute"), "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_input"
+
+
+def test_a_live_node_that_refuses_a_connection_is_unavailable_not_ended(
+    client: TestClient, redis_url: str, namespace: str
+) -> None:
+    store = _record(redis_url, namespace, "ses_busy", "node-y", "http://unused.invalid")
+    store.set(f"{namespace}:node:node-y", f"http://127.0.0.1:{free_port()}")
+    response = client.get("/v1/sessions/ses_busy", headers=key_headers(client, "execute"))
+    assert response.status_code == 503, response.text
+    assert "node-y" in response.json()["detail"]
+    assert store.get(f"{namespace}:session:ses_busy") is not None  # kept: the node is alive
+    store.close()
+
+
+async def test_a_client_that_hangs_up_mid_body_aborts_the_relayed_request() -> None:
+    from starlette.requests import ClientDisconnect
+
+    from companion.api._session_relay import _request_body
+
+    messages = iter(
+        [{"type": "http.request", "body": b"half", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> Message:
+        return next(messages)
+
+    body = _request_body(receive)
+    assert await anext(body) == b"half"
+    with pytest.raises(ClientDisconnect):
+        await anext(body)

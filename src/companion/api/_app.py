@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.
     # Innermost: a relayed call has passed the body limits, and carries the request id.
-    app.add_middleware(SessionForwardingMiddleware, forwarder=state.forwarder_for)
+    app.add_middleware(SessionForwardingMiddleware, relay_for=state.relay_for)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

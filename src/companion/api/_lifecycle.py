@@ -14,8 +14,8 @@ from companion.api._dashboard_feed import DashboardFeed
 from companion.api._dependencies import dependency_checks
 from companion.api._limits import InFlight, RateLimits
 from companion.api._logging import finish_logging
-from companion.api._session_forwarding import SessionForwarder
 from companion.api._session_owners import SessionOwners
+from companion.api._session_relay import SessionRelay
 from companion.api._state import AppState
 from companion.api._trace_ring import TraceRing
 from companion.cache import build_cache
@@ -48,7 +48,7 @@ def build_state(settings: Settings) -> AppState:
     for name, check in dependency_checks(settings).items():
         monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)
     state.dashboard = DashboardFeed(state)
-    state.session_forwarder = SessionForwarder(SessionOwners(settings))
+    state.session_relay = SessionRelay(SessionOwners(settings))
     return state
 
 
@@ -77,6 +77,7 @@ async def start(state: AppState) -> None:
     await _start_knowledge(state)
     await state.sampler.start()
     await state.dashboard.start()
+    await state.session_relay.start()
 
 
 async def stop(state: AppState) -> None:
@@ -103,7 +104,7 @@ async def _stop_parts(state: AppState) -> None:
         state.cache.aclose if state.cache is not None else _nothing,
         close_keys,
         state.rate_limits.close,
-        state.session_forwarder.close,
+        state.session_relay.close,
     ]
     failures: list[Exception] = []
     for step in steps:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from companion.api._bodies import json_body, parsed_body
 from companion.api._execute import ExecuteKey
-from companion.api._session_forwarding import FORWARDED_BY
+from companion.api._session_relay import FORWARDED_BY
 from companion.api._state import AppState, State
 from companion.api._streaming import EVENT_STREAM, streamed_run, wants_events
 from companion.errors import FieldError
@@ -39,8 +39,9 @@ class SessionList(BaseModel):
     sessions: list[SessionInfo]
     unreachable_nodes: list[str] = Field(
         default_factory=list,
-        description="Nodes holding some of the caller's sessions that did not answer: their "
-        "sessions are missing from `sessions`.",
+        description="Nodes holding some of the caller's sessions that did not give their list "
+        "(unreachable, or refused the caller's key there, e.g. 429): their sessions are missing "
+        "from `sessions`.",
     )
 
 
@@ -65,9 +66,7 @@ async def create_session(http: Request, state: State, key: ExecuteKey) -> Respon
     """Open a session for the key's tenant."""
     request = parsed_body(SessionCreate, await http.body())
     info = await _sessions(state).create(key.tenant, request)
-    await state.session_forwarder.owners.claim(
-        info.id, key.tenant, state.settings.execution_session_max_lifetime_s
-    )
+    await state.session_relay.owners.claim(info.id, key.tenant)
     return Response(info.model_dump_json(), status_code=201, media_type="application/json")
 
 
@@ -76,13 +75,17 @@ async def list_sessions(http: Request, state: State, key: ExecuteKey) -> Session
     """Open sessions of the key's tenant: this node's, and those other nodes hold (asked with
     the caller's key) when nodes share sessions."""
     sessions = _sessions(state).list_sessions(key.tenant)
-    forwarder = state.session_forwarder
-    if not forwarder.owners.enabled or http.headers.get(FORWARDED_BY.decode()) is not None:
+    relay = state.session_relay
+    if not relay.owners.enabled or http.headers.get(FORWARDED_BY.decode()) is not None:
         return SessionList(sessions=sessions)
-    found, unreachable = await forwarder.sessions_elsewhere(key.tenant, http.scope["headers"])
-    sessions += [SessionInfo.model_validate(info) for info in found]
+    found, unlisted = await relay.sessions_elsewhere(key.tenant, http.scope["headers"])
+    for info in found:
+        try:
+            sessions.append(SessionInfo.model_validate(info))
+        except ValidationError:  # a node of another version: its entry is left out, not a 500
+            unlisted.append(str(info.get("node", "?")))
     sessions.sort(key=lambda info: (info.created_at, info.id))
-    return SessionList(sessions=sessions, unreachable_nodes=unreachable)
+    return SessionList(sessions=sessions, unreachable_nodes=sorted(set(unlisted)))
 
 
 @router.get("/{session_id}", summary="One session (an ended one says why it ended)")
@@ -95,7 +98,7 @@ async def get_session(session_id: SessionId, state: State, key: ExecuteKey) -> S
 async def delete_session(session_id: SessionId, state: State, key: ExecuteKey) -> Response:
     """Ends it even while a cell runs (that cell's answer says the session ended)."""
     await _sessions(state).delete(key.tenant, session_id)
-    await state.session_forwarder.owners.release(session_id, key.tenant)
+    await state.session_relay.owners.release(session_id, key.tenant)
     return Response(status_code=204)
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from companion.api._dashboard_feed import DashboardFeed
 from companion.api._limits import InFlight, RateLimits
-from companion.api._session_forwarding import SessionForwarder
+from companion.api._session_relay import SessionRelay
 from companion.api._trace_ring import TraceRing
 from companion.cache import TieredCache
 from companion.config import Settings
@@ -52,16 +52,16 @@ class AppState:
     knowledge: KnowledgeBase | None = None
     knowledge_problem: str | None = None
     dashboard: DashboardFeed = None  # type: ignore[assignment]  # set by build_state
-    session_forwarder: SessionForwarder = None  # type: ignore[assignment]  # set by build_state
+    session_relay: SessionRelay = None  # type: ignore[assignment]  # set by build_state
 
-    def forwarder_for(self, session_id: str) -> SessionForwarder | None:
+    def relay_for(self, session_id: str) -> SessionRelay | None:
         """The relay when another node may hold `session_id`; None when this node answers."""
-        forwarder = self.session_forwarder
-        if forwarder is None or not forwarder.owners.enabled:
+        relay = self.session_relay
+        if relay is None or not relay.owners.enabled:
             return None
         if self.executor is not None and self.executor.sessions.holds(session_id):
             return None
-        return forwarder
+        return relay
 
     def require_executor(self) -> Executor:
         """The running executor, or `SandboxUnavailable` saying why there is none."""
