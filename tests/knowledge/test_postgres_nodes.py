@@ -14,6 +14,7 @@ import pytest
 
 from companion.cache import TieredCache
 from companion.knowledge import DocumentInput, KnowledgeBase, SqliteStore
+from companion.knowledge._errors import SearchTimeout, StoreInUse
 from companion.knowledge._postgres_store import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -247,3 +248,77 @@ def _key_version(database_url: str, schema: str) -> tuple[int, int]:
 
 def _index_dirs(store: PostgresStore) -> list[Path]:
     return list(store.fulltext.root.iterdir())
+
+
+async def test_a_database_restored_to_an_earlier_state_rebuilds_the_index(
+    nodes: NodeFactory, database_url: str, pg_schema: str
+) -> None:
+    import psycopg
+
+    store_b = nodes("b")
+    a, b = await _kb(nodes("a")), await _kb(store_b)
+    await a.create_collection("t", "c")
+    for word in ("alpha", "beta", "gamma"):
+        await a.upsert("t", "c", [DocumentInput(f"{word} note", id=word)])
+    assert await _ids(b, "note") != []  # node b now holds version 3
+    # What a restore to version 1 looks like: later documents, changes and the version gone.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{pg_schema}"')
+        conn.execute("DELETE FROM kb_documents WHERE id IN ('beta', 'gamma')")
+        conn.execute("DELETE FROM kb_changes WHERE version > 1")
+        conn.execute("UPDATE kb_collections SET version = 1")
+    await a.upsert("t", "c", [DocumentInput("delta note", id="delta")])  # version 2 again
+    await store_b.fulltext.catch_up_all()  # as after the listener's reconnect
+    assert sorted(await _ids(b, "note")) == ["alpha", "delta"]
+
+
+async def test_a_recreated_collection_is_never_answered_from_the_old_ones_cache(
+    nodes: NodeFactory,
+) -> None:
+    a = KnowledgeBase(nodes("a"), cache=TieredCache())
+    b = KnowledgeBase(nodes("b"), cache=TieredCache())
+    for kb in (a, b):
+        await kb.start()
+    await a.create_collection("t", "c")
+    await a.upsert("t", "c", [DocumentInput("an old heron", id="old-heron")])
+    assert [h.document_id for h in (await b.search("t", "c", "heron")).results] == ["old-heron"]
+    await a.delete_collection("t", "c")
+    await a.create_collection("t", "c")
+    await a.upsert("t", "c", [DocumentInput("a new heron", id="new-heron")])
+    assert [h.document_id for h in (await b.search("t", "c", "heron")).results] == ["new-heron"]
+
+
+async def test_two_processes_cannot_share_an_index_directory(
+    database_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    first = PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path / "shared")
+    second = PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path / "shared")
+    await first.start()
+    try:
+        with pytest.raises(StoreInUse, match="data directory of its own"):
+            await second.start()
+    finally:
+        await second.close()
+        await first.close()
+
+
+async def test_a_search_waiting_on_a_long_catch_up_times_out_and_the_catch_up_goes_on(
+    nodes: NodeFactory, database_url: str, pg_schema: str
+) -> None:
+    # No listener on node b: only its searches catch it up, so nothing races the lock below.
+    store_b = PostgresStore(database_url, schema=pg_schema, follow=False)
+    a, b = await _kb(nodes("a")), await _kb(store_b)
+    try:
+        await a.create_collection("t", "c")
+        await a.upsert("t", "c", [DocumentInput("a slow heron", id="heron")])
+        assert await _ids(b, "heron") == ["heron"]
+        await a.upsert("t", "c", [DocumentInput("a slower heron", id="heron2")])
+        later = await store_b.collection_state("t", "c")
+        async with store_b.fulltext._lock(later.key):  # as a catch-up in progress holds it
+            with pytest.raises(SearchTimeout, match="catching up"):
+                await store_b.fulltext.ensure_current_within(later, timeout_ms=50)
+        # The catch-up the search started went on without it.
+        await asyncio.wait_for(store_b.fulltext.wait_for_version(later.key, later.version), 10)
+        assert sorted(await _ids(b, "heron")) == ["heron", "heron2"]
+    finally:
+        await b.close()

@@ -244,8 +244,10 @@ class _WriteThenSearch:
                 raise AssertionError(f"the other node did not find {word!r} at once")
         else:
             store = self._reader_store()
-            key, version = await store.collection_version("bench", "fresh")
-            await asyncio.wait_for(store.fulltext.wait_for_version(key, version), timeout=10)
+            state = await store.collection_state("bench", "fresh")
+            await asyncio.wait_for(
+                store.fulltext.wait_for_version(state.key, state.version), timeout=10
+            )
         return float(time.perf_counter_ns() - acknowledged)
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ def _knowledge() -> Finding:
 
     async def check() -> str:
         settings = load_settings()
-        kb = build_knowledge_base(settings, embedder=load_embedder(settings))
+        kb = build_knowledge_base(settings, embedder=load_embedder(settings), serving=False)
         await kb.start()
         try:
             return await kb.health()

@@ -27,7 +27,7 @@ def _knowledge_base() -> KnowledgeBase:
     from companion.knowledge._embedding_loader import load_embedder
 
     settings = load_settings()
-    return build_knowledge_base(settings, embedder=load_embedder(settings))
+    return build_knowledge_base(settings, embedder=load_embedder(settings), serving=False)
 
 
 class _Tree(NamedTuple):
@@ -290,7 +290,7 @@ def eval_retrieval(
             await kb.close()
 
     if store == "configured":
-        kb = build_knowledge_base(settings, embedder=embedder)
+        kb = build_knowledge_base(settings, embedder=embedder, serving=False)
         scores = asyncio.run(score(kb, f"eval-{uuid.uuid4().hex[:12]}"))
     else:
         with tempfile.TemporaryDirectory(prefix="companion-eval-") as root:

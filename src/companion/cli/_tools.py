@@ -62,7 +62,7 @@ class _LocalSubsystems:
             if self._knowledge is None:
                 # Loading the embedding model reads ~90 MB: off the event loop.
                 embedder = await asyncio.to_thread(load_embedder, self._settings)
-                knowledge = build_knowledge_base(self._settings, embedder=embedder)
+                knowledge = build_knowledge_base(self._settings, embedder=embedder, serving=False)
                 try:
                     await knowledge.start()
                 except BaseException:

@@ -24,8 +24,13 @@ def build_knowledge_base(
     cache: TieredCache | None = None,
     embedder: Embedder | None = None,
     monitor: Monitor | None = None,
+    serving: bool = True,
 ) -> KnowledgeBase:
-    """A knowledge base (not started) on PostgreSQL when `database_url` is set, else embedded."""
+    """A knowledge base (not started) on PostgreSQL when `database_url` is set, else embedded.
+
+    `serving=False` is for one-off commands beside a running node: on PostgreSQL their BM25
+    indexes go to a temporary directory, built for the collections they search only.
+    """
     store: Store
     if settings.database_url is not None:
         from companion.knowledge._postgres_store import PostgresStore
@@ -33,7 +38,8 @@ def build_knowledge_base(
         store = PostgresStore(
             settings.database_url.get_secret_value(),
             schema=settings.database_schema,
-            index_dir=settings.data_dir / "knowledge-postgres",
+            index_dir=settings.data_dir / "knowledge-postgres" if serving else None,
+            follow=serving,
         )
     else:
         store = SqliteStore(

@@ -207,7 +207,7 @@ class KbSearch(KbBase):
         k: int,
         filter: Mapping[str, Any] | None,
         with_snippets: bool,
-        version: int | None,
+        version: str | None,
     ) -> str:
         canonical = orjson.dumps(
             [text, mode, k, filter, with_snippets, version], option=orjson.OPT_SORT_KEYS

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from companion.knowledge._errors import CollectionNotFound
 from companion.knowledge._postgres_fulltext import (
     CHANGES_CHANNEL,
+    CollectionState,
     PostgresFullText,
     notice_payload,
 )
@@ -51,16 +52,16 @@ class PostgresBase:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return int(row[0])
 
-    async def _key_version(self, conn: Any, tenant: str, name: str) -> tuple[int, int]:
-        """The collection's key and the version of its last committed write."""
+    async def _state(self, conn: Any, tenant: str, name: str) -> CollectionState:
+        """The collection's key, the version of its last committed write and its creation."""
         cursor = await conn.execute(
-            "SELECT key, version FROM kb_collections WHERE tenant = %s AND name = %s",
+            "SELECT key, version, created_at FROM kb_collections WHERE tenant = %s AND name = %s",
             (tenant, name),
         )
         row = await cursor.fetchone()
         if row is None:
             raise CollectionNotFound(f"collection {name!r} does not exist")
-        return int(row[0]), int(row[1])
+        return CollectionState(int(row[0]), int(row[1]), float(row[2]))
 
     async def _record_write(
         self, conn: Any, collection_key: int, document_keys: Sequence[int]

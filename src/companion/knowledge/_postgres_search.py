@@ -41,12 +41,11 @@ class PostgresSearch(PostgresBase):
                 raise SearchTimeout(f"the search took over {timeout_ms} ms") from None
             return [ScoredChunk(int(k), float(s)) for k, s in await cursor.fetchall()]
 
-    async def write_version(self, tenant: str, name: str) -> int | None:
-        """The collection's version: other nodes write it, and their cache invalidations reach
+    async def write_version(self, tenant: str, name: str) -> str | None:
+        """The collection's state: other nodes write it, and their cache invalidations reach
         this node's memory only later (pub/sub), so a cached result must name what it saw."""
         async with self._pool.connection() as conn:
-            _, version = await self._key_version(conn, tenant, name)
-        return version
+            return (await self._state(conn, tenant, name)).token
 
     async def search_text(
         self,
@@ -65,23 +64,23 @@ class PostgresSearch(PostgresBase):
         allowed: list[int] | None = None
         async with self._pool.connection() as conn:
             if not conditions:
-                key, version = await self._key_version(conn, tenant, name)
+                state = await self._state(conn, tenant, name)
             else:
                 where, params = to_postgres(conditions, "d.metadata")
                 async with conn.transaction():
-                    key, version = await self._key_version(conn, tenant, name)
+                    state = await self._state(conn, tenant, name)
                     await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
                     try:
                         cursor = await conn.execute(
                             "SELECT d.key FROM kb_documents d "
                             f"WHERE d.collection_key = %s AND {where}",
-                            (key, *params),
+                            (state.key, *params),
                         )
                     except psycopg.errors.QueryCanceled:
                         raise SearchTimeout(f"the filter took over {timeout_ms} ms") from None
                     allowed = [int(d) for (d,) in await cursor.fetchall()]
-        await self._fulltext.ensure_current(key, version)
-        return await self._fulltext.search(key, terms, k, allowed)
+        await self._fulltext.ensure_current_within(state, timeout_ms)
+        return await self._fulltext.search(state.key, terms, k, allowed)
 
     async def search_vector(
         self,

@@ -8,6 +8,8 @@ knowledge base serves vector and hybrid searches with BM25 and says so (in resul
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 from companion.errors import DependencyUnavailable, FeatureUnavailable
 from companion.knowledge._postgres_collections import PostgresCollections
 from companion.knowledge._postgres_documents import PostgresDocuments
-from companion.knowledge._postgres_fulltext import PostgresFullText
+from companion.knowledge._postgres_fulltext import CollectionState, PostgresFullText
 from companion.knowledge._postgres_schema import BASE_MIGRATIONS, PGVECTOR_MIGRATION
 from companion.knowledge._postgres_search import PostgresSearch
 
@@ -25,15 +27,20 @@ _MIGRATION_LOCK = 0x6B6E6F77  # pg_advisory_xact_lock key: one node migrates at 
 
 
 class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
-    """A knowledge store in PostgreSQL at `dsn` (tables in `schema`), through an async pool, with
-    this node's BM25 indexes under `index_dir` (derived: deleting it costs a rebuild, nothing else;
-    one directory per node)."""
+    """A knowledge store in PostgreSQL at `dsn` (tables in `schema`), through an async pool.
+
+    This node's BM25 indexes live under `index_dir` (derived: deleting it costs a rebuild, nothing
+    else; one process per directory), or in a temporary directory removed on `close` when it is
+    None. `follow=False` suits one-off commands: no catch-up at start and no listener, each
+    collection's index built at its first search.
+    """
 
     def __init__(
         self,
         dsn: str,
         *,
-        index_dir: Path,
+        index_dir: Path | None = None,
+        follow: bool = True,
         schema: str = "public",
         min_connections: int = 1,
         max_connections: int = 10,
@@ -59,18 +66,23 @@ class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
         self._clock = clock
         self._pgvector = False
         self._schema = schema
-        self._fulltext = PostgresFullText(self._pool, index_dir, schema=schema, dsn=dsn)
+        self._transient_dir: Path | None = None
+        if index_dir is None:
+            index_dir = self._transient_dir = Path(tempfile.mkdtemp(prefix="companion-bm25-"))
+        self._fulltext = PostgresFullText(
+            self._pool, index_dir, schema=schema, dsn=dsn, follow=follow
+        )
 
     @property
     def fulltext(self) -> PostgresFullText:
         """This node's BM25 indexes (their versions, for tests and benchmarks)."""
         return self._fulltext
 
-    async def collection_version(self, tenant: str, name: str) -> tuple[int, int]:
-        """The collection's key and the version of its last committed write (what each node's
-        index catches up to)."""
+    async def collection_state(self, tenant: str, name: str) -> CollectionState:
+        """The collection's key, the version of its last committed write (what each node's index
+        catches up to) and its creation time."""
         async with self._pool.connection() as conn:
-            return await self._key_version(conn, tenant, name)
+            return await self._state(conn, tenant, name)
 
     async def start(self) -> None:
         """Open the pool, apply pending migrations (pgvector's only if the server has it), and
@@ -112,6 +124,8 @@ class PostgresStore(PostgresCollections, PostgresDocuments, PostgresSearch):
             await self._fulltext.close()
         finally:
             await self._pool.close()
+            if self._transient_dir is not None:
+                shutil.rmtree(self._transient_dir, ignore_errors=True)
 
     async def health(self) -> str:
         """Counts read from the server, and whether pgvector is there."""

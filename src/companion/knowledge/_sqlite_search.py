@@ -48,7 +48,7 @@ class SqliteSearch(SqliteIndexes):
                 self._db.set_progress_handler(None, 0)
         return [row[0] for row in rows]
 
-    async def write_version(self, tenant: str, name: str) -> int | None:
+    async def write_version(self, tenant: str, name: str) -> str | None:
         """None: this process holds the store's lock, so every write is its own."""
         return None
 

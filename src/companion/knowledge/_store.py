@@ -73,10 +73,11 @@ class Store(Protocol):
     async def delete_document(self, tenant: str, name: str, document_id: str) -> None:
         """Delete one document and its chunks, or `DocumentNotFound`."""
 
-    async def write_version(self, tenant: str, name: str) -> int | None:
-        """The collection's version when other processes write it too (it changes with each
-        committed write, so a cached search result can be keyed by it); None when every write
-        goes through this process, which drops its cached results itself."""
+    async def write_version(self, tenant: str, name: str) -> str | None:
+        """The collection's state when other processes write it too (it changes with each
+        committed write and between two collections of one name, so a cached search result can
+        be keyed by it); None when every write goes through this process, which drops its cached
+        results itself."""
 
     async def search_text(
         self,
