@@ -19,7 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 COMPANION = str(Path(sys.executable).parent / "companion")
-SCOPED = {"run_code", "search_knowledge"}
+SCOPED = {"run_code", "list_collections", "search_knowledge", "remember"}
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -96,6 +96,45 @@ async def test_mcp_over_stdio_lists_and_calls_every_tool(data_dir: Path) -> None
         assert missing.structured_content["code"] == "collection_not_found"
         with pytest.raises(MCPError, match="no tool named"):
             await client.call_tool("missing", {})
+
+
+async def test_mcp_over_stdio_an_agent_remembers_into_the_local_knowledge_base(
+    data_dir: Path,
+) -> None:
+    async with Client(_stdio(data_dir)) as client:
+        listed = await client.call_tool("list_collections", {})
+        assert listed.structured_content is not None
+        collections = {c["name"]: c for c in listed.structured_content["collections"]}
+        assert collections["faq"]["document_count"] == 1  # what `companion ingest` stored
+        saved = await client.call_tool(
+            "remember",
+            {
+                "collection": "agent-notes",
+                "id": "deploy",
+                "text": "Deploys happen on Tuesdays after the standup.",
+                "metadata": '{"team": "ops"}',
+            },
+        )
+        assert not saved.is_error, saved
+        assert saved.structured_content == {
+            "document_id": "deploy",
+            "collection": "agent-notes",
+            "collection_created": True,
+        }
+        found = await client.call_tool(
+            "search_knowledge",
+            {"collection": "agent-notes", "query": "deploys", "filter": {"team": "ops"}},
+        )
+        assert found.structured_content is not None
+        assert found.structured_content["results"][0]["document_id"] == "deploy"
+        empty = await client.call_tool("remember", {"collection": "agent-notes", "text": " "})
+        assert empty.is_error
+        assert empty.structured_content is not None
+        assert empty.structured_content["code"] == "invalid_document"
+    # The local user's tenant is the one `companion search` reads.
+    searched = _run(data_dir, "search", "Tuesdays", "--collection", "agent-notes", "--json")
+    assert searched.returncode == 0, searched.stdout + searched.stderr
+    assert "Deploys happen on Tuesdays" in searched.stdout
 
 
 @pytest.mark.sandbox

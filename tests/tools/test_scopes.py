@@ -70,7 +70,9 @@ def test_tools_acting_through_a_capability_declare_its_scope(registry: ToolRegis
     scopes = {info.name: info.scope for info in registry.list()}
     for name in ("run_code", "open_session", "close_session"):
         assert scopes.pop(name) == "execute"
-    assert scopes.pop("search_knowledge") == "knowledge:read"
+    for name in ("list_collections", "search_knowledge"):
+        assert scopes.pop(name) == "knowledge:read"
+    assert scopes.pop("remember") == "knowledge:write"
     assert set(scopes.values()) == {None}
 
     @tool(scope="knowledge:write")
@@ -86,7 +88,8 @@ def test_tools_acting_through_a_capability_declare_its_scope(registry: ToolRegis
 
 
 def test_listings_and_exports_show_only_the_tools_the_gate_allows(registry: ToolRegistry) -> None:
-    scoped = {"run_code", "open_session", "close_session", "search_knowledge"}
+    reads = {"list_collections", "search_knowledge"}
+    scoped = {"run_code", "open_session", "close_session", "remember", *reads}
     everything = {info.name for info in registry.list()}
     assert scoped <= everything  # no gate, not gated: a local caller sees every tool
 
@@ -100,8 +103,10 @@ def test_listings_and_exports_show_only_the_tools_the_gate_allows(registry: Tool
         ]
 
     assert shown(CountingGate()) == [everything - scoped] * 5
-    assert shown(CountingGate("execute")) == [everything - {"search_knowledge"}] * 5
-    assert shown(CountingGate("execute", "knowledge:read")) == [everything] * 5
+    assert shown(CountingGate("execute")) == [everything - reads - {"remember"}] * 5
+    assert shown(CountingGate("execute", "knowledge:read")) == [everything - {"remember"}] * 5
+    assert shown(CountingGate("knowledge:write")) == [(everything - scoped) | {"remember"}] * 5
+    assert shown(CountingGate("execute", "knowledge:read", "knowledge:write")) == [everything] * 5
     gated = ToolRegistry(gated=True)
     register_builtins(gated, executor=_nothing, knowledge=_nothing)
     assert shown(None, gated) == [everything - scoped] * 5

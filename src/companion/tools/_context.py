@@ -1,4 +1,4 @@
-"""The tenant a tool call acts for, visible to the tool itself (`run_code`, `search_knowledge`)."""
+"""The tenant a tool call acts for, visible to the tool itself (`run_code`, the knowledge tools)."""
 
 from __future__ import annotations
 

@@ -80,7 +80,11 @@ def build_mcp_server(
     return Server(
         "companion",
         version=__version__,
-        instructions="Companion BaaS tools: arithmetic, text, time, lists, JSON and more.",
+        instructions=(
+            "Companion BaaS tools: arithmetic, text, time, lists, JSON, and (as the caller's "
+            "scopes allow) code in a sandbox and knowledge: `list_collections` and "
+            "`search_knowledge` to find what you or your users stored, `remember` to store a note."
+        ),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from companion.tools._builtins import _json, _lists, _math, _text, _time
 from companion.tools._builtins._code import ExecutorSource, make_run_code, make_session_tools
-from companion.tools._builtins._knowledge import KnowledgeSource, make_search_knowledge
+from companion.tools._builtins._knowledge import KnowledgeSource, make_knowledge_tools
 from companion.tools._registry import ToolRegistry
 
 __all__ = ["BUILTIN_NAMES", "register_builtins"]
@@ -22,7 +22,8 @@ def register_builtins(
     python_packages: Sequence[str] = (),
 ) -> None:
     """Register the built-in tools; `run_code` (with `open_session` and `close_session`) and
-    `search_knowledge` when given their subsystems.
+    the knowledge tools (`list_collections`, `search_knowledge`, `remember`) when given their
+    subsystems.
 
     The service gives its running executor and knowledge base; the CLI (`companion tools`,
     `companion mcp`) gives coroutine functions that start the local ones on first use.
@@ -36,4 +37,5 @@ def register_builtins(
         for session_tool in make_session_tools(executor):
             registry.register(session_tool)
     if knowledge is not None:
-        registry.register(make_search_knowledge(knowledge))
+        for knowledge_tool in make_knowledge_tools(knowledge):
+            registry.register(knowledge_tool)
