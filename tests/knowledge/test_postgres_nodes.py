@@ -14,7 +14,7 @@ import pytest
 
 from companion.cache import TieredCache
 from companion.knowledge import DocumentInput, KnowledgeBase, SqliteStore
-from companion.knowledge._errors import SearchTimeout, StoreInUse
+from companion.knowledge._errors import SearchTimeout
 from companion.knowledge._postgres_store import PostgresStore
 
 pytestmark = pytest.mark.postgres
@@ -288,18 +288,30 @@ async def test_a_recreated_collection_is_never_answered_from_the_old_ones_cache(
     assert [h.document_id for h in (await b.search("t", "c", "heron")).results] == ["new-heron"]
 
 
-async def test_two_processes_cannot_share_an_index_directory(
+async def test_processes_sharing_an_index_directory_each_hold_a_slot(
     database_url: str, pg_schema: str, tmp_path: Path
 ) -> None:
-    first = PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path / "shared")
-    second = PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path / "shared")
-    await first.start()
+    """The workers of one node share its data directory; tantivy allows one writer per index."""
+    first = KnowledgeBase(PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path))
+    second = KnowledgeBase(PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path))
+    for kb in (first, second):
+        await kb.start()
     try:
-        with pytest.raises(StoreInUse, match="data directory of its own"):
-            await second.start()
+        await first.create_collection("t", "c")
+        await first.upsert("t", "c", [DocumentInput("a shared heron", id="heron")])
+        assert await _ids(second, "heron") == ["heron"]
+        assert await _ids(first, "heron") == ["heron"]
+        assert sorted(_slots(tmp_path)) == ["slot-0", "slot-1"]
     finally:
-        await second.close()
-        await first.close()
+        for kb in (first, second):
+            await kb.close()
+    # A restarted process takes a free slot back, with what it had indexed.
+    again = PostgresStore(database_url, schema=pg_schema, index_dir=tmp_path)
+    await again.start()
+    try:
+        assert again.fulltext.applied_version((await again.collection_state("t", "c")).key) >= 1
+    finally:
+        await again.close()
 
 
 async def test_a_search_waiting_on_a_long_catch_up_times_out_and_the_catch_up_goes_on(
@@ -322,3 +334,8 @@ async def test_a_search_waiting_on_a_long_catch_up_times_out_and_the_catch_up_go
         assert sorted(await _ids(b, "heron")) == ["heron", "heron2"]
     finally:
         await b.close()
+
+
+def _slots(index_dir: Path) -> list[str]:
+    [database] = index_dir.iterdir()
+    return [slot.name for slot in database.iterdir()]

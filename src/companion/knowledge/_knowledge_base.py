@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from companion.cache import TieredCache
 from companion.config import setting_default
 from companion.knowledge._chunking import Chunker
-from companion.knowledge._embedder import Embedder
+from companion.knowledge._embedder import Embedder, to_float32_bytes
 from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
-from companion.knowledge._errors import CollectionExists, InvalidDocument
-from companion.knowledge._kb_base import EMBEDDER_HINT, _model
-from companion.knowledge._kb_documents import IngestProgress, KbDocuments
-from companion.knowledge._kb_reindex import KbReindex
-from companion.knowledge._kb_search import KbSearch, SearchResult
-from companion.knowledge._models import Collection
+from companion.knowledge._errors import (
+    CollectionExists,
+    EmbedderRequired,
+    EmbeddingModelMismatch,
+    InvalidDocument,
+)
+from companion.knowledge._filters import parse_filter
+from companion.knowledge._fusion import reciprocal_rank_fusion
+from companion.knowledge._models import (
+    Collection,
+    Document,
+    DocumentInput,
+    Page,
+    PreparedChunk,
+    PreparedDocument,
+    ScoredChunk,
+    SearchHit,
+    SearchMode,
+)
+from companion.knowledge._query import clean_query, make_snippet, query_terms
 from companion.knowledge._shutdown import finish_within
 from companion.knowledge._store import Store
-from companion.knowledge._validation import check_name, check_tenant
+from companion.knowledge._validation import (
+    check_document,
+    check_k,
+    check_mode,
+    check_name,
+    check_tenant,
+)
 
 if TYPE_CHECKING:
     from companion.monitoring import Monitor
@@ -27,7 +52,48 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddingProgress", "IngestProgress", "KnowledgeBase", "SearchResult"]
 
 
-class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
+EMBEDDER_HINT = (
+    "install the embeddings extra (`pip install 'companion[embeddings]'`) and export the model "
+    "once with `companion models export`"
+)
+
+
+DocumentLike = DocumentInput | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Progress of a bulk ingest, reported after each committed batch."""
+
+    documents_done: int
+    documents_skipped: int
+    chunks_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits best first; `took_ms` excludes `embedding_ms`, the time spent embedding the query."""
+
+    results: list[SearchHit]
+    took_ms: float
+    embedding_ms: float
+    cached: bool
+    warnings: tuple[str, ...] = ()
+    pending_embeddings: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP response body."""
+        return {
+            "results": [hit.to_dict() for hit in self.results],
+            "took_ms": round(self.took_ms, 3),
+            "embedding_ms": round(self.embedding_ms, 3),
+            "cached": self.cached,
+            "warnings": list(self.warnings),
+            "pending_embeddings": self.pending_embeddings,
+        }
+
+
+class KnowledgeBase:
     """Collections of documents per tenant, searched by BM25, vectors or both; see docs/knowledge.md."""
 
     def __init__(
@@ -78,6 +144,8 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
                 close_timeout_s=close_timeout_s,
             )
         self._clock = clock
+
+    # -- life -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the store (migrations, index catch-up) and resume pending embeddings."""
@@ -132,7 +200,7 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
             return f"{line}; WARNING vector/hybrid search degraded: {problem}"
         return f"{line}; embedder {_model(self.embedder.info)}"
 
-    # -- collections ---------------------------------------------------------------------------
+    # -- collections ------------------------------------------------------------------------
 
     async def create_collection(self, tenant: str, name: str, description: str = "") -> Collection:
         """Create a collection, recording the embedder's model when there is one."""
@@ -166,3 +234,377 @@ class KnowledgeBase(KbDocuments, KbSearch, KbReindex):
         """Delete a collection and all its documents."""
         await self.store.delete_collection(check_tenant(tenant), check_name(name))
         self._invalidate(tenant, name)
+
+    def _writing_embedder(self, target: Collection) -> Embedder | None:
+        if target.embedding is None or self.embedder is None:
+            return None
+        if target.embedding != self.embedder.info:
+            raise EmbeddingModelMismatch(
+                f"collection {target.name!r} holds vectors of {_model(target.embedding)} but this "
+                f"service embeds with {_model(self.embedder.info)}; run `companion reindex "
+                f"--collection {target.name}` to re-embed it"
+            )
+        return self.embedder
+
+    def _invalidate(self, tenant: str, collection: str) -> None:
+        if self.cache is not None:
+            self.cache.invalidate_tags(_tag(tenant, collection))
+
+    # -- documents --------------------------------------------------------------------------
+
+    async def upsert(
+        self, tenant: str, collection: str, documents: Sequence[DocumentLike]
+    ) -> list[str]:
+        """Add or replace documents in one transaction; return their ids in input order.
+
+        A document whose content hash is unchanged is not chunked, embedded or rewritten.
+        """
+        ids, _, _ = await self._upsert(tenant, collection, documents)
+        return ids
+
+    async def _upsert(
+        self,
+        tenant: str,
+        collection: str,
+        documents: Sequence[DocumentLike],
+        *,
+        defer_embedding: bool = False,
+    ) -> tuple[list[str], int, int]:
+        check_tenant(tenant)
+        check_name(collection)
+        valid = [check_document(doc, self.max_document_bytes) for doc in documents]
+        ids = [doc.id for doc in valid if doc.id is not None]
+        if len(set(ids)) != len(ids):
+            raise InvalidDocument("the same document id appears twice in one request")
+        target = await self.store.get_collection(tenant, collection)
+        embedder = self._writing_embedder(target)
+        stored = await self.store.content_hashes(tenant, collection, ids)
+        hashes = {doc.id: self._content_hash(doc, target) for doc in valid}
+        changed = [doc for doc in valid if stored.get(doc.id or "") != hashes[doc.id]]
+        prepared, deferred = await asyncio.to_thread(
+            self._prepare, changed, hashes, embedder, defer_embedding
+        )
+        if prepared:
+            await self.store.upsert(tenant, collection, prepared)
+            self._invalidate(tenant, collection)
+        if deferred and self.embedding_queue is not None:
+            self.embedding_queue.notify(tenant, collection)
+        chunks = sum(len(doc.chunks) for doc in prepared)
+        return ids, len(valid) - len(changed), chunks
+
+    async def ingest(
+        self,
+        tenant: str,
+        collection: str,
+        documents: Iterable[DocumentLike],
+        *,
+        batch_size: int = 64,
+        on_progress: Callable[[IngestProgress], None] | None = None,
+    ) -> IngestProgress:
+        """Bulk upsert committed in batches of `batch_size`; `on_progress` after each batch.
+
+        With an embedding queue the batches commit without vectors and the queue embeds them.
+        """
+        done = skipped = chunks = 0
+        batch: list[DocumentLike] = []
+
+        async def flush() -> None:
+            nonlocal done, skipped, chunks
+            _, batch_skipped, batch_chunks = await self._upsert(
+                tenant, collection, batch, defer_embedding=True
+            )
+            done += len(batch)
+            skipped += batch_skipped
+            chunks += batch_chunks
+            batch.clear()
+            if on_progress is not None:
+                on_progress(IngestProgress(done, skipped, chunks))
+
+        for document in documents:
+            batch.append(document)
+            if len(batch) >= batch_size:
+                await flush()
+        if batch:
+            await flush()
+        return IngestProgress(done, skipped, chunks)
+
+    async def get_document(self, tenant: str, collection: str, document_id: str) -> Document:
+        """One document, or `DocumentNotFound`."""
+        check_tenant(tenant)
+        return await self.store.get_document(tenant, check_name(collection), document_id)
+
+    async def list_documents(
+        self, tenant: str, collection: str, *, limit: int = 100, after: str | None = None
+    ) -> Page:
+        """Documents ordered by id; pass `Page.next_after` as `after` for the next page."""
+        check_tenant(tenant)
+        if not 1 <= limit <= 1000:
+            raise InvalidDocument(f"limit must be from 1 to 1000, got {limit}")
+        return await self.store.list_documents(tenant, check_name(collection), limit, after)
+
+    async def delete_document(self, tenant: str, collection: str, document_id: str) -> None:
+        """Delete one document, or `DocumentNotFound`."""
+        check_tenant(tenant)
+        await self.store.delete_document(tenant, check_name(collection), document_id)
+        self._invalidate(tenant, collection)
+
+    def _content_hash(self, doc: DocumentInput, target: Collection) -> str:
+        # The chunking policy and model are part of the hash: changing either re-indexes on upsert.
+        policy = (self.chunker.size, self.chunker.overlap, self.chunker.unit)
+        model = _model(target.embedding) if target.embedding and self.embedder else None
+        canonical = orjson.dumps(
+            [doc.text, doc.title, doc.metadata, doc.source, policy, model],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return hashlib.sha256(canonical).hexdigest()
+
+    def _prepare(
+        self,
+        documents: list[DocumentInput],
+        hashes: dict[str | None, str],
+        embedder: Embedder | None,
+        defer: bool,
+    ) -> tuple[list[PreparedDocument], bool]:
+        """Chunk (and embed) `documents`; the flag says the embedding was left to the queue."""
+        splits = [self.chunker.split(doc.text) for doc in documents]
+        texts = [span.text for spans in splits for span in spans]
+        # A large write commits without vectors (BM25-searchable at once) and the queue embeds
+        # it; a small one is embedded first, so it is vector-searchable once acknowledged.
+        deferred = embedder is not None and self.embedding_queue is not None
+        deferred = deferred and (defer or len(texts) > self.inline_embed_max_chunks)
+        if deferred:
+            embedder = None
+        # One embedding call for every chunk of the batch: the model runs full batches, not one
+        # document's few chunks at a time.
+        vectors = iter(embedder.embed(texts) if embedder is not None and texts else ())
+        prepared: list[PreparedDocument] = []
+        for doc, spans in zip(documents, splits, strict=True):
+            chunks = [
+                PreparedChunk(
+                    i,
+                    span.text,
+                    span.start_char,
+                    span.end_char,
+                    to_float32_bytes(next(vectors)) if embedder is not None else None,
+                )
+                for i, span in enumerate(spans)
+            ]
+            assert doc.id is not None
+            prepared.append(
+                PreparedDocument(
+                    doc.id, doc.text, doc.title, doc.metadata, doc.source, hashes[doc.id], chunks
+                )
+            )
+        return prepared, deferred
+
+    # -- search -----------------------------------------------------------------------------
+
+    async def search(
+        self,
+        tenant: str,
+        collection: str,
+        query: str,
+        *,
+        mode: SearchMode | str = "bm25",
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        with_snippets: bool = True,
+    ) -> SearchResult:
+        """The `k` best chunks for `query`; see docs/knowledge.md for modes and filters."""
+        started = self._clock()
+        check_tenant(tenant)
+        check_name(collection)
+        mode = check_mode(mode)
+        k = check_k(k, self.max_k)
+        text = clean_query(query, self.max_query_chars)
+        conditions = parse_filter(filter)
+        warnings: tuple[str, ...] = ()
+        problem = self.store.vector_problem
+        if mode != "bm25" and self.embedder is not None and problem is not None:
+            warnings = (f"{mode} search ran as bm25: {problem}",)
+            mode = "bm25"
+        key = None
+        if self.cache is not None:
+            key = self._cache_key(
+                tenant=tenant,
+                collection=collection,
+                text=text,
+                mode=mode,
+                k=k,
+                filter=filter,
+                with_snippets=with_snippets,
+                # Keyed by what it saw: a write through another node makes a new key at once.
+                version=await self.store.write_version(tenant, collection),
+            )
+            hit = self.cache.get(key)
+            if hit is not None:
+                hits = [SearchHit(**item) for item in hit]
+                took_ms = (self._clock() - started) * 1000
+                return SearchResult(hits, took_ms, 0.0, cached=True, warnings=warnings)
+        terms = query_terms(text)
+        embedding_ms = 0.0
+        pending = 0
+        ranked: list[ScoredChunk]
+        if mode == "bm25":
+            # The store raises CollectionNotFound itself; no separate lookup on the hot path.
+            ranked = await self._bm25(tenant, collection, terms, k, conditions)
+        else:
+            target = await self.store.get_collection(tenant, collection)
+            embed_started = self._clock()
+            vector = await self._embed_query(target, text)
+            embedding_ms = (self._clock() - embed_started) * 1000
+            if self.embedding_queue is not None:
+                # Chunks still in the embedding queue are left out of the vector ranking (BM25
+                # finds them already): say so rather than look complete.
+                pending = await self.store.pending_embeddings(tenant, collection)
+            if pending:
+                warnings += (
+                    f"{pending} chunks of {collection!r} are still waiting for their embeddings "
+                    "and are left out of the vector ranking",
+                )
+            if mode == "vector":
+                ranked = await self.store.search_vector(
+                    tenant,
+                    collection,
+                    vector,
+                    k=k,
+                    conditions=conditions,
+                    timeout_ms=self.query_timeout_ms,
+                )
+            else:
+                depth = max(k, self.fusion_depth)
+                # Vector first: it starts its worker thread before a BM25 search that may run inline.
+                semantic, lexical = await asyncio.gather(
+                    self.store.search_vector(
+                        tenant,
+                        collection,
+                        vector,
+                        k=depth,
+                        conditions=conditions,
+                        timeout_ms=self.query_timeout_ms,
+                    ),
+                    self._bm25(tenant, collection, terms, depth, conditions),
+                )
+                ranked = reciprocal_rank_fusion(
+                    [(self.bm25_weight, lexical), (self.vector_weight, semantic)], self.rrf_k, k
+                )
+        hits = await self._hits(ranked, frozenset(terms) if with_snippets else None)
+        if self.cache is not None and key is not None and not pending:
+            self.cache.set(
+                key, [h.to_dict() for h in hits], self.cache_ttl_s, tags=(_tag(tenant, collection),)
+            )
+        took_ms = (self._clock() - started) * 1000 - embedding_ms
+        return SearchResult(
+            hits, took_ms, embedding_ms, cached=False, warnings=warnings, pending_embeddings=pending
+        )
+
+    async def _bm25(
+        self, tenant: str, collection: str, terms: list[str], k: int, conditions: Any
+    ) -> list[ScoredChunk]:
+        if not terms:  # punctuation only: nothing can match, but the collection must exist
+            await self.store.get_collection(tenant, collection)
+            return []
+        return await self.store.search_text(
+            tenant, collection, terms, k=k, conditions=conditions, timeout_ms=self.query_timeout_ms
+        )
+
+    async def _embed_query(self, target: Collection, text: str) -> Sequence[float]:
+        if self.embedder is None:
+            raise EmbedderRequired(
+                f"vector and hybrid search need an embedding model, and none is loaded: "
+                f"{EMBEDDER_HINT}; mode 'bm25' works without one"
+            )
+        if target.embedding is None:
+            raise EmbedderRequired(
+                f"collection {target.name!r} was created without an embedding model; run "
+                f"`companion reindex --collection {target.name}` to embed it"
+            )
+        self._writing_embedder(target)
+        embedder = self.embedder
+        vectors = await asyncio.to_thread(embedder.embed, [text])
+        return vectors[0]
+
+    async def _hits(
+        self, ranked: list[ScoredChunk], terms: frozenset[str] | None
+    ) -> list[SearchHit]:
+        records = await self.store.fetch_chunks([hit.key for hit in ranked])
+        hits: list[SearchHit] = []
+        for scored in ranked:
+            record = records.get(scored.key)
+            if record is None:  # deleted between the index read and this fetch
+                continue
+            snippet = make_snippet(record.text, terms) if terms is not None else None
+            hits.append(
+                SearchHit(
+                    document_id=record.document_id,
+                    chunk_id=f"{record.document_id}#{record.ordinal}",
+                    score=round(scored.score, 6),
+                    text=record.text,
+                    snippet=snippet,
+                    title=record.title,
+                    metadata=record.metadata,
+                )
+            )
+        return hits
+
+    def _cache_key(
+        self,
+        *,
+        tenant: str,
+        collection: str,
+        text: str,
+        mode: str,
+        k: int,
+        filter: Mapping[str, Any] | None,
+        with_snippets: bool,
+        version: str | None,
+    ) -> str:
+        canonical = orjson.dumps(
+            [text, mode, k, filter, with_snippets, version], option=orjson.OPT_SORT_KEYS
+        )
+        digest = hashlib.sha256(canonical).hexdigest()[:32]
+        return f"t:{tenant}:knowledge:{collection}:{digest}"
+
+    # -- re-embedding -----------------------------------------------------------------------
+
+    async def reindex(
+        self,
+        tenant: str,
+        collection: str,
+        *,
+        batch_size: int = 64,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Re-embed every chunk with the current embedder and record its model; return the count."""
+        if self.embedder is None:
+            raise EmbedderRequired(f"reindex needs an embedding model: {EMBEDDER_HINT}")
+        check_tenant(tenant)
+        check_name(collection)
+        await self.store.get_collection(tenant, collection)
+        embedder = self.embedder
+        after, done = 0, 0
+        while True:
+            rows = await self.store.chunks_to_embed(tenant, collection, after, batch_size)
+            if not rows:
+                break
+            vectors = await asyncio.to_thread(embedder.embed, [text for _, text in rows])
+            await self.store.set_vectors(
+                tenant,
+                collection,
+                [(key, to_float32_bytes(v)) for (key, _), v in zip(rows, vectors, strict=True)],
+            )
+            after, done = rows[-1][0], done + len(rows)
+            if on_progress is not None:
+                on_progress(done)
+        await self.store.set_embedding(tenant, collection, embedder.info)
+        self._invalidate(tenant, collection)
+        return done
+
+
+def _tag(tenant: str, collection: str) -> str:
+    # Tenant-owned cache entries start with `t:<tenant>:`, as the service's invalidation expects.
+    return f"t:{tenant}:knowledge:{collection}"
+
+
+def _model(info: Any) -> str:
+    return f"{info.model}@{info.version} ({info.dimension} dims)"

@@ -21,8 +21,9 @@ How a node stays current:
 
 Indexes and their versions live under the node's data directory, named by the database's instance
 id, schema and index format, so a restart only applies what it missed, and a node never reads an
-index built from another database. Anything there can be deleted: it is built again. One process
-uses a directory at a time (a lock file says which).
+index built from another database. Anything there can be deleted: it is built again. Each process
+holds a slot of its own there (a locked `slot-N` directory), so the workers of one node can share
+its data directory.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ _BATCH_DOCUMENTS = 1000
 _RECONNECT_FIRST_S = 0.5
 _RECONNECT_MAX_S = 30.0
 _LISTEN_CONNECT_TIMEOUT_S = 5
+# Processes that may share one data directory's indexes (each holds a slot of its own).
+MAX_SLOTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +138,9 @@ class PostgresFullText:
         elsewhere while a new node builds them, instead of timing them out here.
         """
         # The index format is in the name: a node that indexes differently starts afresh.
-        root = self.root / f"{instance_id}-{self._schema}-f{INDEX_FORMAT}"
-        root.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock_directory(root)
+        root, self._lock_fd = _free_slot(
+            self.root / f"{instance_id}-{self._schema}-f{INDEX_FORMAT}"
+        )
         self._versions_dir = root / "versions"
         self._versions_dir.mkdir(exist_ok=True)
         self._index = FullTextIndex(root / "tantivy")
@@ -413,21 +416,28 @@ class PostgresFullText:
         return [int(p.name) for p in self._versions_dir.iterdir() if p.name.isdigit()]
 
 
-def _lock_directory(root: Path) -> int:
-    """Hold `root/lock` until closed, or raise `StoreInUse` naming the process that has it."""
-    fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise StoreInUse(
-            f"the BM25 index directory {root} is in use by another process (pid {holder}); each "
-            "node needs a data directory of its own (COMPANION_DATA_DIR)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+def _free_slot(parent: Path) -> tuple[Path, int]:
+    """The first slot under `parent` no other process holds, locked until its descriptor closes.
+
+    Several processes may share a data directory (the workers of one `companion serve`): each
+    takes a slot of its own, and a restarted one takes a free slot back, with what it had indexed.
+    """
+    for number in range(MAX_SLOTS):
+        slot = parent / f"slot-{number}"
+        slot.mkdir(parents=True, exist_ok=True)
+        fd = os.open(slot / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return slot, fd
+    raise StoreInUse(
+        f"all {MAX_SLOTS} BM25 index slots under {parent} are in use by other processes; give "
+        "each node a data directory of its own (COMPANION_DATA_DIR)"
+    )
 
 
 def _chunk_row(row: Sequence[Any]) -> tuple[int, int, str | None, str]:
