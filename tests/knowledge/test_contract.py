@@ -250,3 +250,48 @@ async def test_every_chunk_is_found_by_its_documents_title(kb: KnowledgeBase) ->
     assert document.chunk_count > 2
     assert len(result.results) == document.chunk_count
     assert all("Zanzibar" not in hit.text for hit in result.results)  # stored text is untouched
+
+
+async def test_sections_give_each_chunk_its_page_and_headings(kb: KnowledgeBase) -> None:
+    from companion.knowledge import DocumentInput, DocumentSection
+
+    await kb.create_collection("t", "c")
+    first = "Tides rise twice a day along the harbour wall. " * 3
+    second = "Lighthouse keepers log the weather every hour. " * 3
+    text = first + second
+    sections = (
+        DocumentSection(0, len(first), page=1, headings=("Almanac", "Tides")),
+        DocumentSection(len(first), len(text), page=2, headings=("Almanac", "Keepers")),
+    )
+    await kb.upsert("t", "c", [DocumentInput(text, id="almanac", sections=sections)])
+    tides = (await kb.search("t", "c", "tides harbour")).results[0]
+    keepers = (await kb.search("t", "c", "lighthouse keepers")).results[0]
+    assert (tides.page, tuple(tides.headings)) == (1, ("Almanac", "Tides"))
+    assert (keepers.page, tuple(keepers.headings)) == (2, ("Almanac", "Keepers"))
+    assert "Lighthouse" not in tides.text  # no chunk crosses a section's bounds
+    # Cached answers carry them too.
+    again = (await kb.search("t", "c", "tides harbour")).results[0]
+    assert (again.page, tuple(again.headings)) == (1, ("Almanac", "Tides"))
+    # A document without sections has neither.
+    await kb.upsert("t", "c", [{"id": "plain", "text": "a plain note about ferries"}])
+    plain = (await kb.search("t", "c", "ferries")).results[0]
+    assert (plain.page, tuple(plain.headings)) == (None, ())
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        ((5, 3),),  # reversed
+        ((0, 10), (5, 20)),  # overlapping
+        ((0, 10_000),),  # past the end
+    ],
+)
+async def test_bad_sections_are_refused(
+    kb: KnowledgeBase, sections: tuple[tuple[int, int], ...]
+) -> None:
+    from companion.knowledge import DocumentInput, DocumentSection, InvalidDocument
+
+    await kb.create_collection("t", "c")
+    spans = tuple(DocumentSection(start, end, page=1) for start, end in sections)
+    with pytest.raises(InvalidDocument, match="section"):
+        await kb.upsert("t", "c", [DocumentInput("x" * 50, id="d", sections=spans)])

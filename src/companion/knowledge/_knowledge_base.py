@@ -6,14 +6,14 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from companion.cache import TieredCache
 from companion.config import setting_default
-from companion.knowledge._chunking import Chunker
+from companion.knowledge._chunking import Chunker, TextSpan
 from companion.knowledge._embedder import Embedder, to_float32_bytes
 from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
 from companion.knowledge._errors import (
@@ -28,6 +28,7 @@ from companion.knowledge._models import (
     Collection,
     Document,
     DocumentInput,
+    DocumentSection,
     Page,
     PreparedChunk,
     PreparedDocument,
@@ -352,11 +353,27 @@ class KnowledgeBase:
         # The chunking policy and model are part of the hash: changing either re-indexes on upsert.
         policy = (self.chunker.size, self.chunker.overlap, self.chunker.unit)
         model = _model(target.embedding) if target.embedding and self.embedder else None
+        sections = [[x.start_char, x.end_char, x.page, x.headings] for x in doc.sections]
         canonical = orjson.dumps(
-            [doc.text, doc.title, doc.metadata, doc.source, policy, model],
+            [doc.text, doc.title, doc.metadata, doc.source, policy, model, sections],
             option=orjson.OPT_SORT_KEYS,
         )
         return hashlib.sha256(canonical).hexdigest()
+
+    def _split(self, doc: DocumentInput) -> list[tuple[TextSpan, DocumentSection | None]]:
+        """The document's chunks, each with the section it lies in: a section is chunked on its
+        own, so no chunk spans two pages or two headings."""
+        if not doc.sections:
+            return [(span, None) for span in self.chunker.split(doc.text)]
+        chunks: list[tuple[TextSpan, DocumentSection | None]] = []
+        for section in doc.sections:
+            for span in self.chunker.split(doc.text[section.start_char : section.end_char]):
+                start, end = (
+                    section.start_char + span.start_char,
+                    section.start_char + span.end_char,
+                )
+                chunks.append((replace(span, start_char=start, end_char=end), section))
+        return chunks
 
     def _prepare(
         self,
@@ -366,8 +383,8 @@ class KnowledgeBase:
         defer: bool,
     ) -> tuple[list[PreparedDocument], bool]:
         """Chunk (and embed) `documents`; the flag says the embedding was left to the queue."""
-        splits = [self.chunker.split(doc.text) for doc in documents]
-        texts = [span.text for spans in splits for span in spans]
+        splits = [self._split(doc) for doc in documents]
+        texts = [span.text for spans in splits for span, _ in spans]
         # A large write commits without vectors (BM25-searchable at once) and the queue embeds
         # it; a small one is embedded first, so it is vector-searchable once acknowledged.
         deferred = embedder is not None and self.embedding_queue is not None
@@ -386,8 +403,10 @@ class KnowledgeBase:
                     span.start_char,
                     span.end_char,
                     to_float32_bytes(next(vectors)) if embedder is not None else None,
+                    section.page if section else None,
+                    section.headings if section else (),
                 )
-                for i, span in enumerate(spans)
+                for i, (span, section) in enumerate(spans)
             ]
             assert doc.id is not None
             prepared.append(
@@ -543,6 +562,8 @@ class KnowledgeBase:
                     snippet=snippet,
                     title=record.title,
                     metadata=record.metadata,
+                    page=record.page,
+                    headings=record.headings,
                 )
             )
         return hits

@@ -10,6 +10,7 @@ __all__ = [
     "Collection",
     "Document",
     "DocumentInput",
+    "DocumentSection",
     "EmbeddingInfo",
     "Page",
     "PreparedChunk",
@@ -51,6 +52,17 @@ class Collection:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentSection:
+    """A part of a document's text that users cite: its page (PDF) and heading path (Markdown,
+    HTML, DOCX). Chunks never cross a section's bounds, so each chunk has one page and heading."""
+
+    start_char: int
+    end_char: int
+    page: int | None = None
+    headings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DocumentInput:
     """A document to store; `id` is generated when omitted."""
 
@@ -59,6 +71,7 @@ class DocumentInput:
     title: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    sections: tuple[DocumentSection, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,8 @@ class PreparedChunk:
     start_char: int
     end_char: int
     vector: bytes | None = None
+    page: int | None = None
+    headings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +145,8 @@ class ChunkRecord:
     text: str
     title: str | None
     metadata: dict[str, Any]
+    page: int | None = None
+    headings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,9 @@ class SearchHit:
     snippet: str | None
     title: str | None
     metadata: dict[str, Any]
+    # Where the passage is, to cite it: its PDF page, and the headings above it.
+    page: int | None = None
+    headings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

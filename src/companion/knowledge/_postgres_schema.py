@@ -72,6 +72,11 @@ BASE_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX kb_chunks_collection_key ON kb_chunks (collection_key, key);
     ALTER TABLE kb_chunks DROP COLUMN terms
     """,
+    # Where a chunk is, for citations: its PDF page and the headings above it.
+    """
+    ALTER TABLE kb_chunks ADD COLUMN page INTEGER;
+    ALTER TABLE kb_chunks ADD COLUMN headings JSONB
+    """,
 )
 
 # MiniLM's 384 dimensions: pgvector's HNSW index needs a fixed dimension.

@@ -351,8 +351,8 @@ class PostgresStore:
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         "INSERT INTO kb_chunks (document_key, collection_key, ordinal, text, "
-                        f"start_char, end_char, vector_bytes{vector_sql}) VALUES "
-                        f"(%s, %s, %s, %s, %s, %s, %s{vector_mark})",
+                        f"start_char, end_char, page, headings, vector_bytes{vector_sql}) VALUES "
+                        f"(%s, %s, %s, %s, %s, %s, %s, %s, %s{vector_mark})",
                         [
                             (
                                 doc_key,
@@ -361,6 +361,8 @@ class PostgresStore:
                                 c.text,
                                 c.start_char,
                                 c.end_char,
+                                c.page,
+                                Jsonb(list(c.headings)) if c.headings else None,
                                 c.vector,
                                 *([_floats(c.vector)] if self._pgvector else []),
                             )
@@ -504,12 +506,18 @@ class PostgresStore:
             return {}
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata FROM kb_chunks c "
-                "JOIN kb_documents d ON d.key = c.document_key WHERE c.key = ANY(%s)",
+                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata, c.page, c.headings "
+                "FROM kb_chunks c JOIN kb_documents d ON d.key = c.document_key "
+                "WHERE c.key = ANY(%s)",
                 (list(keys),),
             )
             rows = await cursor.fetchall()
-        return {row[0]: ChunkRecord(*row) for row in rows}
+        return {
+            key: ChunkRecord(
+                key, doc_id, ordinal, text, title, metadata, page, tuple(headings or ())
+            )
+            for key, doc_id, ordinal, text, title, metadata, page, headings in rows
+        }
 
     async def chunks_to_embed(
         self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False

@@ -55,6 +55,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX chunks_pending_vector ON chunks (key, document_key) WHERE vector IS NULL;
     """,
+    # Where a chunk is, for citations: its PDF page and the headings above it (a JSON array).
+    """
+    ALTER TABLE chunks ADD COLUMN page INTEGER;
+    ALTER TABLE chunks ADD COLUMN headings TEXT;
+    """,
 )
 
 

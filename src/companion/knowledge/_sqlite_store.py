@@ -477,9 +477,18 @@ class SqliteStore:
                     db.execute("DELETE FROM chunks WHERE document_key = ?", (doc_key,))
                     db.executemany(
                         "INSERT INTO chunks (document_key, ordinal, text, start_char, end_char, "
-                        "vector) VALUES (?, ?, ?, ?, ?, ?)",
+                        "vector, page, headings) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
-                            (doc_key, c.ordinal, c.text, c.start_char, c.end_char, c.vector)
+                            (
+                                doc_key,
+                                c.ordinal,
+                                c.text,
+                                c.start_char,
+                                c.end_char,
+                                c.vector,
+                                c.page,
+                                orjson.dumps(c.headings).decode() if c.headings else None,
+                            )
                             for c in doc.chunks
                         ],
                     )
@@ -664,13 +673,22 @@ class SqliteStore:
         marks = ",".join("?" * len(keys))
         with self._reader_lock:
             rows = self._reader.execute(
-                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata FROM chunks c "
-                f"JOIN documents d ON c.document_key = d.key WHERE c.key IN ({marks})",
+                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata, c.page, c.headings "
+                f"FROM chunks c JOIN documents d ON c.document_key = d.key WHERE c.key IN ({marks})",
                 list(keys),
             ).fetchall()
         return {
-            row[0]: ChunkRecord(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]))
-            for row in rows
+            key: ChunkRecord(
+                key,
+                doc_id,
+                ordinal,
+                text,
+                title,
+                orjson.loads(metadata),
+                page,
+                tuple(orjson.loads(headings)) if headings else (),
+            )
+            for key, doc_id, ordinal, text, title, metadata, page, headings in rows
         }
 
     async def chunks_to_embed(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from companion.errors import InvalidInput
 from companion.knowledge._errors import DocumentTooLarge, InvalidDocument, InvalidQuery
-from companion.knowledge._models import DocumentInput, SearchMode
+from companion.knowledge._models import DocumentInput, DocumentSection, SearchMode
 
 __all__ = ["MODES", "check_document", "check_k", "check_mode", "check_name", "check_tenant"]
 
@@ -108,4 +108,27 @@ def check_document(raw: DocumentInput | Mapping[str, Any], max_bytes: int) -> Do
         metadata = orjson.loads(orjson.dumps(raw.metadata))
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidDocument(f"metadata is not JSON: {exc}") from None
-    return DocumentInput(raw.text, doc_id, raw.title, metadata, raw.source)
+    _check_sections(raw.sections, len(raw.text))
+    return DocumentInput(raw.text, doc_id, raw.title, metadata, raw.source, raw.sections)
+
+
+def _check_sections(sections: Sequence[DocumentSection], length: int) -> None:
+    """Sections (from a parser) lie in the text, in order, without overlapping."""
+    end = 0
+    for section in sections:
+        if not (end <= section.start_char <= section.end_char <= length):
+            raise InvalidDocument(
+                f"section [{section.start_char}, {section.end_char}) is out of order or outside "
+                f"the document's {length} characters"
+            )
+        if section.page is not None and (
+            not isinstance(section.page, int) or isinstance(section.page, bool) or section.page < 1
+        ):
+            raise InvalidDocument(
+                f"a section's page must be a positive integer, got {section.page!r}"
+            )
+        if any(not isinstance(h, str) or len(h) > MAX_TITLE_CHARS for h in section.headings):
+            raise InvalidDocument(
+                f"a section's headings must be strings of at most {MAX_TITLE_CHARS} characters"
+            )
+        end = section.end_char
