@@ -180,6 +180,16 @@ class Settings(BaseSettings):
     knowledge_max_document_bytes: int = Field(
         1_048_576, ge=1024, description="Largest document text accepted (413 above)."
     )
+    knowledge_max_upload_bytes: int = Field(
+        67_108_864,
+        ge=1024,
+        le=4_294_967_296,
+        description="Largest `POST /v1/collections/{c}/files` request, all files together (413 "
+        "above); each file's text is still bounded by `knowledge_max_document_bytes`.",
+    )
+    knowledge_max_upload_files: int = Field(
+        100, ge=1, le=10_000, description="Files one `POST /v1/collections/{c}/files` may carry."
+    )
     knowledge_max_query_chars: int = Field(
         1000, ge=10, le=100_000, description="Longer queries are cut at the last space before this."
     )

@@ -122,7 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_json_depth=settings.max_json_depth,
-        path_limits=[(_FILES_IN_PATHS, _execute_body_bytes(settings))],
+        path_limits=[
+            (_FILES_IN_PATHS, _execute_body_bytes(settings)),
+            (_UPLOAD_PATHS, settings.knowledge_max_upload_bytes),
+        ],
     )
     if settings.profiling_trace_requests:
         app.add_middleware(
@@ -151,6 +154,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 # The routes that take files in: a run's or a cell's, and uploads to a session's workspace.
 _FILES_IN_PATHS = re.compile(r"/v1/execute|/v1/sessions/[^/]+/(?:execute|files(?:/.*)?)")
+
+
+# Files uploaded to a collection (multipart): bounded by their own setting.
+_UPLOAD_PATHS = re.compile(r"/v1/collections/[^/]+/files")
 
 
 def _execute_body_bytes(settings: Settings) -> int:

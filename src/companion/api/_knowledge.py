@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.responses import Response
 
 from companion.api._auth import require
 from companion.api._state import State
+from companion.errors import InvalidInput
 from companion.keys import ApiKey
-from companion.knowledge import KnowledgeBase
+from companion.knowledge import (
+    InvalidDocument,
+    KnowledgeBase,
+    ParseLimits,
+    document_from_content,
+)
 
 __all__ = ["router"]
 
@@ -45,6 +53,13 @@ class DocumentIn(BaseModel):
     title: str | None = Field(None, examples=["Refunds"])
     metadata: Any = Field(None, examples=[{"team": "support", "year": 2026}])
     source: str | None = None
+    content_type: str | None = Field(
+        None,
+        max_length=200,
+        description="What `text` is: `text/html` or `text/markdown` are parsed as an uploaded "
+        "file would be (visible text, title, headings kept for citations); omitted, plain text.",
+        examples=["text/html"],
+    )
 
 
 class DocumentsIn(BaseModel):
@@ -142,7 +157,23 @@ async def add_documents(
 ) -> DocumentIds:
     """One document or `{documents: [...]}`; all are written in one transaction or none is."""
     items = body.documents if isinstance(body, DocumentsIn) else [body]
-    raw = [item.model_dump(exclude_none=True) for item in items]
+    raw: list[Any] = []
+    for item in items:
+        if item.content_type is None:
+            raw.append(item.model_dump(exclude_none=True))
+            continue
+        if item.metadata is not None and not isinstance(item.metadata, dict):
+            raise InvalidDocument("metadata must be a JSON object")
+        raw.append(
+            await document_from_content(
+                item.text,
+                item.content_type,
+                id=item.id,
+                title=item.title,
+                metadata=item.metadata,
+                source=item.source,
+            )
+        )
     return DocumentIds(ids=await kb.upsert(key.tenant, collection, raw))
 
 
@@ -178,6 +209,94 @@ async def delete_document(
     """Delete the document and its chunks."""
     await kb.delete_document(key.tenant, collection, document_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{collection}/files",
+    summary="Upload files: parsed, chunked and indexed",
+    description="`multipart/form-data` with one or more parts named `files` (PDF, DOCX, HTML, "
+    "Markdown, plain text, CSV, JSON lines: told apart by content type, name and content) and an "
+    "optional `metadata` part (a JSON object added to every document). A whole file is one "
+    "document named by its file name, its pages and headings kept for citations; each CSV row "
+    "or JSON line is one document. A file or row that cannot be read is reported in `problems` "
+    "(which file, line, page and why) and the rest is written: the answer is 200 whatever the "
+    "files held. 413 above `COMPANION_KNOWLEDGE_MAX_UPLOAD_BYTES`.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            },
+                            "metadata": {"type": "string", "description": "A JSON object."},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_files(
+    collection: str, http: Request, state: State, kb: Knowledge, key: WriteKey
+) -> dict[str, Any]:
+    """Each file's documents, problems and counts; totals over all files."""
+    settings = state.settings
+    await kb.get_collection(key.tenant, collection)  # 404 before reading any upload
+    try:
+        form = await http.form(
+            max_files=settings.knowledge_max_upload_files,
+            max_fields=10,
+            max_part_size=settings.knowledge_max_upload_bytes,
+        )
+    except (MultiPartException, AssertionError, ValueError) as exc:
+        # Starlette answers a malformed or over-limit form with a 400 of its own; ours names it.
+        raise InvalidInput(f"the upload is not readable multipart/form-data: {exc}") from None
+    try:
+        uploads = [value for name, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not uploads:
+            raise InvalidInput("send the files as multipart/form-data parts named `files`")
+        metadata = _form_metadata(form.get("metadata"))
+        reports = []
+        for number, upload in enumerate(uploads, start=1):
+            reports.append(
+                await kb.ingest_file(
+                    key.tenant,
+                    collection,
+                    await upload.read(),
+                    filename=upload.filename or f"upload-{number}",
+                    content_type=upload.content_type,
+                    limits=ParseLimits(max_file_bytes=settings.knowledge_max_upload_bytes),
+                    metadata=metadata,
+                )
+            )
+    finally:
+        await form.close()
+    return {
+        "files": [report.to_dict() for report in reports],
+        "written": sum(report.written for report in reports),
+        "unchanged": sum(report.unchanged for report in reports),
+        "problems": sum(len(report.problems) for report in reports),
+    }
+
+
+def _form_metadata(raw: object) -> dict[str, Any]:
+    if raw is None or raw == "":
+        return {}
+    if not isinstance(raw, str):
+        raise InvalidInput("`metadata` must be a form field holding a JSON object, not a file")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"`metadata` is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("`metadata` must be a JSON object")
+    return value
 
 
 @router.post(

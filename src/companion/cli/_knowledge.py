@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
 
 if TYPE_CHECKING:
-    from companion.knowledge import DocumentInput, KnowledgeBase
+    from companion.knowledge import KnowledgeBase
 
 __all__ = ["eval_retrieval", "ingest", "reindex", "search"]
 
@@ -37,6 +37,13 @@ class _Tree(NamedTuple):
     skipped_links: list[tuple[Path, Path]]  # (link, where it leads)
 
 
+def _readable(path: Path) -> bool:
+    """Whether a file in a folder is one to read: its name says a format we parse."""
+    from companion.knowledge._parsing._detect import claimed_format
+
+    return claimed_format(filename=path.name, content_type=None) is not None
+
+
 def _files(path: Path, *, follow_links: bool = False) -> _Tree:
     """The files to ingest: PATH itself, or the readable files of the folder, recursively.
 
@@ -46,7 +53,6 @@ def _files(path: Path, *, follow_links: bool = False) -> _Tree:
     already walked under their own name, so only links that lead out are followed, each folder once.
     """
     from companion.errors import InvalidInput
-    from companion.knowledge._formats import detect_format
 
     if path.is_file():
         return _Tree([path], [])  # named on the command line: the user asked for this one
@@ -61,7 +67,7 @@ def _files(path: Path, *, follow_links: bool = False) -> _Tree:
             if not entry.is_symlink():
                 if entry.is_dir():
                     walk(entry)
-                elif entry.is_file() and detect_format(entry) is not None:
+                elif entry.is_file() and _readable(entry):
                     tree.files.append(entry)
                 continue
             target = entry.resolve()
@@ -73,7 +79,7 @@ def _files(path: Path, *, follow_links: bool = False) -> _Tree:
                     continue
                 walked.add(target)
                 walk(entry)
-            elif detect_format(entry) is not None:
+            elif _readable(entry):
                 if not (follow_links or target.is_relative_to(root)):
                     tree.skipped_links.append((entry, target))
                 elif target.is_file():
@@ -86,7 +92,6 @@ def _files(path: Path, *, follow_links: bool = False) -> _Tree:
 def ingest(
     path: Annotated[Path, typer.Argument(help="A file, or a folder read recursively.")],
     collection: CollectionOption,
-    batch_size: Annotated[int, typer.Option(help="Documents committed per transaction.")] = 64,
     wait: Annotated[
         bool,
         typer.Option(
@@ -101,59 +106,124 @@ def ingest(
             help="Also read links that lead out of the folder (left out and listed otherwise).",
         ),
     ] = False,
+    url: UrlOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Add the documents in PATH (text, Markdown, HTML, JSON lines) to a collection."""
+    """Add the files in PATH (PDF, Word, HTML, Markdown, text, CSV, JSON lines) to a collection.
+
+    A file or row that cannot be read is listed with why, the rest is written, and the exit
+    code is 1 when anything was left out.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-    from rich.table import Table
-
-    from companion.knowledge import CollectionNotFound, EmbeddingProgress, read_documents
 
     files, skipped_links = _files(path, follow_links=follow_links)
+    base = path if path.is_dir() else path.parent
     console = Console(stderr=True)
-
-    def documents() -> Iterator[DocumentInput]:
-        base = path if path.is_dir() else path.parent
-        for file in files:
-            yield from read_documents(file, base=base)
-            progress.advance(task)
-
-    async def run() -> tuple[int, int, int, float]:
-        kb = _knowledge_base()
-        await kb.start()
-        try:
-            try:
-                await kb.get_collection(TENANT, collection)
-            except CollectionNotFound:
-                await kb.create_collection(TENANT, collection)
-            started = time.perf_counter()
-            report = await kb.ingest(TENANT, collection, documents(), batch_size=batch_size)
-            if wait and kb.embedding_queue is not None:
-                embedding = progress.add_task("embedding chunks", total=None)
-
-                def show(state: EmbeddingProgress) -> None:
-                    total = state.pending + state.embedded
-                    progress.update(embedding, total=total, completed=state.embedded)
-
-                await kb.wait_for_embeddings(TENANT, collection, on_progress=show)
-            elapsed = time.perf_counter() - started
-        finally:
-            await kb.close()
-        return report.documents_done, report.documents_skipped, report.chunks_written, elapsed
-
     columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*Progress.get_default_columns()[:1], *columns, console=console) as progress:
         task = progress.add_task("ingesting files", total=len(files))
-        done, skipped, chunks, elapsed = asyncio.run(run())
+        started = time.perf_counter()
+        if url is not None:
+            reports = _upload(url, api_key, collection, files, base, lambda: progress.advance(task))
+        else:
+            reports = asyncio.run(_ingest_locally(collection, files, base, wait, progress, task))
+        elapsed = time.perf_counter() - started
+    _print_ingest(collection, reports, elapsed)
+    _report_skipped_links(path, skipped_links)
+    if any(report["problems"] for report in reports):
+        raise typer.Exit(1)
+
+
+async def _ingest_locally(
+    collection: str, files: list[Path], base: Path, wait: bool, progress: Any, task: Any
+) -> list[dict[str, Any]]:
+    from companion.knowledge import EmbeddingProgress
+
+    kb = _knowledge_base()
+    await kb.start()
+    try:
+        await kb.ensure_collection(TENANT, collection)
+        reports = []
+        for file in files:
+            data = await asyncio.to_thread(file.read_bytes)
+            name = file.relative_to(base).as_posix() if file.is_relative_to(base) else file.name
+            report = await kb.ingest_file(TENANT, collection, data, filename=name)
+            reports.append(report.to_dict())
+            progress.advance(task)
+        if wait and kb.embedding_queue is not None:
+            embedding = progress.add_task("embedding chunks", total=None)
+
+            def show(state: EmbeddingProgress) -> None:
+                total = state.pending + state.embedded
+                progress.update(embedding, total=total, completed=state.embedded)
+
+            await kb.wait_for_embeddings(TENANT, collection, on_progress=show)
+    finally:
+        await kb.close()
+    return reports
+
+
+def _upload(
+    url: str,
+    api_key: str | None,
+    collection: str,
+    files: list[Path],
+    base: Path,
+    advance: Callable[[], None],
+) -> list[dict[str, Any]]:
+    """Each file through `POST /v1/collections/{c}/files` of the service at `url`."""
+    from companion.client import Client
+
+    reports: list[dict[str, Any]] = []
+    with Client(url, api_key) as client:
+        client.request("PUT", f"/v1/collections/{collection}", json={})
+        for file in files:
+            name = file.relative_to(base).as_posix() if file.is_relative_to(base) else file.name
+            answer = client.upload_files(collection, {name: file.read_bytes()})
+            reports.extend(answer["files"])
+            advance()
+    return reports
+
+
+def _print_ingest(collection: str, reports: list[dict[str, Any]], elapsed: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    written = sum(int(report["written"]) for report in reports)
+    unchanged = sum(int(report["unchanged"]) for report in reports)
+    chunks = sum(int(report["chunks_written"]) for report in reports)
+    problems = [problem for report in reports for problem in report["problems"]]
     table = Table(title=f"ingested into {collection!r}")
-    for column in ("files", "documents", "unchanged", "chunks written", "seconds", "chunks/s"):
+    columns = (
+        "files",
+        "documents",
+        "unchanged",
+        "chunks written",
+        "problems",
+        "seconds",
+        "chunks/s",
+    )
+    for column in columns:
         table.add_column(column, justify="right")
     rate = chunks / elapsed if elapsed > 0 else 0.0
     table.add_row(
-        str(len(files)), str(done), str(skipped), str(chunks), f"{elapsed:.2f}", f"{rate:.0f}"
+        str(len(reports)),
+        str(written + unchanged),
+        str(unchanged),
+        str(chunks),
+        str(len(problems)),
+        f"{elapsed:.2f}",
+        f"{rate:.0f}",
     )
     Console().print(table)
-    _report_skipped_links(path, skipped_links)
+    for problem in problems:
+        where = str(problem["file"])
+        if problem.get("line") is not None:
+            where += f":{problem['line']}"
+        if problem.get("page") is not None:
+            where += f" (page {problem['page']})"
+        typer.echo(f"left out: {where}: {problem['message']}", err=True)
 
 
 def _report_skipped_links(path: Path, links: list[tuple[Path, Path]], shown: int = 20) -> None:

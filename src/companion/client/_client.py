@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 
 from companion.client._errors import raise_for_problem
 from companion.client._execution import (
@@ -37,6 +38,15 @@ def _run_body(
     if files:
         body["files"] = input_files(files)
     return body
+
+
+def _upload(files: Mapping[str, bytes], metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """httpx's multipart arguments: one `files` part per file, and `metadata` as JSON text."""
+    parts = [
+        ("files", (name, content, "application/octet-stream")) for name, content in files.items()
+    ]
+    data = {"metadata": orjson.dumps(dict(metadata)).decode()} if metadata else None
+    return {"files": parts, "data": data}
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -98,6 +108,20 @@ class Client:
     def sessions(self) -> list[dict[str, Any]]:
         """`GET /v1/sessions`: the info of the caller's open sessions, oldest first."""
         return list_sessions(self._http)
+
+    def upload_files(
+        self,
+        collection: str,
+        files: Mapping[str, bytes],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`POST /v1/collections/{collection}/files`: `{name: content}` parsed, chunked and
+        indexed by the service; each file's documents and problems, and the totals."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/v1/collections/{collection}/files", **_upload(files, metadata)
+        )
+        return result
 
     def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""
@@ -177,6 +201,19 @@ class AsyncClient:
     async def sessions(self) -> list[dict[str, Any]]:
         """`Client.sessions`, awaited."""
         return await alist_sessions(self._http)
+
+    async def upload_files(
+        self,
+        collection: str,
+        files: Mapping[str, bytes],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`Client.upload_files`, asynchronously."""
+        result: dict[str, Any] = await self.request(
+            "POST", f"/v1/collections/{collection}/files", **_upload(files, metadata)
+        )
+        return result
 
     async def runtimes(self) -> dict[str, Any]:
         """`GET /v1/runtimes`."""

@@ -20,9 +20,11 @@ from companion.knowledge._errors import (
 from companion.knowledge._formats import html_to_text, read_documents
 from companion.knowledge._knowledge_base import (
     EmbeddingProgress,
+    FileIngest,
     IngestProgress,
     KnowledgeBase,
     SearchResult,
+    document_from_content,
 )
 from companion.knowledge._models import (
     Collection,
@@ -35,6 +37,7 @@ from companion.knowledge._models import (
     SearchMode,
 )
 from companion.knowledge._onnx_embedder import OnnxEmbedder
+from companion.knowledge._parsing import ParseLimits, ParseProblem, parse_file
 from companion.knowledge._sqlite_store import SqliteStore
 from companion.knowledge._store import Store
 
@@ -53,6 +56,7 @@ __all__ = [
     "EmbeddingInfo",
     "EmbeddingModelMismatch",
     "EmbeddingProgress",
+    "FileIngest",
     "IngestProgress",
     "InvalidDocument",
     "InvalidFilter",
@@ -60,6 +64,8 @@ __all__ = [
     "KnowledgeBase",
     "OnnxEmbedder",
     "Page",
+    "ParseLimits",
+    "ParseProblem",
     "SearchHit",
     "SearchMode",
     "SearchResult",
@@ -69,7 +75,9 @@ __all__ = [
     "StoreInUse",
     "TextSpan",
     "build_knowledge_base",
+    "document_from_content",
     "html_to_text",
     "load_embedder",
+    "parse_file",
     "read_documents",
 ]

@@ -13,6 +13,7 @@ import orjson
 
 from companion.cache import TieredCache
 from companion.config import setting_default
+from companion.errors import CompanionError
 from companion.knowledge._chunking import Chunker, TextSpan
 from companion.knowledge._embedder import Embedder, to_float32_bytes
 from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
@@ -36,6 +37,7 @@ from companion.knowledge._models import (
     SearchHit,
     SearchMode,
 )
+from companion.knowledge._parsing import ParsedDocument, ParseLimits, ParseProblem, parse_file
 from companion.knowledge._query import clean_query, make_snippet, query_terms
 from companion.knowledge._shutdown import finish_within
 from companion.knowledge._store import Store
@@ -50,7 +52,14 @@ from companion.knowledge._validation import (
 if TYPE_CHECKING:
     from companion.monitoring import Monitor
 
-__all__ = ["EmbeddingProgress", "IngestProgress", "KnowledgeBase", "SearchResult"]
+__all__ = [
+    "EmbeddingProgress",
+    "FileIngest",
+    "IngestProgress",
+    "KnowledgeBase",
+    "SearchResult",
+    "document_from_content",
+]
 
 
 EMBEDDER_HINT = (
@@ -69,6 +78,36 @@ class IngestProgress:
     documents_done: int
     documents_skipped: int
     chunks_written: int
+
+
+# Documents of one file (CSV rows, JSON lines) committed together.
+_FILE_BATCH_DOCUMENTS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class FileIngest:
+    """What one file gave: its format, the documents written and unchanged (their ids), and every
+    problem met (a bad row, a page without text, a document refused), by file, line and page."""
+
+    file: str
+    format: str | None
+    document_ids: tuple[str, ...]
+    written: int
+    unchanged: int
+    chunks_written: int
+    problems: tuple[ParseProblem, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "file": self.file,
+            "format": self.format,
+            "document_ids": list(self.document_ids),
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "chunks_written": self.chunks_written,
+            "problems": [problem.to_dict() for problem in self.problems],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +367,80 @@ class KnowledgeBase:
         if batch:
             await flush()
         return IngestProgress(done, skipped, chunks)
+
+    async def ingest_file(
+        self,
+        tenant: str,
+        collection: str,
+        data: bytes,
+        *,
+        filename: str,
+        content_type: str | None = None,
+        limits: ParseLimits | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> FileIngest:
+        """Parse one file (PDF, DOCX, HTML, Markdown, text, CSV, JSON lines) and upsert what it
+        holds; a file or document that cannot be read is a problem in the answer, never an error,
+        so one bad file or row loses nothing good.
+
+        A whole file is one document with the id `filename` (its pages and headings as sections);
+        a CSV row or JSON line is one document, with its own `id` or `filename:line`.
+        """
+        check_tenant(tenant)
+        check_name(collection)
+        await self.store.get_collection(tenant, collection)  # a missing collection is an error
+        try:
+            parsed = await asyncio.to_thread(
+                parse_file,
+                data,
+                filename=filename,
+                content_type=content_type,
+                limits=limits or ParseLimits(),
+            )
+        except CompanionError as exc:
+            return FileIngest(
+                filename, None, (), 0, 0, 0, (ParseProblem.from_error(filename, exc),)
+            )
+        problems = list(parsed.problems)
+        by_id: dict[str, DocumentInput] = {}
+        for document in parsed.documents:
+            for candidate in _documents_from(
+                document, filename, parsed.format, metadata or {}, self.max_document_bytes
+            ):
+                try:
+                    checked = check_document(candidate, self.max_document_bytes)
+                except CompanionError as exc:
+                    problems.append(ParseProblem(filename, document.line, exc.message))
+                    continue
+                assert checked.id is not None
+                if checked.id in by_id:
+                    problems.append(
+                        ParseProblem(
+                            filename,
+                            document.line,
+                            f"id {checked.id!r} again: the later one is kept",
+                        )
+                    )
+                by_id[checked.id] = checked
+        inputs = list(by_id.values())
+        written = unchanged = chunks = 0
+        for start in range(0, len(inputs), _FILE_BATCH_DOCUMENTS):
+            batch = inputs[start : start + _FILE_BATCH_DOCUMENTS]
+            _, batch_unchanged, batch_chunks = await self._upsert(
+                tenant, collection, batch, defer_embedding=True
+            )
+            written += len(batch) - batch_unchanged
+            unchanged += batch_unchanged
+            chunks += batch_chunks
+        return FileIngest(
+            filename,
+            parsed.format,
+            tuple(doc.id or "" for doc in inputs),
+            written,
+            unchanged,
+            chunks,
+            tuple(problems),
+        )
 
     async def get_document(self, tenant: str, collection: str, document_id: str) -> Document:
         """One document, or `DocumentNotFound`."""
@@ -629,3 +742,79 @@ def _tag(tenant: str, collection: str) -> str:
 
 def _model(info: Any) -> str:
     return f"{info.model}@{info.version} ({info.dimension} dims)"
+
+
+async def document_from_content(
+    text: str,
+    content_type: str,
+    *,
+    id: str | None = None,
+    title: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> DocumentInput:
+    """A document whose `text` is HTML, Markdown or plain text (`content_type`), parsed as an
+    uploaded file of that type would be: visible text, title and headings kept as sections."""
+    name = id or "document"
+    try:
+        parsed = await asyncio.to_thread(
+            parse_file, text.encode("utf-8"), filename=name, content_type=content_type
+        )
+    except CompanionError as exc:
+        raise InvalidDocument(f"{content_type} content: {exc.message}") from None
+    if parsed.format not in ("html", "markdown", "text"):
+        raise InvalidDocument(
+            f"content_type {content_type!r} is read as {parsed.format}; send such files to "
+            "`POST /v1/collections/{c}/files`"
+        )
+    if len(parsed.documents) != 1:
+        problems = "; ".join(p.message for p in parsed.problems) or "no text"
+        raise InvalidDocument(f"{content_type} content gave no document: {problems}")
+    [document] = parsed.documents
+    sections = tuple(
+        DocumentSection(section.start_char, section.end_char, section.page, section.headings)
+        for section in document.sections
+    )
+    extra = dict(metadata or {})
+    return DocumentInput(document.text, id, title or document.title, extra, source, sections)
+
+
+def _documents_from(
+    parsed: ParsedDocument, filename: str, fmt: str, extra: Mapping[str, Any], max_bytes: int
+) -> list[DocumentInput]:
+    """The documents to store for one parsed from `filename`, named by the file (and line).
+
+    A document longer than `max_bytes` (a long PDF) is stored in parts, cut between sections and
+    named `file#2`, `file#3`...: each part keeps its pages and headings.
+    """
+    doc_id = parsed.id or (filename if parsed.line is None else f"{filename}:{parsed.line}")
+    metadata = {**parsed.metadata, **extra, "file": filename, "format": fmt}
+    sections = [
+        DocumentSection(section.start_char, section.end_char, section.page, section.headings)
+        for section in parsed.sections
+    ] or [DocumentSection(0, len(parsed.text))]
+    parts: list[list[DocumentSection]] = [[]]
+    size = 0
+    for section in sections:
+        length = len(parsed.text[section.start_char : section.end_char].encode())
+        if parts[-1] and size + length > max_bytes:
+            parts.append([])
+            size = 0
+        parts[-1].append(section)
+        size += length
+    documents = []
+    for number, part in enumerate(parts, start=1):
+        start, end = part[0].start_char, part[-1].end_char
+        shifted = tuple(
+            DocumentSection(x.start_char - start, x.end_char - start, x.page, x.headings)
+            for x in part
+        )
+        name = doc_id if number == 1 else f"{doc_id}#{number}"
+        extra_part = {**metadata, "part": number} if len(parts) > 1 else metadata
+        text = parsed.text[start:end]
+        documents.append(
+            DocumentInput(
+                text, name, parsed.title, extra_part, filename, shifted if parsed.sections else ()
+            )
+        )
+    return documents
