@@ -87,3 +87,48 @@ def test_eval_retrieval_scores_the_configured_postgres_store_and_cleans_up(
     with psycopg.connect(database_url, autocommit=True) as conn:
         left = conn.execute(f'SELECT COUNT(*) FROM "{pg_schema}".kb_collections').fetchone()
     assert left == (0,)  # the evaluation's collection is gone
+
+
+def _folder_of_files(root: Path) -> Path:
+    from tests.knowledge.test_parsing import make_docx, make_pdf
+
+    folder = root / "library"
+    (folder / "manuals").mkdir(parents=True)
+    (folder / "guide.pdf").write_bytes(make_pdf(["Tides and harbours.", "Lighthouse keepers."]))
+    (folder / "manuals" / "manual.docx").write_bytes(make_docx())
+    (folder / "rows.csv").write_text("id,text\nr1,Crabs hide under rocks\nr2,bad,extra\n")
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # not a format we read: not listed
+    return folder
+
+
+def test_ingest_reads_every_format_and_lists_what_it_left_out(tmp_path: Path) -> None:
+    folder = _folder_of_files(tmp_path)
+    env = {"COMPANION_DATA_DIR": str(tmp_path / "data"), "COMPANION_KNOWLEDGE_EMBEDDER": "none"}
+    done = _run("ingest", str(folder), "--collection", "lib", env=env)
+    assert done.returncode == 1, done.stderr  # something was left out
+    assert "left out: rows.csv:3:" in done.stderr
+    assert "photo.png" not in done.stdout + done.stderr
+    found = _run("search", "lighthouse keepers", "--collection", "lib", "--json", env=env)
+    [hit] = json.loads(found.stdout)["results"][:1]
+    assert (hit["document_id"], hit["page"]) == ("guide.pdf", 2)
+    docx = _run("search", "debian", "--collection", "lib", "--json", env=env)
+    assert json.loads(docx.stdout)["results"][0]["document_id"] == "manuals/manual.docx"
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+def test_ingest_with_url_uploads_through_the_api(tmp_path: Path) -> None:
+    from tests.client.test_client import served
+
+    folder = _folder_of_files(tmp_path)
+    with served(tmp_path / "served") as (url, keys):
+        env = {"COMPANION_API_KEY": keys["knowledge"]}
+        done = _run("ingest", str(folder), "--collection", "lib", "--url", url, env=env)
+        assert done.returncode == 1, done.stderr
+        assert "left out: rows.csv:3:" in done.stderr
+        found = _run(
+            "search", "lighthouse keepers", "--collection", "lib", "--json", "--url", url, env=env
+        )
+        assert found.returncode == 0, found.stderr
+        [hit] = json.loads(found.stdout)["results"][:1]
+        assert (hit["document_id"], hit["page"]) == ("guide.pdf", 2)

@@ -48,8 +48,9 @@ def _key(env: dict[str, str], scopes: str, tenant: str = "acme") -> str:
 
 @contextmanager
 def served(data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A real `companion serve` on a free port, and keys: `execute` and `tools` of tenant acme,
-    `other` (execute) of tenant globex. A tenant may hold `SESSIONS_PER_TENANT` sessions."""
+    """A real `companion serve` on a free port, and keys: `execute`, `tools` and `knowledge`
+    (read and write) of tenant acme, `other` (execute) of tenant globex. A tenant may hold
+    `SESSIONS_PER_TENANT` sessions."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
     env["COMPANION_DATA_DIR"] = str(data_dir)
     env["COMPANION_EXECUTION_POOL_SIZE"] = "1"
@@ -59,6 +60,7 @@ def served(data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
         "execute": _key(env, "execute"),
         "tools": _key(env, "tools"),
         "other": _key(env, "execute", tenant="globex"),
+        "knowledge": _key(env, "knowledge:read,knowledge:write"),
     }
     port = free_port()
     process = subprocess.Popen(
