@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -304,7 +305,11 @@ def _bound_fractions(
     if target.max_added_ns is not None and peer_median is not None:
         fractions.append((ours_median - peer_median) / target.max_added_ns)
     if target.max_shortfall is not None and peer_median is not None:
-        fractions.append((peer_median - ours_median) / target.max_shortfall)
+        shortfall = peer_median - ours_median
+        if target.max_shortfall > 0:
+            fractions.append(shortfall / target.max_shortfall)
+        else:  # "at least as good as the peer"
+            fractions.append(0.0 if shortfall <= 0 else math.inf)
     if target.max_median_ns is not None:
         fractions.append(ours_median / target.max_median_ns)
     if target.max_p95_ns is not None:

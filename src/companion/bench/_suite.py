@@ -26,6 +26,7 @@ GROUPS: dict[str, str] = {
     "sessions": "companion.bench.cases_sessions",
     "tools": "companion.bench.cases_tools",
     "search": "companion.bench.cases_search",
+    "relevance": "companion.bench.cases_relevance",
     "documents": "companion.bench.cases_documents",
     "scale-out": "companion.bench.cases_scaleout",
     "http": "companion.bench.cases_http",
