@@ -195,7 +195,10 @@ def test_another_tenant_gets_404_everywhere(served: tuple[str, dict[str, dict[st
     for response in attempts:
         assert response.status_code == 404, (response.request.url, response.text)
         assert response.json()["code"] == "session_not_found"
-    assert httpx.get(f"{url}/v1/sessions", headers=other).json() == {"sessions": [], "unreachable_nodes": []}
+    assert httpx.get(f"{url}/v1/sessions", headers=other).json() == {
+        "sessions": [],
+        "unreachable_nodes": [],
+    }
     no_scope = httpx.post(f"{url}/v1/sessions", json={}, headers=keys["no-execute"])
     assert no_scope.status_code == 403
     _close(url, keys["acme"], sid)
