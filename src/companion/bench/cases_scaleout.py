@@ -28,7 +28,6 @@ from companion.bench import cases_search
 from companion.bench._case import Case, Cycling, Operation, Target
 from companion.bench._docs_judged import docs_judged_set
 from companion.knowledge import DocumentInput, KnowledgeBase, SqliteStore
-from companion.knowledge._models import PreparedChunk, PreparedDocument
 
 if TYPE_CHECKING:
     from companion.knowledge._postgres_store import PostgresStore
@@ -119,15 +118,7 @@ class _PostgresCorpus:
                 "bench",
                 "corpus",
                 [
-                    PreparedDocument(
-                        f"d{i}",
-                        text,
-                        None,
-                        {"n": i % 10},
-                        None,
-                        str(i),
-                        [PreparedChunk(0, text, 0, len(text), None)],
-                    )
+                    cases_search.prepared_passage(i, text, None)
                     for i, text in enumerate(batch, start=start)
                 ],
             )

@@ -32,6 +32,7 @@ __all__ = [
     "cases",
     "embedded_corpus",
     "generate_corpus",
+    "prepared_passage",
 ]
 
 _GROUP = "search"
@@ -63,6 +64,14 @@ def generate_corpus(chunks: int, seed: int = 7) -> tuple[list[str], list[str]]:
         for _ in range(_QUERIES)
     ]
     return passages, queries
+
+
+def prepared_passage(number: int, text: str, vector: bytes | None) -> PreparedDocument:
+    """Passage `number` as the stores take it: one document of one chunk, `n` in its metadata."""
+    chunk = PreparedChunk(0, text, 0, len(text), vector)
+    return PreparedDocument(
+        f"d{number}", text, None, {"n": number % 10}, None, str(number), [chunk]
+    )
 
 
 def _unit_vectors(count: int, seed: int) -> Any:
@@ -156,15 +165,7 @@ class _Corpus:
                 "bench",
                 "corpus",
                 [
-                    PreparedDocument(
-                        f"d{i}",
-                        text,
-                        None,
-                        {"n": i % 10},
-                        None,
-                        str(i),
-                        [PreparedChunk(0, text, 0, len(text), vectors[i].tobytes())],
-                    )
+                    prepared_passage(i, text, vectors[i].tobytes())
                     for i, text in enumerate(self.passages[start : start + batch], start=start)
                 ],
             )
