@@ -57,6 +57,35 @@ def test_metrics_export_cache_tiers(client: TestClient) -> None:
     assert misses["l2"] == 1
 
 
+@pytest.mark.redis
+def test_metrics_export_cache_tiers_with_redis_as_l2(redis_url: str) -> None:
+    """A Redis tier has no `max_entries` (Redis bounds itself): the other figures still export."""
+    import uuid
+
+    import redis
+
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    settings = load_settings(
+        execution_enabled=False, redis_url=redis_url, cache_namespace=namespace
+    )
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            cache = client.app.state.companion.cache  # type: ignore[attr-defined]
+            cache.set("k", 1)
+            cache.get("missing")
+            samples = _samples(client)
+    finally:
+        store = redis.Redis.from_url(redis_url)
+        keys = list(store.scan_iter(match=f"{namespace}:*"))
+        if keys:
+            store.delete(*keys)
+        store.close()
+    misses = {labels["tier"]: value for labels, value in samples["companion_cache_misses_total"]}
+    assert misses["l2"] == 1
+    failures = samples.get("companion_monitoring_source_errors_total", [])
+    assert all(value == 0 for _, value in failures), failures
+
+
 def test_monitoring_report_shows_every_endpoint(client: TestClient) -> None:
     client.get("/livez")
     client.get("/readyz")

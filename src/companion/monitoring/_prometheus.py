@@ -123,8 +123,11 @@ class MonitorCollector(Collector):
     def _source(self, source: StatsSource) -> Iterator[PromMetric]:
         try:
             stats = source.fn()
+            # A figure a source does not know (a Redis tier has no `max_entries`: Redis bounds
+            # itself) is left out, not a reason to lose the source's other figures.
             rows = {
-                str(key): {str(s): float(v) for s, v in row.items()} for key, row in stats.items()
+                str(key): {str(s): float(v) for s, v in row.items() if v is not None}
+                for key, row in stats.items()
             }
         except Exception:
             # A failing source must not break the whole scrape; it is counted and logged.
