@@ -225,6 +225,12 @@ class Settings(BaseSettings):
         description="`minilm` requires the exported ONNX model; `auto` uses it when present; "
         "`none` serves BM25 only.",
     )
+    knowledge_embedding_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="Which export of the model to load: `int8` (`companion models export "
+        "--quantize int8`) embeds about 2x faster, with slightly different vectors: its "
+        "collections need `companion reindex` when switching.",
+    )
     execution_enabled: bool = Field(True, description="Start the code-execution sandbox pool.")
     execution_pool_size: int = Field(
         0, ge=0, le=256, description="Sandbox zygotes; 0 means two per CPU core."

@@ -22,7 +22,7 @@ from companion.cache import build_cache
 from companion.config import Settings
 from companion.errors import CompanionError
 from companion.execution import Executor, SandboxUnavailable
-from companion.knowledge import build_knowledge_base, load_embedder
+from companion.knowledge import ModelDirectory, build_knowledge_base
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
 
@@ -187,10 +187,16 @@ async def _start_executor(state: AppState) -> None:
 async def _start_knowledge(state: AppState) -> None:
     """Start the knowledge base; if its store cannot start the service runs on and `/readyz` says why."""
     try:
-        # Loading the embedding model reads ~90 MB: off the event loop.
-        embedder = await asyncio.to_thread(load_embedder, state.settings)
+        # Loading the embedding model reads ~90 MB: off the event loop. Without one, the knowledge
+        # base asks `source` again when it needs it (a model exported later loads, no restart).
+        source = ModelDirectory(state.settings)
+        embedder = await asyncio.to_thread(source.load)
         knowledge = build_knowledge_base(
-            state.settings, cache=state.cache, embedder=embedder, monitor=state.monitor
+            state.settings,
+            cache=state.cache,
+            embedder=embedder,
+            monitor=state.monitor,
+            embedder_source=source,
         )
         try:
             await knowledge.start()

@@ -310,6 +310,31 @@ def _query_embedding() -> Operation:
     return lambda: embedder.embed([next(cycle)])
 
 
+def _embedding_throughput(side: str) -> Operation:
+    """Our embedder as the service loads it (`fp32` or `int8`), or the plain onnxruntime peer."""
+    from companion.bench._embedding_rows import PlainOnnx, Throughput, docs_chunks, slices
+    from companion.config import load_settings
+    from companion.errors import FeatureUnavailable
+    from companion.knowledge import load_embedder
+    from companion.knowledge._embedding_loader import model_dir
+
+    inputs = slices(docs_chunks())
+    if side == "peer":
+        return Throughput("peer", inputs, PlainOnnx(model_dir(load_settings())).embed)
+    settings = load_settings(knowledge_embedder="minilm", knowledge_embedding_precision=side)
+    embedder = load_embedder(settings)
+    if embedder is None:
+        raise FeatureUnavailable("the MiniLM model is not exported")
+    return Throughput(f"ours {side}", inputs, embedder.embed)
+
+
+def _int8_exported() -> bool:
+    from companion.config import load_settings
+    from companion.knowledge._embedding_loader import model_dir
+
+    return (model_dir(load_settings()) / "model.int8.onnx").exists()
+
+
 def _lazy(make: Callable[[_Corpus], Operation]) -> Callable[[], Operation]:
     return lambda: make(_corpus())
 
@@ -332,7 +357,25 @@ def cases(quick: bool = False) -> list[Case]:
     model_rows = [
         Case(_GROUP, "MiniLM query embedding (onnxruntime)", ours=_query_embedding),
         Case(_GROUP, "ingest 64 one-chunk documents, with MiniLM", ours=lambda: _ingest(True)),
+        Case(
+            _GROUP,
+            "embedding ingest, MiniLM, 64-chunk calls over the docs' chunks (30-256 tokens)",
+            ours=lambda: _embedding_throughput("fp32"),
+            peer=lambda: _embedding_throughput("peer"),
+            peer_name="plain onnxruntime, same model.onnx and tokenizer, fixed unsorted batches of 32",
+            target=Target(max_ratio=0.5),
+        ),
     ]
+    if _int8_exported():
+        model_rows.append(
+            Case(
+                _GROUP,
+                "embedding ingest, MiniLM int8 (quantized export), same chunks",
+                ours=lambda: _embedding_throughput("int8"),
+                peer=lambda: _embedding_throughput("fp32"),
+                peer_name="ours, fp32 model",
+            )
+        )
     return [
         Case(
             _GROUP,

@@ -98,11 +98,14 @@ def _dependencies() -> list[Finding]:
 
 def _knowledge() -> Finding:
     from companion.config import load_settings
-    from companion.knowledge import build_knowledge_base, load_embedder
+    from companion.knowledge import ModelDirectory, build_knowledge_base
 
     async def check() -> str:
         settings = load_settings()
-        kb = build_knowledge_base(settings, embedder=load_embedder(settings), serving=False)
+        source = ModelDirectory(settings)
+        kb = build_knowledge_base(
+            settings, embedder=source.load(), serving=False, embedder_source=source
+        )
         await kb.start()
         try:
             return await kb.health()

@@ -24,10 +24,13 @@ CollectionOption = Annotated[str, typer.Option("--collection", "-c", help="Colle
 def _knowledge_base() -> KnowledgeBase:
     from companion.config import load_settings
     from companion.knowledge import build_knowledge_base
-    from companion.knowledge._embedding_loader import load_embedder
+    from companion.knowledge._embedding_loader import ModelDirectory
 
     settings = load_settings()
-    return build_knowledge_base(settings, embedder=load_embedder(settings), serving=False)
+    source = ModelDirectory(settings)  # names what is missing when there is no model
+    return build_knowledge_base(
+        settings, embedder=source.load(), serving=False, embedder_source=source
+    )
 
 
 class _Tree(NamedTuple):

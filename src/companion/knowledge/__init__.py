@@ -3,7 +3,7 @@
 from companion.knowledge._build import build_knowledge_base
 from companion.knowledge._chunking import Chunker, TextSpan
 from companion.knowledge._embedder import Embedder
-from companion.knowledge._embedding_loader import load_embedder
+from companion.knowledge._embedding_loader import ModelDirectory, load_embedder
 from companion.knowledge._errors import (
     CollectionExists,
     CollectionNotFound,
@@ -62,6 +62,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidQuery",
     "KnowledgeBase",
+    "ModelDirectory",
     "OnnxEmbedder",
     "Page",
     "ParseLimits",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from companion.cache import TieredCache
 from companion.config import Settings
 from companion.knowledge._chunking import Chunker
-from companion.knowledge._embedder import Embedder
+from companion.knowledge._embedder import Embedder, EmbedderSource
 from companion.knowledge._knowledge_base import KnowledgeBase
 from companion.knowledge._sqlite_store import SqliteStore
 from companion.knowledge._store import Store
@@ -25,11 +25,14 @@ def build_knowledge_base(
     embedder: Embedder | None = None,
     monitor: Monitor | None = None,
     serving: bool = True,
+    embedder_source: EmbedderSource | None = None,
 ) -> KnowledgeBase:
     """A knowledge base (not started) on PostgreSQL when `database_url` is set, else embedded.
 
     `serving=False` is for one-off commands beside a running node: on PostgreSQL their BM25
     indexes go to a temporary directory, built for the collections they search only.
+    `embedder_source` (a `ModelDirectory`) lets a knowledge base started without a model load one
+    exported later, and names what is missing meanwhile.
     """
     store: Store
     if settings.database_url is not None:
@@ -60,4 +63,5 @@ def build_knowledge_base(
         cache_ttl_s=settings.knowledge_cache_ttl_s,
         inline_embed_max_chunks=settings.knowledge_inline_embed_max_chunks,
         monitor=monitor,
+        embedder_source=embedder_source,
     )

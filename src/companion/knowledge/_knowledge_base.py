@@ -15,7 +15,7 @@ from companion.cache import TieredCache
 from companion.config import setting_default
 from companion.errors import CompanionError
 from companion.knowledge._chunking import Chunker, TextSpan
-from companion.knowledge._embedder import Embedder, to_float32_bytes
+from companion.knowledge._embedder import Embedder, EmbedderSource, to_float32_bytes
 from companion.knowledge._embedding_queue import EmbeddingProgress, EmbeddingQueue
 from companion.knowledge._errors import (
     CollectionExists,
@@ -157,9 +157,12 @@ class KnowledgeBase:
         monitor: Monitor | None = None,
         close_timeout_s: float = 5.0,
         clock: Callable[[], float] = time.perf_counter,
+        embedder_source: EmbedderSource | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        # Without an embedder, the source is asked again when one is needed (see `_look_for_model`).
+        self.embedder_source = embedder_source
         self.cache = cache
         self.chunker = chunker or Chunker()
         self.max_document_bytes = max_document_bytes
@@ -173,23 +176,19 @@ class KnowledgeBase:
         self.cache_ttl_s = cache_ttl_s
         self.inline_embed_max_chunks = inline_embed_max_chunks
         self.close_timeout_s = close_timeout_s
-        self.embedding_queue = None
-        if embedder is not None:
-            self.embedding_queue = EmbeddingQueue(
-                store,
-                embedder,
-                batch_chunks=embedding_batch_chunks,
-                on_batch=self._invalidate,
-                monitor=monitor,
-                close_timeout_s=close_timeout_s,
-            )
+        self._embedding_batch_chunks = embedding_batch_chunks
+        self._monitor = monitor
+        self.embedding_queue = self._queue(embedder) if embedder is not None else None
         self._clock = clock
+        self._started = False
+        self._model_lock = asyncio.Lock()
 
     # -- life -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the store (migrations, index catch-up) and resume pending embeddings."""
         await self.store.start()
+        self._started = True
         if self.embedding_queue is not None:
             await self.embedding_queue.start()
 
@@ -199,6 +198,7 @@ class KnowledgeBase:
         Whatever a library below does with cancellation, this returns: a part that does not stop
         in time is logged and left behind.
         """
+        self._started = False  # a model loading meanwhile is attached without starting its queue
         if self.embedding_queue is not None:
             await self.embedding_queue.close()
         await finish_within(self.store.close(), self.close_timeout_s, "closing the knowledge store")
@@ -233,12 +233,55 @@ class KnowledgeBase:
     async def health(self) -> str:
         """The store's status and whether vector search works (and if not, why: a clear warning)."""
         line = await self.store.health()
+        await self._look_for_model()
         if self.embedder is None:
-            return f"{line}; vector/hybrid search off (no embedder: {EMBEDDER_HINT})"
+            return f"{line}; vector/hybrid search off (no embedder: {self._embedder_hint()})"
         problem = self.store.vector_problem
         if problem is not None:
             return f"{line}; WARNING vector/hybrid search degraded: {problem}"
+        stale = self.embedder_source.problem if self.embedder_source is not None else None
+        if stale is not None:
+            return f"{line}; embedder {_model(self.embedder.info)}; WARNING {stale}"
         return f"{line}; embedder {_model(self.embedder.info)}"
+
+    # -- the embedding model ----------------------------------------------------------------
+
+    async def attach_embedder(self, embedder: Embedder) -> None:
+        """Start embedding with `embedder`, in a knowledge base that has none: collections created
+        from now on record its model, and the queue embeds their pending chunks."""
+        if self.embedder is not None:
+            raise RuntimeError("this knowledge base already has an embedder")
+        queue = self._queue(embedder)
+        self.embedder, self.embedding_queue = embedder, queue
+        if self._started:
+            await queue.start()
+
+    async def _look_for_model(self) -> None:
+        """Load a model that appeared since the last look (`companion models export` beside a
+        running service): a few `stat` calls when nothing changed, one load when it did."""
+        source = self.embedder_source
+        if self.embedder is not None or source is None or not source.changed():
+            return
+        async with self._model_lock:
+            if self.embedder is None and source.changed():
+                embedder = await asyncio.to_thread(source.load)
+                if embedder is not None:
+                    await self.attach_embedder(embedder)
+
+    def _embedder_hint(self) -> str:
+        source = self.embedder_source
+        problem = source.problem if source is not None else None
+        return problem or EMBEDDER_HINT
+
+    def _queue(self, embedder: Embedder) -> EmbeddingQueue:
+        return EmbeddingQueue(
+            self.store,
+            embedder,
+            batch_chunks=self._embedding_batch_chunks,
+            on_batch=self._invalidate,
+            monitor=self._monitor,
+            close_timeout_s=self.close_timeout_s,
+        )
 
     # -- collections ------------------------------------------------------------------------
 
@@ -248,6 +291,7 @@ class KnowledgeBase:
         check_name(name)
         if not isinstance(description, str) or len(description) > 1000:
             raise InvalidDocument("description must be a string of at most 1000 characters")
+        await self._look_for_model()
         info = self.embedder.info if self.embedder is not None else None
         return await self.store.create_collection(tenant, name, description, info)
 
@@ -550,6 +594,8 @@ class KnowledgeBase:
         k = check_k(k, self.max_k)
         text = clean_query(query, self.max_query_chars)
         conditions = parse_filter(filter)
+        if mode != "bm25":
+            await self._look_for_model()
         warnings: tuple[str, ...] = ()
         problem = self.store.vector_problem
         if mode != "bm25" and self.embedder is not None and problem is not None:
@@ -644,7 +690,7 @@ class KnowledgeBase:
         if self.embedder is None:
             raise EmbedderRequired(
                 f"vector and hybrid search need an embedding model, and none is loaded: "
-                f"{EMBEDDER_HINT}; mode 'bm25' works without one"
+                f"{self._embedder_hint()}; mode 'bm25' works without one"
             )
         if target.embedding is None:
             raise EmbedderRequired(
@@ -710,8 +756,9 @@ class KnowledgeBase:
         on_progress: Callable[[int], None] | None = None,
     ) -> int:
         """Re-embed every chunk with the current embedder and record its model; return the count."""
+        await self._look_for_model()
         if self.embedder is None:
-            raise EmbedderRequired(f"reindex needs an embedding model: {EMBEDDER_HINT}")
+            raise EmbedderRequired(f"reindex needs an embedding model: {self._embedder_hint()}")
         check_tenant(tenant)
         check_name(collection)
         await self.store.get_collection(tenant, collection)
