@@ -7,16 +7,15 @@
 - How soon a write acknowledged by one node is found through another: by the next search, and by
   the other node's listener alone.
 
-PostgreSQL comes from `COMPANION_BENCH_DATABASE_URL`, else `COMPANION_DATABASE_URL`, else the local
-server; each run works in a schema of its own, dropped at the end. Without a reachable server the
-rows are left out, and `companion bench` says so.
+PostgreSQL comes from the settings (`COMPANION_DATABASE_URL`), else the local server; each run works
+in a schema of its own, dropped at the end. Without a reachable server the rows are left out, and
+`companion bench` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import shutil
 import tempfile
 import time
@@ -32,20 +31,18 @@ from companion.knowledge import DocumentInput, KnowledgeBase, SqliteStore
 if TYPE_CHECKING:
     from companion.knowledge._postgres_store import PostgresStore
 
-__all__ = ["DATABASE_URL_VAR", "cases", "postgres_problem"]
+__all__ = ["cases", "postgres_problem"]
 
 _GROUP = "scale-out"
-DATABASE_URL_VAR = "COMPANION_BENCH_DATABASE_URL"
 _LOCAL_DATABASE_URL = "postgresql://127.0.0.1:5432/test"
 _LOAD_BATCH_DOCUMENTS = 2000
 
 
 def _database_url() -> str:
-    return (
-        os.environ.get(DATABASE_URL_VAR)
-        or os.environ.get("COMPANION_DATABASE_URL")
-        or _LOCAL_DATABASE_URL
-    )
+    from companion.config import load_settings
+
+    configured = load_settings().database_url
+    return configured.get_secret_value() if configured is not None else _LOCAL_DATABASE_URL
 
 
 def postgres_problem() -> str | None:
@@ -58,7 +55,7 @@ def postgres_problem() -> str | None:
         with psycopg.connect(_database_url(), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"PostgreSQL at {DATABASE_URL_VAR} is unreachable: {exc}"
+        return f"PostgreSQL (COMPANION_DATABASE_URL, else the local server) is unreachable: {exc}"
     return None
 
 

@@ -17,14 +17,13 @@ from companion.knowledge._errors import (
     SearchTimeout,
     StoreInUse,
 )
+from companion.knowledge._file_documents import FileIngest, document_from_content
 from companion.knowledge._formats import html_to_text, read_documents
 from companion.knowledge._knowledge_base import (
     EmbeddingProgress,
-    FileIngest,
     IngestProgress,
     KnowledgeBase,
     SearchResult,
-    document_from_content,
 )
 from companion.knowledge._models import (
     Collection,
