@@ -9,12 +9,12 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: run test install lint typecheck pytest fmt bench lock clean model sandbox-host test-host \
-	runtime runtime-lock
+	runtime runtime-lock ts-client ts-client-schema
 
 run: sandbox-host $(VENV)/.installed runtime
 	$(VENV)/bin/companion serve
 
-test: sandbox-host test-host $(VENV)/.installed runtime model lint typecheck pytest
+test: sandbox-host test-host $(VENV)/.installed runtime model ts-client lint typecheck pytest
 
 # bubblewrap for the sandbox, installed when we may (root with apt). Without it a root service
 # builds the same namespaces itself; a non-root service without it refuses to run snippets.
@@ -76,9 +76,28 @@ model: $(MODEL_DIR)/model.int8.onnx
 $(MODEL_DIR)/model.int8.onnx: | $(VENV)/.installed
 	$(VENV)/bin/companion models export --out $(MODEL_DIR) --quantize int8
 
+# The TypeScript client's dev dependencies (typescript, openapi-typescript, @types/node) from its
+# package-lock.json, installed again when the lock changes; its tests run in `make test`. Without
+# Node and npm they skip locally and fail in CI.
+TS_CLIENT := clients/typescript
+ts-client:
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(TS_CLIENT)/node_modules/.package-lock.json; \
+	else echo "node and npm are missing (apt install nodejs npm): the TypeScript client's tests skip"; fi
+
+$(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+# After changing a route or a model: the client's openapi.json dumped from the app, then its
+# src/schema.ts generated from it (a test fails until both are current).
+ts-client-schema: ts-client | $(VENV)/.installed
+	$(VENV)/bin/python $(TS_CLIENT)/scripts/openapi.py
+	cd $(TS_CLIENT) && npm run --silent generate
+
 lint:
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests clients/python
+	$(VENV)/bin/ruff format --check src tests clients/python
 
 typecheck:
 	$(VENV)/bin/mypy
@@ -87,8 +106,8 @@ pytest:
 	$(VENV)/bin/pytest
 
 fmt: $(VENV)/.installed
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests clients/python
+	$(VENV)/bin/ruff check --fix src tests clients/python
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/companion bench

@@ -116,7 +116,7 @@ def test_every_setting_has_a_unit_or_is_unitless_by_nature() -> None:
         "s|ms|bytes|chars|chunks|entries|files|calls|pool_size|queue|runs_per_worker|workers|"
         "threads|sessions|spares"
     )
-    pattern = rf"_({units}|per_key|per_tenant|uid|gid|depth|weight|rank_offset)$"
+    pattern = rf"_({units}|per_key|per_tenant|uid|gid|depth|weight|rank_offset|ratio)$"
     assert all(re.search(pattern, name) for name in numeric), numeric
 
 

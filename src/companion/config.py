@@ -9,6 +9,7 @@ bad setting, naming the variable, the value and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -168,6 +169,38 @@ class Settings(BaseSettings):
     profiling_trace_ring_entries: int = Field(
         32, ge=1, le=1000, description="Deep traces kept for reading back (oldest dropped)."
     )
+    telemetry_otlp_endpoint: str = Field(
+        "",
+        description="OpenTelemetry traces are exported here over OTLP/HTTP (protobuf): a "
+        "collector's base URL (`http://collector:4318`, `/v1/traces` is added) or its full "
+        "traces URL. Empty: tracing off, at no cost. Needs the `telemetry` extra.",
+    )
+    telemetry_otlp_headers: SecretStr | None = Field(
+        None,
+        description="Headers sent with every export, as comma-separated `name=value` pairs "
+        "(e.g. `authorization=Bearer abc` for a hosted backend).",
+    )
+    telemetry_service_name: str = Field(
+        "companion",
+        min_length=1,
+        max_length=128,
+        description="`service.name` of the exported spans (the node name is "
+        "`service.instance.id`).",
+    )
+    telemetry_sample_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded (0-1); a request carrying a W3C `traceparent` "
+        "follows its caller's sampling decision instead.",
+    )
+    telemetry_export_timeout_ms: int = Field(
+        10_000,
+        ge=100,
+        le=600_000,
+        description="Deadline of one export to the OTLP endpoint (retries included); the final "
+        "flush at shutdown waits about this long at most.",
+    )
     knowledge_chunk_chars: int = Field(
         800, ge=50, le=100_000, description="Largest chunk a document is split into."
     )
@@ -199,8 +232,13 @@ class Settings(BaseSettings):
     knowledge_cache_ttl_s: float = Field(
         60.0, gt=0, description="Time to live of cached search results (writes invalidate them)."
     )
+    knowledge_hybrid_fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="How hybrid search fuses its BM25 and vector document rankings: `convex`, the "
+        "weighted mean of each ranking's min-max scaled scores; `rrf`, reciprocal rank fusion.",
+    )
     knowledge_rrf_rank_offset: int = Field(
-        60, ge=1, description="Rank offset of hybrid reciprocal rank fusion."
+        60, ge=1, description="Rank offset of reciprocal rank fusion (`rrf`; and of passages)."
     )
     knowledge_hybrid_bm25_weight: float = Field(
         1.0, ge=0, description="Weight of the BM25 ranking in hybrid fusion."
@@ -233,7 +271,11 @@ class Settings(BaseSettings):
     )
     execution_enabled: bool = Field(True, description="Start the code-execution sandbox pool.")
     execution_pool_size: int = Field(
-        0, ge=0, le=256, description="Sandbox zygotes; 0 means two per CPU core."
+        0,
+        ge=0,
+        le=256,
+        description="Sandbox zygotes; 0 means two per usable CPU (its affinity, capped by its "
+        "cgroup's CPU quota in a container).",
     )
     execution_max_queue: int = Field(
         64, ge=0, le=100_000, description="Runs waiting for a sandbox before callers get 503 busy."
@@ -444,6 +486,34 @@ class Settings(BaseSettings):
         """This node's name: `node_name`, or the host name."""
         return self.node_name or socket.gethostname()
 
+    @field_validator("telemetry_otlp_endpoint")
+    @classmethod
+    def _check_otlp_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host (OTLP/HTTP)")
+        if parts.path in ("", "/"):
+            # A collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it: its traces path.
+            return urlunsplit(parts._replace(path="/v1/traces"))
+        return value
+
+    @field_validator("telemetry_otlp_headers")
+    @classmethod
+    def _check_otlp_headers(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        _header_pairs(value.get_secret_value())  # raises on a malformed list
+        return value
+
+    @property
+    def telemetry_headers(self) -> dict[str, str]:
+        """`telemetry_otlp_headers` as a mapping of lower-case names to values."""
+        raw = self.telemetry_otlp_headers
+        return _header_pairs(raw.get_secret_value()) if raw is not None else {}
+
     @field_validator("rate_limit_default", "rate_limit_execute")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -497,6 +567,24 @@ def _check_url_scheme(value: SecretStr | None, schemes: tuple[str, ...]) -> Secr
         allowed = ", ".join(f"{s}://" for s in schemes)
         raise ValueError(f"URL scheme must be one of {allowed}")
     return value
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+
+
+def _header_pairs(text: str) -> dict[str, str]:
+    """`name=value,name=value` as a mapping; values may hold `=` but not commas or newlines."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not _HEADER_NAME.fullmatch(name) or "\n" in value or "\r" in value:
+            # The pair may hold a secret: the message never repeats it.
+            raise ValueError("use comma-separated `name=value` pairs with HTTP header names")
+        pairs[name.lower()] = value
+    return pairs
 
 
 def setting_default(name: str) -> Any:

@@ -17,6 +17,7 @@ condition and subclass the matching builtin where one exists, so library users c
     ├── ServiceUnavailable (503 unavailable)
     │   ├── Busy (503 busy)                                   queue full; carries `retry_after_s`
     │   └── DependencyUnavailable (503 dependency_unavailable) Redis, PostgreSQL, ... unreachable
+    ├── UpstreamFailed (502 upstream_failed)                  another node broke off mid-call
     └── FeatureUnavailable (501 feature_unavailable)          an optional extra is not installed
 
 Subsystems add their leaves under these (e.g. `ToolNotFound(NotFound)`), never new roots.
@@ -42,6 +43,7 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "Unauthorized",
+    "UpstreamFailed",
     "ValidationFailed",
 ]
 
@@ -187,6 +189,15 @@ class DependencyUnavailable(ServiceUnavailable):
 
     code = "dependency_unavailable"
     title = "Dependency unavailable"
+
+
+class UpstreamFailed(CompanionError):
+    """Another node took the call and broke off before answering: it may have run, so unlike a
+    503 this is no invitation to send it again blindly."""
+
+    status = 502
+    code = "upstream_failed"
+    title = "Upstream failed"
 
 
 class FeatureUnavailable(CompanionError):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from fastapi.testclient import TestClient
+
+from companion.config import Settings, load_settings
 
 
 def key_headers(
@@ -14,3 +19,18 @@ def key_headers(
     if header == "bearer":
         return {"Authorization": f"Bearer {token}"}
     return {"X-API-Key": token}
+
+
+def settings_with_model(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings of an app without execution whose data directory holds the exported MiniLM
+    model (a link to the one `make model` wrote); the test is skipped, or fails in CI, without it."""
+    from tests._services import unavailable
+    from tests.knowledge.conftest import MODEL_DIR
+
+    if not (MODEL_DIR / "manifest.json").exists():
+        unavailable("the exported MiniLM model (run `make model`)")
+    (data_dir / "models").mkdir()
+    (data_dir / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
+    return load_settings(
+        data_dir=data_dir, execution_enabled=False, knowledge_embedder="minilm", **overrides
+    )

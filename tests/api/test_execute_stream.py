@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from companion_client import Client
 from fastapi import FastAPI
 
 from companion.api import create_app
-from companion.client import Client
 from companion.config import load_settings
 from tests.tools._served import serve
 

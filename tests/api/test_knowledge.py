@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from companion.api import create_app
 from companion.config import load_settings
-from tests.api.conftest import key_headers
+from tests.api.conftest import key_headers, settings_with_model
 
 
 @pytest.fixture
@@ -97,6 +97,24 @@ def test_documents_and_search(client: TestClient) -> None:
     assert listed["next_after"] is not None
 
 
+def test_a_document_id_with_slashes_is_read_and_deleted_by_its_path(client: TestClient) -> None:
+    """`companion ingest` names documents by their path in the folder (`manuals/guide.md`)."""
+    client.post("/v1/collections", json={"name": "docs"})
+    posted = client.post(
+        "/v1/collections/docs/documents", json={"id": "manuals/a b/guide.md", "text": "Delta"}
+    )
+    assert posted.status_code == 201
+    # Encoded or not, the id reaches the route whole.
+    for path in ("manuals/a%20b/guide.md", "manuals%2Fa%20b%2Fguide.md"):
+        got = client.get(f"/v1/collections/docs/documents/{path}")
+        assert (got.status_code, got.json()["id"]) == (200, "manuals/a b/guide.md")
+    assert (
+        client.delete("/v1/collections/docs/documents/manuals%2Fa%20b%2Fguide.md").status_code
+        == 204
+    )
+    assert client.get("/v1/collections/docs/documents/manuals/a%20b/guide.md").status_code == 404
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "code"),
     [
@@ -173,16 +191,7 @@ def test_readyz_reports_the_knowledge_store(client: TestClient) -> None:
 
 
 def test_hybrid_search_with_the_real_model(tmp_path: Path) -> None:
-    from tests._services import unavailable
-    from tests.knowledge.conftest import MODEL_DIR
-
-    if not (MODEL_DIR / "manifest.json").exists():
-        unavailable("the exported MiniLM model (run `make model`)")
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
-    settings = load_settings(
-        data_dir=tmp_path, execution_enabled=False, knowledge_embedder="minilm"
-    )
+    settings = settings_with_model(tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         client.headers.update(key_headers(client, "knowledge:read", "knowledge:write"))
         client.post("/v1/collections", json={"name": "docs"})
@@ -224,19 +233,7 @@ def test_search_knowledge_tool_searches_the_callers_own_collections(tmp_path: Pa
 
 
 def test_bulk_ingest_is_acknowledged_then_embedded_in_the_background(tmp_path: Path) -> None:
-    from tests._services import unavailable
-    from tests.knowledge.conftest import MODEL_DIR
-
-    if not (MODEL_DIR / "manifest.json").exists():
-        unavailable("the exported MiniLM model (run `make model`)")
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
-    settings = load_settings(
-        data_dir=tmp_path,
-        execution_enabled=False,
-        knowledge_embedder="minilm",
-        knowledge_inline_embed_max_chunks=2,
-    )
+    settings = settings_with_model(tmp_path, knowledge_inline_embed_max_chunks=2)
     texts = [
         f"Note {i}: the {animal} sleeps." for i, animal in enumerate("cat dog owl fox".split())
     ]

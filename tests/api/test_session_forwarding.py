@@ -3,10 +3,13 @@ live nodes is exercised in tests/multinode)."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import orjson
 import pytest
 import redis
@@ -17,6 +20,7 @@ from companion.api import create_app
 from companion.config import load_settings
 from tests._services import free_port, wait_for_port
 from tests.api.conftest import key_headers
+from tests.telemetry._traced import new_traceparent, traced_service
 
 
 @pytest.fixture
@@ -141,8 +145,6 @@ class _EchoOwner:
     """A real HTTP server standing in for the owner: answers what reached it, as JSON."""
 
     def __init__(self) -> None:
-        import threading
-
         import uvicorn
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -220,6 +222,34 @@ def test_a_call_is_relayed_as_the_client_encoded_it(client: TestClient, owner: _
     assert "x-hop" not in relayed  # named in Connection: for one hop only
     assert relayed["x-forwarded-for"] == "testclient"  # the relay's own client, not the claim
     assert relayed["x-request-id"] == response.headers["x-request-id"]
+    assert "traceparent" not in relayed  # none sent, and this node does not trace
+
+
+def test_a_traced_node_relays_its_own_span_as_the_parent_of_the_owners(
+    redis_url: str, namespace: str, owner: _EchoOwner
+) -> None:
+    """One trace across both nodes: the owner's request span is a child of the relaying node's
+    request span, which continues the caller's (untraced, the caller's header passes as is:
+    `test_a_call_is_relayed_as_the_client_encoded_it`)."""
+    settings = {
+        "execution_enabled": False,
+        "redis_url": redis_url,
+        "cache_namespace": namespace,
+        "node_name": "node-a",
+        "node_url": "http://127.0.0.1:1",
+    }
+    with traced_service(**settings) as node:
+        header, trace_id, caller_span = new_traceparent()
+        response = httpx.get(
+            f"{node.url}/v1/sessions/ses_far",
+            headers={"Authorization": f"Bearer {node.key('execute')}", "traceparent": header},
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["x-companion-session-node"] == "node-z"
+        [request_span] = [span for span in node.trace(trace_id) if span.kind == "SERVER"]
+    assert request_span.parent_span_id == caller_span
+    relayed = response.json()["headers"]["traceparent"]
+    assert relayed == f"00-{trace_id}-{request_span.span_id}-01"
 
 
 def test_dot_segments_are_never_relayed(client: TestClient, owner: _EchoOwner) -> None:
@@ -253,6 +283,39 @@ def test_a_live_node_that_refuses_a_connection_is_unavailable_not_ended(
     assert "node-y" in response.json()["detail"]
     assert store.get(f"{namespace}:session:ses_busy") is not None  # kept: the node is alive
     store.close()
+
+
+def test_a_node_that_breaks_off_after_taking_the_call_is_a_502_not_a_retry(
+    client: TestClient, redis_url: str, namespace: str
+) -> None:
+    """A cell sent to its node may have run there: never a 503 that clients send again."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def take_and_hang_up() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)  # the relayed request arrives...
+
+    taker = threading.Thread(target=take_and_hang_up, daemon=True)
+    taker.start()
+    store = _record(redis_url, namespace, "ses_cut", "node-w", "http://unused.invalid")
+    store.set(f"{namespace}:node:node-w", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        response = client.post(
+            "/v1/sessions/ses_cut/execute",
+            json={"code": "x = 1"},
+            headers=key_headers(client, "execute"),
+        )
+    finally:
+        taker.join(timeout=10)
+        listener.close()
+        store.close()
+    assert response.status_code == 502, response.text
+    problem = response.json()
+    assert problem["code"] == "upstream_failed"
+    assert "may have run" in problem["detail"]
 
 
 async def test_a_client_that_hangs_up_mid_body_aborts_the_relayed_request() -> None:

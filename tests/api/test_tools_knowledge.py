@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from companion.api import create_app
 from companion.config import load_settings
-from tests.api.conftest import key_headers
+from tests.api.conftest import key_headers, settings_with_model
 
 KNOWLEDGE_TOOLS = {"list_collections", "search_knowledge", "remember"}
 EXPORTS: list[dict[str, str]] = [
@@ -326,16 +326,7 @@ def test_a_batch_remembers_in_parallel_and_refuses_per_call(client: TestClient) 
 
 
 def test_hybrid_search_runs_with_an_embedder(tmp_path: Path) -> None:
-    from tests._services import unavailable
-    from tests.knowledge.conftest import MODEL_DIR
-
-    if not (MODEL_DIR / "manifest.json").exists():
-        unavailable("the exported MiniLM model (run `make model`)")
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(MODEL_DIR)
-    settings = load_settings(
-        data_dir=tmp_path, execution_enabled=False, knowledge_embedder="minilm"
-    )
+    settings = settings_with_model(tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         agent = _agent(client, "semantic")
         for n, text in enumerate(("The cat sleeps on the sofa.", "Stocks fell sharply today.")):

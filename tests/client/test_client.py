@@ -1,86 +1,36 @@
-"""The Python client against a real `companion serve` on a loopback port."""
+"""The Python client's code execution and sessions against a real `companion serve`."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-from companion.client import AsyncClient, Client, InputFile, save_file
-from companion.errors import (
+from companion_client import (
+    AsyncClient,
+    Client,
     Forbidden,
-    InvalidInput,
+    InputFile,
+    LocalFileRefused,
     NotFound,
     RateLimited,
-    Unauthorized,
-    ValidationFailed,
-)
-from companion.execution import (
+    RetryPolicy,
     SessionEnded,
     SessionLimitReached,
     SessionNotFound,
+    Unauthorized,
+    ValidationFailed,
     WorkspaceFileNotFound,
+    save_file,
 )
-from tests._services import free_port, wait_for_port
+
+from tests.client._service import COMPANION, SESSIONS_PER_TENANT, served
+
+# The CLI's remote-mode tests start their service with these.
+__all__ = ["COMPANION", "served"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox]
-COMPANION = str(Path(sys.executable).parent / "companion")
-SESSIONS_PER_TENANT = 3
-
-
-def _key(env: dict[str, str], scopes: str, tenant: str = "acme") -> str:
-    done = subprocess.run(
-        [COMPANION, "keys", "create", "--tenant", tenant, "--scopes", scopes],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return done.stdout.strip()
-
-
-@contextmanager
-def served(data_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A real `companion serve` on a free port, and keys: `execute`, `tools` and `knowledge`
-    (read and write) of tenant acme, `other` (execute) of tenant globex. A tenant may hold
-    `SESSIONS_PER_TENANT` sessions."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPANION_")}
-    env["COMPANION_DATA_DIR"] = str(data_dir)
-    env["COMPANION_EXECUTION_POOL_SIZE"] = "1"
-    env["COMPANION_EXECUTION_DATA_POOL_SIZE"] = "1"
-    env["COMPANION_EXECUTION_MAX_SESSIONS_PER_TENANT"] = str(SESSIONS_PER_TENANT)
-    keys = {
-        "execute": _key(env, "execute"),
-        "tools": _key(env, "tools"),
-        "other": _key(env, "execute", tenant="globex"),
-        "knowledge": _key(env, "knowledge:read,knowledge:write"),
-    }
-    port = free_port()
-    process = subprocess.Popen(
-        [COMPANION, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert wait_for_port(port, timeout_s=60), "companion serve did not listen"
-        yield f"http://127.0.0.1:{port}", keys
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    with served(tmp_path_factory.mktemp("served")) as running:
-        yield running
 
 
 def test_sync_client_executes_and_maps_errors(server: tuple[str, dict[str, str]]) -> None:
@@ -92,7 +42,8 @@ def test_sync_client_executes_and_maps_errors(server: tuple[str, dict[str, str]]
         assert {r["language"] for r in client.runtimes()["runtimes"]} >= {"python", "javascript"}
         with pytest.raises(ValidationFailed) as caught:
             client.execute("cobol", "x")
-        assert caught.value.errors[0]["pointer"] == "/language"
+        assert caught.value.errors[0].pointer == "/language"
+        assert caught.value.code == "unknown_language"
         with pytest.raises(Forbidden):
             client.request("GET", "/v1/alerts")
         with pytest.raises(NotFound):
@@ -196,7 +147,7 @@ def test_a_session_keeps_its_state_and_streams_cells_in_order(
             kinds = [event.kind for event in events]
             assert kinds[-1] == "done"
             assert kinds.count("done") == 1
-            assert kinds.index("stdout") < kinds.index("result") < kinds.index("done")
+            assert {"stdout", "stderr", "result"} <= set(kinds)  # each channel in its own order
             assert "".join(e.text for e in events if e.kind == "stdout") == "one\nthree\n"
             assert "".join(e.text for e in events if e.kind == "stderr") == "two\n"
             [result] = [event.result for event in events if event.result is not None]
@@ -239,7 +190,7 @@ def test_session_files_round_trip_binary_bytes(
         assert session.download("my data v2.bin") == blob
         saved = session.save_file("data/blob.bin", tmp_path / "saved")
         assert saved.read_bytes() == blob[::-1]
-        with pytest.raises(InvalidInput, match="exists; not replaced"):
+        with pytest.raises(LocalFileRefused, match="exists; not replaced"):
             session.save_file("data/blob.bin", tmp_path / "saved")
         session.delete_file("data/blob.bin")
         with pytest.raises(WorkspaceFileNotFound):
@@ -260,7 +211,7 @@ def test_ended_closed_and_foreign_sessions_raise_the_mapped_errors(
         with pytest.raises(SessionEnded, match="has ended") as ended:
             crashed.run("1")
         assert isinstance(ended.value, NotFound)
-        assert ended.value.details["status"] == 410
+        assert ended.value.status == 410
         with pytest.raises(SessionEnded):
             list(crashed.run_stream("1"))
         assert crashed.refresh()["state"] == "ended"
@@ -292,18 +243,59 @@ def test_a_tenant_over_its_session_limit_is_told_when_to_retry(
     server: tuple[str, dict[str, str]],
 ) -> None:
     url, keys = server
-    with Client(url, keys["other"]) as client:
+    slept: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:  # a fake clock: the retries' waits take no real time
+        slept.append(seconds)
+        now[0] += seconds
+
+    policy = RetryPolicy(max_retries=2, budget_s=3600)
+    with Client(url, keys["other"], retry=policy, sleep=sleep, clock=lambda: now[0]) as client:
         held = [client.create_session() for _ in range(SESSIONS_PER_TENANT)]
         try:
             with pytest.raises(SessionLimitReached) as caught:
                 client.create_session()
             assert isinstance(caught.value, RateLimited)
+            assert caught.value.retry_after_s is not None
             assert caught.value.retry_after_s >= 1
+            # Refused three times: waited twice, each time at least as long as the service said.
+            assert len(slept) == 2
+            assert all(wait >= caught.value.retry_after_s for wait in slept)
         finally:
             for session in held:
                 session.close()
         assert client.sessions() == []
         client.create_session().close()  # a closed session frees its place at once
+
+
+def test_a_refused_session_is_made_when_a_place_frees_during_the_wait(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    url, keys = server
+    with Client(url, keys["other"]) as holder:
+        held = [holder.create_session() for _ in range(SESSIONS_PER_TENANT)]
+        slept: list[float] = []
+
+        now = [0.0]
+
+        def sleep(seconds: float) -> None:  # while the client waits, another caller ends one
+            slept.append(seconds)
+            now[0] += seconds
+            held.pop().close()
+
+        # The service's hint is the next session's expiry (minutes away): a budget above it.
+        policy = RetryPolicy(budget_s=3600)
+        try:
+            with Client(url, keys["other"], retry=policy, sleep=sleep, clock=lambda: now[0]) as c:
+                made = c.create_session()
+                made.close()
+            assert len(slept) == 1
+            assert slept[0] >= 1
+            assert made.info["state"] == "idle"
+        finally:
+            for session in held:
+                session.close()
 
 
 async def test_async_sessions(server: tuple[str, dict[str, str]]) -> None:
@@ -333,7 +325,7 @@ async def test_async_sessions(server: tuple[str, dict[str, str]]) -> None:
     "path", ["../escape.txt", "/etc/evil", "a/../../b", "..\\x", "C:x", "a//b"]
 )
 def test_save_file_never_writes_outside_the_folder(tmp_path: Path, path: str) -> None:
-    with pytest.raises(InvalidInput, match="not a relative path"):
+    with pytest.raises(LocalFileRefused, match="not a relative path"):
         save_file(tmp_path / "out", path, b"x")
     assert not (tmp_path / "escape.txt").exists()
 
@@ -345,11 +337,11 @@ def test_save_file_does_not_follow_a_link_in_the_folder(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "sub").symlink_to(outside)
     (folder / "file").symlink_to(outside / "target")
-    with pytest.raises(InvalidInput, match="is a link"):
+    with pytest.raises(LocalFileRefused, match="is a link"):
         save_file(folder, "sub/x.txt", b"x")
-    with pytest.raises(InvalidInput, match="exists; not replaced"):
+    with pytest.raises(LocalFileRefused, match="exists; not replaced"):
         save_file(folder, "file", b"x")
-    with pytest.raises(InvalidInput, match="cannot write"):
+    with pytest.raises(LocalFileRefused, match="cannot write"):
         save_file(folder, "file", b"x", overwrite=True)
     assert list(outside.iterdir()) == []
 
@@ -357,7 +349,7 @@ def test_save_file_does_not_follow_a_link_in_the_folder(tmp_path: Path) -> None:
 def test_save_file_never_replaces_a_file_unless_asked(tmp_path: Path) -> None:
     mine = tmp_path / "Makefile"
     mine.write_text("mine")
-    with pytest.raises(InvalidInput, match="exists; not replaced"):
+    with pytest.raises(LocalFileRefused, match="exists; not replaced"):
         save_file(tmp_path, "Makefile", b"theirs")
     assert mine.read_text() == "mine"
     save_file(tmp_path, "Makefile", b"theirs", overwrite=True)
@@ -367,5 +359,5 @@ def test_save_file_never_replaces_a_file_unless_asked(tmp_path: Path) -> None:
 def test_save_file_names_a_file_standing_where_a_folder_should(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a").write_text("a file")
-    with pytest.raises(InvalidInput, match="cannot make"):
+    with pytest.raises(LocalFileRefused, match="cannot make"):
         save_file(tmp_path / "out", "a/b.txt", b"x")

@@ -17,6 +17,8 @@ from companion.knowledge import (
     InvalidQuery,
     KnowledgeBase,
 )
+from companion.knowledge._fusion import result_hits
+from companion.knowledge._models import ScoredChunk
 
 DOCS = [
     {
@@ -111,6 +113,29 @@ async def test_bm25_search_ranks_snippets_and_reindexes_on_update(kb: KnowledgeB
     await kb.upsert("t1", "notes", [{"id": "cats", "text": "Felines sleep all day."}])
     assert (await kb.search("t1", "notes", "purr")).results == []
     assert [h.document_id for h in (await kb.search("t1", "notes", "sleeping")).results] == ["cats"]
+
+
+async def test_chunk_owners_name_the_documents_of_chunks_without_reading_them(
+    kb: KnowledgeBase,
+) -> None:
+    """What ranking reads instead of whole chunks; a chunk deleted between ranking and the
+    read of the shown passages is left out of the hits rather than failing the search."""
+    await _seed(kb)
+    found = await kb.store.search_text(
+        "t1", "notes", ["cat", "dog", "rust"], k=10, conditions=(), timeout_ms=5000
+    )
+    keys = [chunk.key for document in found for chunk in document.chunks]
+    records = await kb.store.fetch_chunks(keys)
+    assert sorted(record.document_id for record in records.values()) == ["cats", "dogs", "rust"]
+    missing = max(keys) + 1000
+    owners = await kb.store.chunk_owners([*keys, missing])
+    assert owners == {key: record.document_id for key, record in records.items()}
+    assert await kb.store.chunk_owners([]) == {}
+
+    await kb.delete_document("t1", "notes", "dogs")
+    ranked = [ScoredChunk(key, 1.0) for key in keys]
+    hits = result_hits(ranked, await kb.store.fetch_chunks(keys), None)
+    assert sorted(hit.document_id for hit in hits) == ["cats", "rust"]
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from companion._cpus import usable_cpus
 from companion.errors import ConfigError
 from companion.knowledge import OnnxEmbedder
-from companion.knowledge._onnx_embedder import _batches, _session_options, usable_cores
+from companion.knowledge._onnx_embedder import _batches, _session_options
 from tests._services import unavailable
 from tests.knowledge.conftest import MODEL_DIR
 
@@ -81,7 +82,7 @@ def test_session_options_are_chosen_not_defaulted(minilm: OnnxEmbedder) -> None:
     assert np.allclose(two.embed(texts), minilm.embed(texts), atol=1e-5)  # in parallel, same
     default = OnnxEmbedder(MODEL_DIR)
     workers = default._pool._max_workers if default._pool else 1
-    assert workers == min(4, usable_cores())
+    assert workers == min(4, usable_cpus())
 
 
 def test_int8_variant_is_close_to_fp32_and_named_apart(minilm: OnnxEmbedder) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from companion.knowledge import KnowledgeBase, SqliteStore, _tantivy_index
-from companion.knowledge._tantivy_index import FullTextIndex
+from companion.knowledge._tantivy_index import FullTextIndex, document_rows
 
 
 async def _ids(kb: KnowledgeBase, query: str) -> list[str]:
@@ -121,16 +121,47 @@ async def test_small_unfiltered_bm25_runs_inline_and_never_waits_for_the_writer(
         await kb.close()
 
 
-def test_reapplying_a_document_replaces_its_chunks_in_the_full_text_index(tmp_path: Path) -> None:
+def test_reapplying_a_document_replaces_its_entries_in_the_full_text_index(tmp_path: Path) -> None:
     index = FullTextIndex(tmp_path)
     rows = [(1, 7, None, "the owl sleeps"), (2, 7, None, "the owl wakes"), (3, 8, None, "a cat")]
-    index.apply(1, [], rows)
-    # The background embedder re-applies a document once its vectors land: same chunks again.
-    index.apply(1, [7], rows[:2])
+    documents = document_rows(
+        [(7, None, "the owl sleeps\n\nthe owl wakes"), (8, None, "a cat")], rows
+    )
+    index.apply(1, [], rows, documents)
+    # The background embedder re-applies a document once its vectors land: same entries again.
+    index.apply(1, [7], rows[:2], documents[:1])
     assert index.chunk_count(1) == 3
-    assert sorted(hit.key for hit in index.search(1, ["owl"], 10, None)) == [1, 2]
-    index.apply(1, [7, 8], [])
+    [owl] = index.search(1, ["owl"], 10, None)
+    # One document matches: it answers with up to `k` of its passages.
+    assert (owl.key, sorted(chunk.key for chunk in owl.chunks)) == (7, [1, 2])
+    index.apply(1, [7, 8], [], [])
     assert index.chunk_count(1) == 0
+    assert index.search(1, ["owl"], 10, None) == []
+    index.close()
+
+
+def test_documents_are_ranked_whole_and_each_brings_its_best_passage(tmp_path: Path) -> None:
+    """A document holding both words, in different chunks, outranks one whose single chunk
+    holds one of them twice: its chunks alone would each have ranked lower."""
+    index = FullTextIndex(tmp_path)
+    chunks = [
+        (1, 7, None, "the heron waits in the reeds"),
+        (2, 7, None, "at dusk the marsh goes quiet"),
+        (3, 8, None, "a heron, another heron, and a gull"),
+    ]
+    documents = [
+        (7, None, "the heron waits in the reeds\n\nat dusk the marsh goes quiet"),
+        (8, None, "a heron, another heron, and a gull"),
+    ]
+    index.apply(1, [], chunks, document_rows(documents, chunks))
+    ranked = index.search(1, ["heron", "marsh"], 1, None)
+    assert [(document.key, [c.key for c in document.chunks]) for document in ranked] == [(7, [2])]
+    both = index.search(1, ["heron", "marsh"], 2, None)
+    assert [document.key for document in both] == [7, 8]
+    # `k` documents matched: one passage each.
+    assert [len(document.chunks) for document in both] == [1, 1]
+    # Limited to a filter's documents, the other one alone answers.
+    assert [document.key for document in index.search(1, ["heron"], 5, [8])] == [8]
     index.close()
 
 

@@ -238,15 +238,25 @@ listen stats
 """
 
     def start(self, nodes: Sequence[Node]) -> None:
-        """Write the configuration and start HAProxy in the foreground (`-db`)."""
-        self.config.write_text(self.render(nodes))
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [str(HAPROXY), "-db", "-f", str(self.config)], stdout=sink, stderr=sink
-            )
-        if not (wait_for_port(self.port) and wait_for_port(self.stats_port)):
+        """Write the configuration and start HAProxy in the foreground (`-db`).
+
+        A port `free_port` found free can be taken by another process before HAProxy binds it
+        (CI met this once): HAProxy then exits, and is started again on fresh ports."""
+        for attempt in range(3):
+            logged = self.log.stat().st_size if self.log.exists() else 0
+            self.config.write_text(self.render(nodes))
+            with self.log.open("ab") as sink:
+                self.process = subprocess.Popen(
+                    [str(HAPROXY), "-db", "-f", str(self.config)], stdout=sink, stderr=sink
+                )
+            listening = wait_for_port(self.port) and wait_for_port(self.stats_port)
+            if listening and self.process.poll() is None:
+                return
             self.stop()
-            raise RuntimeError(f"haproxy did not start: {self.log.read_text()[-2000:]}")
+            said = self.log.read_bytes()[logged:].decode(errors="replace")
+            if "Address already in use" not in said or attempt == 2:
+                raise RuntimeError(f"haproxy did not start: {said[-2000:]}")
+            self.port, self.stats_port = free_port(), free_port()
 
     def stop(self) -> None:
         """Stop at once (SIGTERM: open connections are closed)."""

@@ -27,6 +27,7 @@ from companion.api._body_limit import BodySizeLimitMiddleware
 from companion.api._context import RequestContextMiddleware
 from companion.api._problems import GUARDED_RESPONSES, install_error_handlers, problem_response
 from companion.api._session_forwarding import SessionForwardingMiddleware
+from companion.api._telemetry import TelemetryMiddleware
 from companion.config import Settings, load_settings
 from companion.errors import PayloadTooLarge
 from companion.monitoring import RequestMetricsMiddleware
@@ -81,6 +82,30 @@ class HeaderSizeLimitMiddleware:
         await self.app(scope, receive, send)
 
 
+class _RouteInScope:
+    """An ASGI endpoint that records its route in the scope before it runs.
+
+    FastAPI records `scope["route"]` for its own routes only: without this, the metrics and the
+    request spans saw a plain Starlette route (`/mcp`) as unmatched.
+    """
+
+    def __init__(self, endpoint: ASGIApp) -> None:
+        self.endpoint = endpoint
+        self.route: Route | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Record the route, then run the endpoint."""
+        scope["route"] = self.route
+        await self.endpoint(scope, receive, send)
+
+
+def _routed(path: str, endpoint: ASGIApp, methods: list[str]) -> Route:
+    """A route to a raw ASGI endpoint whose requests are labelled with its path template."""
+    wrapper = _RouteInScope(endpoint)
+    wrapper.route = Route(path, wrapper, methods=methods)
+    return wrapper.route
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for `settings` (loaded from the environment when omitted)."""
     settings = settings if settings is not None else load_settings()
@@ -101,7 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Our monitor measures every request already; FastAPI's native OpenTelemetry would look
         # up the global providers (environment variables included) on every request to find
-        # that none is configured.
+        # that none is configured, and when on it records raw paths and query strings. Our
+        # tracing (`TelemetryMiddleware`, `companion.telemetry`) records route templates only.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.companion = state
@@ -113,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, responses=GUARDED_RESPONSES)
     app.include_router(_health.router, responses={503: GUARDED_RESPONSES[503]})
     app.include_router(_dashboard.router)
-    app.router.routes.append(Route("/mcp", _tools.McpEndpoint(), methods=["GET", "POST", "DELETE"]))
+    app.router.routes.append(_routed("/mcp", _tools.McpEndpoint(), ["GET", "POST", "DELETE"]))
     # Pure ASGI middleware only: BaseHTTPMiddleware costs ~1 ms a request here. The last added is
     # the outermost, so the metrics also see requests the body limit rejects.
     # Innermost: a relayed call has passed the body limits, and carries the request id.
@@ -146,6 +172,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         ],
     )
+    if state.telemetry.enabled:
+        # Inside the request context (the span carries the request id, the access line the
+        # trace id), outside everything else: the span covers the whole request. Not installed
+        # at all when tracing is off.
+        app.add_middleware(TelemetryMiddleware, telemetry=state.telemetry)
     app.add_middleware(
         RequestContextMiddleware, node=settings.node
     )  # outermost: every response gets its request id

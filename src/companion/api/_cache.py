@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.responses import Response
 
+from companion.api._answer import Answer, json_answer
 from companion.api._auth import require
 from companion.api._state import State
 from companion.keys import ApiKey
@@ -42,15 +44,40 @@ class Invalidated(BaseModel):
     removed: int
 
 
+class TierCounters(Answer):
+    """One tier's counters since the service started; `size` is counted when asked."""
+
+    size: int
+    max_entries: int | None = Field(description="Null for a tier without a bound (Redis).")
+    hits: int
+    misses: int
+    evictions: int
+    expirations: int
+    promotions: int = Field(description="Entries copied up from L2 (counted on L1).")
+    demotions: int = Field(description="Entries L1 evicted into L2 (counted on L2).")
+    errors: int = Field(description="Failed calls to the tier (Redis unreachable).")
+    hit_rate: float = Field(description="hits / (hits + misses); 0 before the first lookup.")
+
+
+class CacheStatsAnswer(Answer):
+    """Both tiers' counters and L1's most hit keys, `[key, hits]`."""
+
+    l1: TierCounters
+    l2: TierCounters
+    hot_keys: list[tuple[str, int]]
+
+
 @router.get(
     "/stats",
     summary="Per-tier size, hits, misses, hit rate, promotions, ... (admin)",
+    response_model=CacheStatsAnswer,
     dependencies=[Depends(require("admin"))],
 )
-def cache_stats(state: State) -> dict[str, Any]:
+def cache_stats(state: State) -> Response:
     """Counters of L1 and L2 since start, and the hottest keys."""
     cache = state.require_cache()
-    return {**cache.stats().as_dict(), "hot_keys": [list(pair) for pair in cache.hot_keys(10)]}
+    body = {**cache.stats().as_dict(), "hot_keys": [list(pair) for pair in cache.hot_keys(10)]}
+    return json_answer(body)
 
 
 @router.post("/invalidate", summary="Drop this tenant's entries by key, glob pattern or tags")

@@ -3,7 +3,7 @@
 The id is taken from the client when well-formed (so a trace can cross services), generated
 otherwise, stored in the scope for the error renderer, and returned on every response with
 `X-Companion-Node`, the name of the node that answered. The access log line never carries the key
-or the body.
+or the body; with tracing on it carries the request span's `trace_id` and `span_id`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["KEY_ID", "REQUEST_ID", "TENANT", "RequestContextMiddleware", "request_id_of"]
+__all__ = [
+    "KEY_ID",
+    "REQUEST_ID",
+    "SPAN_ID",
+    "TENANT",
+    "TRACE_ID",
+    "RequestContextMiddleware",
+    "log_ids",
+    "request_id_of",
+    "trace_id_of",
+]
 
 _ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _access = logging.getLogger("companion.access")
@@ -24,6 +34,9 @@ _access = logging.getLogger("companion.access")
 REQUEST_ID = "companion.request_id"
 KEY_ID = "companion.key_id"
 TENANT = "companion.tenant"
+# Set by the OpenTelemetry middleware when tracing is on: the request span's ids.
+TRACE_ID = "companion.trace_id"
+SPAN_ID = "companion.span_id"
 # Our per-request facts live in the scope under these keys, not in scope["state"]: servers may
 # share that dict between requests (it starts as a copy of the lifespan state, or the same dict).
 
@@ -32,6 +45,23 @@ def request_id_of(scope: Scope) -> str | None:
     """The request id set by the middleware, if any."""
     value = scope.get(REQUEST_ID)
     return value if isinstance(value, str) else None
+
+
+def trace_id_of(scope: Scope) -> str | None:
+    """The OpenTelemetry trace id of the request, when tracing is on."""
+    value = scope.get(TRACE_ID)
+    return value if isinstance(value, str) else None
+
+
+def log_ids(scope: Scope) -> dict[str, str]:
+    """The request's ids for a log line's `extra`: `request_id`, and with tracing on `trace_id`
+    and `span_id`, so an error logged outside the access line still leads to its request."""
+    ids: dict[str, str] = {}
+    for name, key in (("request_id", REQUEST_ID), ("trace_id", TRACE_ID), ("span_id", SPAN_ID)):
+        value = scope.get(key)
+        if isinstance(value, str):
+            ids[name] = value
+    return ids
 
 
 class RequestContextMiddleware:
@@ -66,15 +96,14 @@ class RequestContextMiddleware:
         finally:
             if _access.isEnabledFor(logging.INFO):
                 route = getattr(scope.get("route"), "path", None)
-                _access.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "route": route or "unmatched",
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "key_id": scope.get(KEY_ID),
-                        "tenant": scope.get(TENANT),
-                    },
-                )
+                extra = {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route or "unmatched",
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "key_id": scope.get(KEY_ID),
+                    "tenant": scope.get(TENANT),
+                }
+                extra.update(log_ids(scope))  # tracing on: the line leads to the request's trace
+                _access.info("request", extra=extra)

@@ -7,7 +7,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from companion.api._context import request_id_of
+from companion.api._answer import Answer
+from companion.api._context import request_id_of, trace_id_of
 from companion.api._problems import ProblemResponse, problem_body
 from companion.api._state import app_state
 from companion.errors import DependencyUnavailable
@@ -23,7 +24,7 @@ class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class CheckResult(BaseModel):
+class CheckResult(Answer):
     """Outcome of one readiness check."""
 
     ok: bool
@@ -33,7 +34,7 @@ class CheckResult(BaseModel):
     error: str | None = None
 
 
-class Readiness(BaseModel):
+class Readiness(Answer):
     """Every critical check passed (`degraded`: a non-critical one failed)."""
 
     status: Literal["ready", "degraded"]
@@ -48,6 +49,7 @@ async def livez() -> Liveness:
 
 @router.get(
     "/readyz",
+    response_model=Readiness,
     summary="Readiness: every configured dependency answers",
     description="503 (problem+json with a `checks` member) when a critical check fails.",
 )
@@ -68,6 +70,7 @@ async def readyz(request: Request) -> Any:
         return Readiness(status="ready" if report.status == "ok" else "degraded", checks=checks)
     failed = sorted(name for name, check in checks.items() if not check.ok and check.critical)
     error = DependencyUnavailable(f"Not ready: {', '.join(failed)} failed.")
-    body = problem_body(error, request.url.path, request_id_of(request.scope))
+    scope = request.scope
+    body = problem_body(error, request.url.path, request_id_of(scope), trace_id_of(scope))
     body["checks"] = {name: check.model_dump() for name, check in checks.items()}
     return ProblemResponse(body, status_code=error.status)

@@ -11,8 +11,18 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.responses import Response
 
+from companion.api._answer import json_answer
 from companion.api._auth import require
-from companion.api._state import State
+from companion.api._knowledge_answers import (
+    CollectionDetail,
+    CollectionInfo,
+    CollectionListing,
+    DocumentPage,
+    SearchAnswer,
+    StoredDocument,
+    UploadReport,
+)
+from companion.api._state import State, app_state
 from companion.errors import InvalidInput
 from companion.keys import ApiKey
 from companion.knowledge import (
@@ -21,6 +31,7 @@ from companion.knowledge import (
     ParseLimits,
     document_from_content,
 )
+from companion.telemetry import record_search, search_span
 
 __all__ = ["router"]
 
@@ -89,12 +100,14 @@ class SearchRequest(BaseModel):
 @router.post(
     "",
     status_code=201,
+    response_model=CollectionInfo,
     summary="Create a collection",
     responses={409: {"description": "The name is taken."}},
 )
-async def create_collection(body: CollectionCreate, kb: Knowledge, key: WriteKey) -> dict[str, Any]:
+async def create_collection(body: CollectionCreate, kb: Knowledge, key: WriteKey) -> Response:
     """201 with the collection; 409 when the name is taken."""
-    return (await kb.create_collection(key.tenant, body.name, body.description)).to_dict()
+    created = await kb.create_collection(key.tenant, body.name, body.description)
+    return json_answer(created.to_dict(), 201)
 
 
 class CollectionEnsure(BaseModel):
@@ -106,8 +119,12 @@ class CollectionEnsure(BaseModel):
 
 @router.put(
     "/{collection}",
+    response_model=CollectionInfo,
     summary="Get or create a collection",
-    responses={201: {"description": "Created."}, 200: {"description": "It existed already."}},
+    responses={
+        201: {"description": "Created.", "model": CollectionInfo},
+        200: {"description": "It existed already."},
+    },
 )
 async def ensure_collection(
     collection: str,
@@ -119,25 +136,23 @@ async def ensure_collection(
     description is left as it was)."""
     description = body.description if body is not None else ""
     found, created = await kb.ensure_collection(key.tenant, collection, description)
-    return Response(
-        orjson.dumps(found.to_dict()),
-        status_code=201 if created else 200,
-        media_type="application/json",
+    return json_answer(found.to_dict(), 201 if created else 200)
+
+
+@router.get("", response_model=CollectionListing, summary="List collections")
+async def list_collections(kb: Knowledge, key: ReadKey) -> Response:
+    """Every collection of the tenant, by name."""
+    return json_answer(
+        {"collections": [c.to_dict() for c in await kb.list_collections(key.tenant)]}
     )
 
 
-@router.get("", summary="List collections")
-async def list_collections(kb: Knowledge, key: ReadKey) -> dict[str, Any]:
-    """Every collection of the tenant, by name."""
-    return {"collections": [c.to_dict() for c in await kb.list_collections(key.tenant)]}
-
-
-@router.get("/{collection}", summary="Get a collection")
-async def get_collection(collection: str, kb: Knowledge, key: ReadKey) -> dict[str, Any]:
+@router.get("/{collection}", response_model=CollectionDetail, summary="Get a collection")
+async def get_collection(collection: str, kb: Knowledge, key: ReadKey) -> Response:
     """The collection with its document and chunk counts, embedding model and queue progress."""
     body = (await kb.get_collection(key.tenant, collection)).to_dict()
     body["embeddings"] = (await kb.embedding_progress(key.tenant, collection)).to_dict()
-    return body
+    return json_answer(body)
 
 
 @router.delete("/{collection}", status_code=204, summary="Delete a collection")
@@ -177,29 +192,33 @@ async def add_documents(
     return DocumentIds(ids=await kb.upsert(key.tenant, collection, raw))
 
 
-@router.get("/{collection}/documents", summary="List documents")
+@router.get("/{collection}/documents", response_model=DocumentPage, summary="List documents")
 async def list_documents(
     collection: str,
     kb: Knowledge,
     key: ReadKey,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: str | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """Documents ordered by id; pass `next_after` as `after` for the next page."""
     page = await kb.list_documents(key.tenant, collection, limit=limit, after=after)
-    return {"documents": [d.to_dict() for d in page.documents], "next_after": page.next_after}
+    return json_answer(
+        {"documents": [d.to_dict() for d in page.documents], "next_after": page.next_after}
+    )
 
 
-@router.get("/{collection}/documents/{document_id}", summary="Get a document")
-async def get_document(
-    collection: str, document_id: str, kb: Knowledge, key: ReadKey
-) -> dict[str, Any]:
+@router.get(
+    "/{collection}/documents/{document_id:path}",
+    response_model=StoredDocument,
+    summary="Get a document",
+)
+async def get_document(collection: str, document_id: str, kb: Knowledge, key: ReadKey) -> Response:
     """The stored document."""
-    return (await kb.get_document(key.tenant, collection, document_id)).to_dict()
+    return json_answer((await kb.get_document(key.tenant, collection, document_id)).to_dict())
 
 
 @router.delete(
-    "/{collection}/documents/{document_id}",
+    "/{collection}/documents/{document_id:path}",
     status_code=204,
     summary="Delete a document",
 )
@@ -213,6 +232,7 @@ async def delete_document(
 
 @router.post(
     "/{collection}/files",
+    response_model=UploadReport,
     summary="Upload files: parsed, chunked and indexed",
     description="`multipart/form-data` with one or more parts named `files` (PDF, DOCX, HTML, "
     "Markdown, plain text, CSV, JSON lines: told apart by content type, name and content) and an "
@@ -244,7 +264,7 @@ async def delete_document(
 )
 async def upload_files(
     collection: str, http: Request, state: State, kb: Knowledge, key: WriteKey
-) -> dict[str, Any]:
+) -> Response:
     """Each file's documents, problems and counts; totals over all files."""
     settings = state.settings
     await kb.get_collection(key.tenant, collection)  # 404 before reading any upload
@@ -277,12 +297,14 @@ async def upload_files(
             )
     finally:
         await form.close()
-    return {
-        "files": [report.to_dict() for report in reports],
-        "written": sum(report.written for report in reports),
-        "unchanged": sum(report.unchanged for report in reports),
-        "problems": sum(len(report.problems) for report in reports),
-    }
+    return json_answer(
+        {
+            "files": [report.to_dict() for report in reports],
+            "written": sum(report.written for report in reports),
+            "unchanged": sum(report.unchanged for report in reports),
+            "problems": sum(len(report.problems) for report in reports),
+        }
+    )
 
 
 def _form_metadata(raw: object) -> dict[str, Any]:
@@ -301,20 +323,26 @@ def _form_metadata(raw: object) -> dict[str, Any]:
 
 @router.post(
     "/{collection}/search",
+    response_model=SearchAnswer,
     summary="Search a collection",
     description="400: empty query, bad filter, or vector search without an embedder.",
 )
 async def search(
-    collection: str, body: SearchRequest, kb: Knowledge, key: ReadKey
-) -> dict[str, Any]:
+    collection: str, body: SearchRequest, kb: Knowledge, key: ReadKey, http: Request
+) -> Response:
     """`{results: [...], took_ms}`; `took_ms` excludes `embedding_ms` (the query embedding)."""
-    result = await kb.search(
-        key.tenant,
-        collection,
-        body.query,
-        mode=body.mode,
-        k=body.k,
-        filter=body.filter,
-        with_snippets=body.with_snippets,
+    span = search_span(
+        app_state(http).telemetry, mode=body.mode, k=body.k, filtered=body.filter is not None
     )
-    return result.to_dict()
+    with span:
+        result = await kb.search(
+            key.tenant,
+            collection,
+            body.query,
+            mode=body.mode,
+            k=body.k,
+            filter=body.filter,
+            with_snippets=body.with_snippets,
+        )
+        record_search(span, result, collection=collection)
+    return json_answer(result.to_dict())

@@ -25,6 +25,7 @@ from companion.execution import Executor, SandboxUnavailable
 from companion.knowledge import ModelDirectory, build_knowledge_base
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
+from companion.telemetry import build_telemetry
 
 __all__ = ["build_state", "start", "stop"]
 
@@ -44,11 +45,13 @@ def build_state(settings: Settings) -> AppState:
         traces=TraceRing(settings.profiling_trace_ring_entries),
         rate_limits=RateLimits(settings),
         in_flight=InFlight(),
+        # Here, not at start: a missing `telemetry` extra stops `create_app`, before serving.
+        telemetry=build_telemetry(settings),
     )
     for name, check in dependency_checks(settings).items():
         monitor.register_health_check(name, check, timeout_s=settings.readyz_timeout_s)
     state.dashboard = DashboardFeed(state)
-    state.session_relay = SessionRelay(SessionOwners(settings))
+    state.session_relay = SessionRelay(SessionOwners(settings), state.telemetry)
     return state
 
 
@@ -105,6 +108,8 @@ async def _stop_parts(state: AppState) -> None:
         close_keys,
         state.rate_limits.close,
         state.session_relay.close,
+        # Last: the spans of requests that ended while stopping go out too (bounded wait).
+        lambda: asyncio.to_thread(state.telemetry.shutdown),
     ]
     failures: list[Exception] = []
     for step in steps:
@@ -135,7 +140,7 @@ async def _start_executor(state: AppState) -> None:
         runs.labels(language, status).inc()
         durations.labels(language).observe(wall_s)
 
-    executor = Executor(state.settings, observer=observe)
+    executor = Executor(state.settings, observer=observe, telemetry=state.telemetry)
     try:
         await executor.start()
     except CompanionError as exc:

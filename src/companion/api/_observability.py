@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from companion.api._answer import json_answer
 from companion.api._auth import require
+from companion.api._observability_answers import AlertListing, MonitoringReport, ProfilingReport
 from companion.api._state import State
 
 __all__ = ["router"]
@@ -35,33 +37,36 @@ async def metrics(request: Request, state: State) -> Response:
     "/v1/monitoring/report",
     tags=["observability"],
     summary="Every endpoint, cache and check (admin)",
+    response_model=MonitoringReport,
     dependencies=_admin,
 )
-def monitoring_report(state: State) -> dict[str, Any]:
+def monitoring_report(state: State) -> Response:
     """Request statistics per endpoint (count, avg, p50/p95/p99, error rate), caches, alerts."""
-    return state.monitor.snapshot()
+    return json_answer(state.monitor.snapshot())
 
 
 @router.get(
     "/v1/alerts",
     tags=["observability"],
     summary="Firing alerts and recent history (admin)",
+    response_model=AlertListing,
     dependencies=_admin,
 )
-def alerts(state: State) -> dict[str, list[dict[str, Any]]]:
+def alerts(state: State) -> Response:
     """Alerts fire once on crossing a threshold and resolve when the value goes back."""
-    return {
+    body = {
         "active": [alert.to_dict() for alert in state.monitor.active_alerts()],
         "history": [alert.to_dict() for alert in state.monitor.alert_history()],
     }
+    return json_answer(body)
 
 
 @router.get(
     "/v1/profiling/report",
     tags=["observability"],
     summary="Profiled names with count, total, percentiles (admin)",
-    response_model=None,
-    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+    response_model=ProfilingReport,
+    responses={200: {"content": {"text/plain": {}}, "description": "JSON, or a table as text."}},
     dependencies=_admin,
 )
 def profiling_report(

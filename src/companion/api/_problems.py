@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from companion.api._context import request_id_of
+from companion.api._context import log_ids, request_id_of, trace_id_of
 from companion.errors import (
     CompanionError,
     FieldError,
@@ -63,6 +63,10 @@ class Problem(BaseModel):
     instance: str
     code: str = Field(examples=["validation_failed"])
     request_id: str | None = None
+    trace_id: str | None = Field(
+        None,
+        description="The request's OpenTelemetry trace (W3C, 32 hex digits), when tracing is on.",
+    )
     errors: list[FieldProblem] | None = None
     details: dict[str, Any] | None = None
 
@@ -99,9 +103,13 @@ class ProblemResponse(Response):
 
 
 def problem_body(
-    error: CompanionError, instance: str, request_id: str | None = None
+    error: CompanionError,
+    instance: str,
+    request_id: str | None = None,
+    trace_id: str | None = None,
 ) -> dict[str, Any]:
-    """The RFC 9457 document for `error`; extension members `code`, `errors` and `details`."""
+    """The RFC 9457 document for `error`; extension members `code`, `request_id`, `trace_id`
+    (tracing on), `errors` and `details`."""
     body: dict[str, Any] = {
         "type": f"urn:companion:error:{error.code}",
         "title": error.title,
@@ -112,6 +120,8 @@ def problem_body(
     }
     if request_id is not None:
         body["request_id"] = request_id
+    if trace_id is not None:
+        body["trace_id"] = trace_id
     if isinstance(error, ValidationFailed):
         body["errors"] = error.errors
     if error.details:
@@ -127,7 +137,7 @@ def problem_response(error: CompanionError, scope: Scope) -> ProblemResponse:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="companion"'
-    body = problem_body(error, scope["path"], request_id_of(scope))
+    body = problem_body(error, scope["path"], request_id_of(scope), trace_id_of(scope))
     return ProblemResponse(body, status_code=error.status, headers=headers)
 
 
@@ -177,12 +187,21 @@ async def _on_http_exception(request: Request, exc: Exception) -> ProblemRespons
     request_id = request_id_of(request.scope)
     if request_id is not None:
         body["request_id"] = request_id
+    trace_id = trace_id_of(request.scope)
+    if trace_id is not None:
+        body["trace_id"] = trace_id
     return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
     # The traceback goes to the log only: never a stack trace, path or SQL to the client.
-    _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    _log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra=log_ids(request.scope),
+    )
     return problem_response(CompanionError("An internal error occurred."), request.scope)
 
 

@@ -22,8 +22,9 @@ from starlette.types import Receive, Scope, Send
 from companion.api._context import REQUEST_ID
 from companion.api._problems import problem_response
 from companion.api._session_owners import SessionOwner, SessionOwners
-from companion.errors import CompanionError, DependencyUnavailable
+from companion.errors import CompanionError, DependencyUnavailable, UpstreamFailed
 from companion.execution import SessionEnded
+from companion.telemetry import NO_TELEMETRY, Telemetry
 
 __all__ = ["FORWARDED_BY", "SessionRelay"]
 
@@ -51,6 +52,8 @@ _NOT_RELAYED = frozenset(
 _NOT_RETURNED = _NOT_RELAYED | {b"x-companion-node", b"date", b"server"}
 # What a listing sent to other nodes carries of the caller's request: the key, nothing else.
 _CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
+# The caller's trace context: a node that traces sends its own span's instead.
+_TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
 _CONNECT_TIMEOUT_S = 2.0
 # A relayed call waits this long for a free connection, then gets 503: never a silent queue.
 _POOL_TIMEOUT_S = 5.0
@@ -62,8 +65,11 @@ _MAX_CONNECTIONS = 1000
 class SessionRelay:
     """Relays calls to other nodes: the owner records and one HTTP client for all of them."""
 
-    def __init__(self, owners: SessionOwners) -> None:
+    def __init__(self, owners: SessionOwners, telemetry: Telemetry = NO_TELEMETRY) -> None:
         self.owners = owners
+        # When this node traces, the owner's request span becomes a child of this node's (else
+        # the two halves of one call were separate traces, or siblings under the caller's).
+        self._telemetry = telemetry
         # No read timeout: a cell may run as long as its own limits allow, and a stream of
         # events may pause between outputs; the owner bounds both.
         self._client = httpx.AsyncClient(
@@ -100,14 +106,24 @@ class SessionRelay:
         except CompanionError as broken:  # the body broke a limit while it was relayed
             await problem_response(broken, scope)(scope, receive, send)
             return
-        except httpx.TransportError as exc:
-            # The node's heartbeat is fresh, so it is alive: a refused or slow connection is
-            # passing trouble, not the end of its sessions.
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never sent. The node's heartbeat is fresh, so it is alive: a refused or slow
+            # connection is passing trouble, not the end of its sessions.
             unavailable = DependencyUnavailable(
                 f"The node holding session {session_id!r} ({owner.node}) did not answer "
                 f"({type(exc).__name__}); try again."
             )
             await problem_response(unavailable, scope)(scope, receive, send)
+            return
+        except httpx.TransportError as exc:
+            # Sent, then the connection broke: the call may have run there (a cell, a write).
+            # A 503 would have clients send it again; 502 says what is known.
+            failed = UpstreamFailed(
+                f"The node holding session {session_id!r} ({owner.node}) took the call and "
+                f"broke off before answering ({type(exc).__name__}): it may have run; read the "
+                "session's state before sending it again."
+            )
+            await problem_response(failed, scope)(scope, receive, send)
             return
         try:
             returned = [(k, v) for k, v in response.headers.raw if k.lower() not in _NOT_RETURNED]
@@ -123,7 +139,11 @@ class SessionRelay:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         url = httpx.URL(owner.url).copy_with(raw_path=raw_path + (b"?" + query if query else b""))
-        headers = [(k, v) for k, v in scope["headers"] if k not in _not_relayed(scope)]
+        not_relayed = _not_relayed(scope)
+        ours = self._telemetry.propagation_headers()  # none when not tracing this request
+        if ours:
+            not_relayed |= _TRACE_CONTEXT
+        headers = [(k, v) for k, v in scope["headers"] if k not in not_relayed] + ours
         headers.append((FORWARDED_BY, self.owners.node.encode()))
         client = scope.get("client")
         if client:
@@ -142,6 +162,7 @@ class SessionRelay:
         key; and the nodes that did not give their list (their sessions are missing)."""
         owners = await self.owners.other_nodes_of(tenant)
         relayed = [(k, v) for k, v in headers if k in _CREDENTIALS]
+        relayed += self._telemetry.propagation_headers()
         relayed.append((FORWARDED_BY, self.owners.node.encode()))
 
         async def sessions_of(owner: SessionOwner) -> list[dict[str, Any]]:

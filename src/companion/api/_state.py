@@ -24,6 +24,7 @@ from companion.keys import KeyRing, open_key_store
 from companion.knowledge import KnowledgeBase
 from companion.monitoring import Monitor, Sampler
 from companion.profiling import Profiler
+from companion.telemetry import NO_TELEMETRY, Telemetry
 from companion.tools import ToolRegistry
 
 __all__ = ["AppState", "State", "app_state"]
@@ -43,6 +44,7 @@ class AppState:
     traces: TraceRing
     rate_limits: RateLimits
     in_flight: InFlight
+    telemetry: Telemetry = NO_TELEMETRY  # OpenTelemetry tracing; off unless configured
     key_ring: KeyRing | None = None
     cache: TieredCache | None = None
     executor: Executor | None = None

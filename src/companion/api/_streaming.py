@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Scope
 
-from companion.api._context import request_id_of
+from companion.api._context import log_ids, request_id_of, trace_id_of
 from companion.api._problems import problem_body
 from companion.errors import CompanionError
 from companion.execution import OutputEvent
@@ -114,7 +114,7 @@ async def _rendered(events: AsyncIterator[tuple[str, str]], scope: Scope) -> Asy
             yield f"event: {name}\ndata: {data}\n\n".encode()
     except Exception as exc:
         if not isinstance(exc, CompanionError):  # logged here: the stream has begun
-            _log.error("a streamed run failed", exc_info=exc)
+            _log.error("a streamed run failed", exc_info=exc, extra=log_ids(scope))
             exc = CompanionError("An internal error occurred.")
-        problem = problem_body(exc, scope["path"], request_id_of(scope))
+        problem = problem_body(exc, scope["path"], request_id_of(scope), trace_id_of(scope))
         yield b"event: error\ndata: " + orjson.dumps(problem) + b"\n\n"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal, cast
 
-import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from companion.api._answer import json_answer
 from companion.api._auth import require
 from companion.api._context import TENANT
 from companion.api._problems import problem_response
@@ -29,6 +29,7 @@ from companion.errors import (
 from companion.execution import python_package_names
 from companion.keys import ApiKey
 from companion.keys import Scope as KeyScope
+from companion.knowledge import KnowledgeBase
 from companion.tools import ToolCall, ToolGate, ToolRegistry, ToolScopeMissing, register_builtins
 
 __all__ = ["KeyGate", "McpEndpoint", "McpService", "router", "start", "stop"]
@@ -234,7 +235,7 @@ async def invoke(name: str, body: Invocation, request: Request, key: ToolsKey) -
     # encoding it once here saves the response model's validate-then-serialize on the hot path.
     payload = result.as_dict()
     payload.setdefault("id", None)
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return json_answer(payload)
 
 
 def _summary(info: Any) -> ToolSummary:
@@ -282,9 +283,15 @@ class McpService:
     task group must be entered and left by the same task (never a request's).
     """
 
-    def __init__(self, registry: ToolRegistry, allowed_hosts: list[str]) -> None:
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        allowed_hosts: list[str],
+        knowledge: Callable[[], KnowledgeBase] | None = None,
+    ) -> None:
         self._registry = registry
         self._hosts = allowed_hosts
+        self._knowledge = knowledge  # served as resources (the key's tenant's collections)
         self._app: Any = None
         self._started = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -308,7 +315,10 @@ class McpService:
             from companion.tools import build_mcp_server
 
             server = build_mcp_server(
-                self._registry, tenant_of=_tenant_of_request, gate_of=_gate_of_request
+                self._registry,
+                tenant_of=_tenant_of_request,
+                gate_of=_gate_of_request,
+                knowledge=self._knowledge,
             )
             hosts = self._hosts
             security = TransportSecuritySettings(
@@ -369,6 +379,7 @@ async def start(state: AppState) -> None:
         disabled=[name.strip() for name in settings.tools_disabled.split(",") if name.strip()],
         # Every route passes the key's gate; a path that forgot would refuse scoped tools.
         gated=True,
+        telemetry=state.telemetry,
     )
     register_builtins(
         registry,
@@ -378,7 +389,7 @@ async def start(state: AppState) -> None:
     )
     state.tools = registry
     hosts = [host.strip() for host in settings.mcp_allowed_hosts.split(",") if host.strip()]
-    state.mcp = McpService(registry, hosts)
+    state.mcp = McpService(registry, hosts, knowledge=state.require_knowledge)
 
 
 async def stop(state: AppState) -> None:

@@ -30,6 +30,7 @@ GROUPS: dict[str, str] = {
     "documents": "companion.bench.cases_documents",
     "scale-out": "companion.bench.cases_scaleout",
     "http": "companion.bench.cases_http",
+    "telemetry": "companion.bench.cases_telemetry",
 }
 
 

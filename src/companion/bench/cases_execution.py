@@ -176,9 +176,10 @@ class _Concurrent:
             return "no runs"
         cuts = statistics.quantiles(self._latencies_ns, n=100, method="inclusive")
         p50, p95, p99 = (cuts[i - 1] / 1e6 for i in (50, 95, 99))
+        slowest = max(self._latencies_ns) / 1e6
         return (
             f"per run under {CLIENTS} clients ({len(self._latencies_ns)} runs): "
-            f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms"
+            f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, p99 {p99:.2f} ms, max {slowest:.2f} ms"
         )
 
     def close(self) -> None:

@@ -418,7 +418,8 @@ def cases(quick: bool = False) -> list[Case]:
         ),
         Case(
             _GROUP,
-            f"hybrid search (RRF), {chunks}, query embedding excluded",
+            f"hybrid search (convex fusion of the document rankings), {chunks}, query embedding "
+            "excluded",
             ours=_lazy(lambda c: c.search("hybrid")),
             target=Target(max_p95_ns=20e6),
             seed_figure="< 30 ms",

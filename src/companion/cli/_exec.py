@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
+from companion.cli._remote import ApiKeyOption, UrlOption, connect, remote_call
 
 if TYPE_CHECKING:
-    from companion.client import Execution
+    from companion_client import Execution
 
 __all__ = ["execute"]
 
@@ -67,7 +67,8 @@ def execute(
     The value of the last expression is printed after the output; returned files and figures
     are written under --out-dir, and the command says where.
     """
-    from companion.client import Execution, InputFile
+    from companion_client import Execution, InputFile
+
     from companion.config import load_settings
     from companion.errors import InvalidInput
     from companion.execution import ExecutionRequest, SyncExecutor
@@ -149,9 +150,7 @@ def _remote_run(url: str, api_key: str | None, body: dict[str, Any], live: Any) 
     if live is None:
         raw: dict[str, Any] = remote_call(url, api_key, "POST", "/v1/execute", body)
         return raw
-    from companion.client import Client
-
-    with Client(url, api_key) as client:
+    with connect(url, api_key) as client:
         code = body.pop("code")
         language = body.pop("language")
         return _follow(client.run_stream(code, language, **body), live)
@@ -168,8 +167,6 @@ def _cell_run(
     live: Any,
 ) -> dict[str, Any]:
     """A cell of the session, streamed when output is shown live; the whole result's JSON."""
-    from companion.cli._sessions import connect
-
     with connect(url, api_key) as client:
         session = client.session(session_id)
         if live is None:
@@ -199,8 +196,7 @@ def _input_file(make: Any, spec: str) -> Any:
 def _show(result: Any, out_dir: Path, *, overwrite: bool) -> None:
     """The results as a terminal can show them (the output was shown as it came); files and
     images go to `out_dir`. A file that cannot be saved is named, and the others still are."""
-    from companion.client import save_file
-    from companion.errors import InvalidInput
+    from companion_client import LocalFileRefused, save_file
 
     for shown in result.results:
         if shown.mime_type == "text/plain" and shown.kind != "figure":
@@ -213,8 +209,8 @@ def _show(result: Any, out_dir: Path, *, overwrite: bool) -> None:
     for path, content in pending:
         try:
             written.append(save_file(out_dir, path, content, overwrite=overwrite))
-        except InvalidInput as exc:
-            refused.append(exc.message)
+        except LocalFileRefused as exc:
+            refused.append(str(exc))
     if written:
         names = ", ".join(str(path.relative_to(out_dir.resolve())) for path in written)
         typer.echo(f"companion: {len(written)} file(s) written to {out_dir}/: {names}", err=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from companion.cli._remote import ApiKeyOption, UrlOption, remote_call
+from companion.cli._remote import ApiKeyOption, UrlOption, connect, remote_call
 
 if TYPE_CHECKING:
     from companion.knowledge import KnowledgeBase
@@ -176,15 +176,13 @@ def _upload(
     advance: Callable[[], None],
 ) -> list[dict[str, Any]]:
     """Each file through `POST /v1/collections/{c}/files` of the service at `url`."""
-    from companion.client import Client
-
     reports: list[dict[str, Any]] = []
-    with Client(url, api_key) as client:
-        client.request("PUT", f"/v1/collections/{collection}", json={})
+    with connect(url, api_key) as client:
+        client.ensure_collection(collection)
         for file in files:
             name = file.relative_to(base).as_posix() if file.is_relative_to(base) else file.name
             answer = client.upload_files(collection, {name: file.read_bytes()})
-            reports.extend(answer["files"])
+            reports.extend(answer.raw["files"])
             advance()
     return reports
 

@@ -16,6 +16,7 @@ from companion.cli import (
     _exec,
     _keys,
     _knowledge,
+    _mcp,
     _models,
     _serve,
     _sessions,
@@ -46,7 +47,7 @@ app.command("eval-retrieval")(_knowledge.eval_retrieval)
 app.add_typer(_config.app, name="config")
 app.add_typer(_keys.app, name="keys")
 app.add_typer(_tools.app, name="tools")
-app.command("mcp")(_tools.mcp)
+app.add_typer(_mcp.app, name="mcp")
 app.add_typer(_models.app, name="models")
 app.add_typer(_sessions.app, name="sessions")
 
@@ -82,11 +83,19 @@ def main() -> None:
         bad_input = isinstance(exc, ConfigError | InvalidInput)
         sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILURE)
     except Exception as exc:
+        # Imported only now: `companion_client` loads httpx, which most commands never need.
         import httpx
+        from companion_client import BadRequest, CompanionClientError, LocalFileRefused
 
+        if isinstance(exc, CompanionClientError):
+            # A remote command: the service's problem (its `detail`), a local file the client
+            # would not send or save, or a service it could not reach (`url: ErrorName: why`).
+            print(f"companion: {exc}", file=sys.stderr)
+            bad_input = isinstance(exc, BadRequest | LocalFileRefused)
+            sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILURE)
         if not isinstance(exc, httpx.HTTPError):
             raise
-        # A remote command that could not reach the service, or timed out waiting for it.
+        # httpx raised by a command that talks HTTP without the client.
         try:
             where = f"{exc.request.url}: "
         except RuntimeError:  # an error raised before any request was made

@@ -10,16 +10,13 @@ import json
 import sys
 import time
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from companion.cli._remote import ApiKeyOption
+from companion.cli._remote import ApiKeyOption, connect
 
-if TYPE_CHECKING:
-    from companion.client import Client
-
-__all__ = ["app", "connect"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="Sessions: interpreters that keep their state between cells.", no_args_is_help=True
@@ -31,13 +28,6 @@ SessionUrlOption = Annotated[
 ]
 SessionId = Annotated[str, typer.Argument(help="The session's id (from `sessions create`).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def connect(url: str, api_key: str | None) -> Client:
-    """A client of the service at `url` (close it, or use it in `with`)."""
-    from companion.client import Client
-
-    return Client(url, api_key)
 
 
 def _print_json(value: Any) -> None:

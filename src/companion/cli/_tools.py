@@ -1,4 +1,4 @@
-"""`companion tools list|call` and `companion mcp`: the service's tools from the command line.
+"""`companion tools list|call`: the service's tools from the command line (`companion mcp` serves them).
 
 The same registry as the service (`register_builtins`), with this machine's sandbox and knowledge
 base behind `run_code` and `search_knowledge`, each started on the first call that needs it (a
@@ -23,12 +23,12 @@ if TYPE_CHECKING:
     from companion.knowledge import KnowledgeBase
     from companion.tools import ToolRegistry
 
-__all__ = ["app", "mcp"]
+__all__ = ["LocalSubsystems", "app", "local_registry"]
 
 app = typer.Typer(help="List and call the tools.", no_args_is_help=True)
 
 
-class _LocalSubsystems:
+class LocalSubsystems:
     """This machine's sandbox pool and knowledge base, started on first use, closed by `aclose`."""
 
     def __init__(self, settings: Settings) -> None:
@@ -83,7 +83,7 @@ class _LocalSubsystems:
                 await knowledge.close()
 
 
-def _registry(settings: Settings, local: _LocalSubsystems) -> ToolRegistry:
+def local_registry(settings: Settings, local: LocalSubsystems) -> ToolRegistry:
     """The service's tools with the deployment's settings, over this machine's subsystems."""
     from companion.execution import python_package_names
     from companion.tools import ToolRegistry, register_builtins
@@ -114,7 +114,7 @@ def list_tools(
     from companion.config import load_settings
 
     settings = load_settings()
-    registry = _registry(settings, _LocalSubsystems(settings))
+    registry = local_registry(settings, LocalSubsystems(settings))
     infos = registry.list(category)
     if as_json:
         import orjson
@@ -165,8 +165,8 @@ def _call_locally(name: str, arguments: str) -> dict[str, Any]:
     # One call runs at most one snippet: a pool of one plain sandbox starts fastest (a snippet
     # importing pandas imports it itself, about as long as preloading it would take).
     settings = load_settings(execution_pool_size=1, execution_data_pool_size=0)
-    local = _LocalSubsystems(settings)
-    registry = _registry(settings, local)
+    local = LocalSubsystems(settings)
+    registry = local_registry(settings, local)
 
     async def run() -> dict[str, Any]:
         # The subsystems start and stop on this one loop (their pipes and tasks belong to it).
@@ -177,28 +177,5 @@ def _call_locally(name: str, arguments: str) -> dict[str, Any]:
 
     try:
         return asyncio.run(run())
-    finally:
-        registry.close()
-
-
-def mcp() -> None:
-    """Serve the tools over MCP on stdin/stdout (for desktop agents and IDEs); see docs/tools.md."""
-    import anyio
-
-    from companion.config import load_settings
-    from companion.tools import serve_mcp_stdio
-
-    settings = load_settings()
-    local = _LocalSubsystems(settings)
-    registry = _registry(settings, local)
-
-    async def run() -> None:
-        try:
-            await serve_mcp_stdio(registry, tenant=TENANT)
-        finally:
-            await local.aclose()
-
-    try:
-        anyio.run(run)
     finally:
         registry.close()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from companion._cpus import usable_cpus
 from companion.config import Settings
 from companion.errors import FieldError
 from companion.execution._errors import InvalidSnippet, SandboxUnavailable
@@ -26,6 +27,7 @@ from companion.execution._launcher import LaunchPlan, SandboxMode, prepare_launc
 from companion.execution._models import (
     ExecutionRequest,
     ExecutionResult,
+    Limits,
     OutputEvent,
 )
 from companion.execution._node import NodePool, node_binary
@@ -36,6 +38,7 @@ from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._seccomp import build_filter_bpf, build_limits_bpf
 from companion.execution._sessions import SessionManager
 from companion.execution._zygote import ZygoteFailed
+from companion.telemetry import NO_TELEMETRY, Telemetry, record_run, run_span
 
 __all__ = ["Executor", "RunObserver", "choose_sandbox_mode"]
 
@@ -62,8 +65,16 @@ class _Isolation:
         return any(layer.name.startswith(name) and layer.available for layer in self.layers)
 
 
-def choose_sandbox_mode(settings: Settings, layers: list[IsolationLayer]) -> SandboxMode:
-    """The namespace mode the settings ask for and the host offers, or `SandboxUnavailable`.
+def choose_sandbox_mode(
+    settings: Settings,
+    layers: list[IsolationLayer],
+    *,
+    root: bool | None = None,
+    bwrap_installed: bool | None = None,
+) -> SandboxMode:
+    """The namespace mode the settings ask for and the host offers, or `SandboxUnavailable`
+    naming the steps that would let snippets run (`root`, `bwrap_installed`: this host's, unless
+    given).
 
     A snippet must never run with privileges or see the host's filesystem: without namespaces
     and seccomp no mode guarantees that, so the executor refuses (unless the operator explicitly
@@ -85,9 +96,20 @@ def choose_sandbox_mode(settings: Settings, layers: list[IsolationLayer]) -> San
         for layer in layers
         if not layer.available and layer.name in {BUBBLEWRAP, OWN_NAMESPACES, "seccomp"}
     )
+    root = os.geteuid() == 0 if root is None else root
+    installed = shutil.which("bwrap") is not None if bwrap_installed is None else bwrap_installed
+    steps = []
+    if not any(offered.values()) and not root:
+        steps.append("run the service as root (it uses bubblewrap when installed)")
+    elif not any(offered.values()) and not installed:
+        steps.append("install bubblewrap (apt install bubblewrap)")
+    elif chosen is None and any(offered.values()):
+        steps.append(f"COMPANION_EXECUTION_SANDBOX_MODE=auto (here {wanted} does not start)")
+    if not isolation.active("seccomp"):
+        steps.append("install libseccomp's Python binding (pyseccomp)")
     raise SandboxUnavailable(
         f"No sandbox mode that isolates snippets works here ({reasons}); refusing to run "
-        "untrusted code. Install bubblewrap, or run the service as root."
+        f"untrusted code. To run snippets: {'; '.join(steps) or 'see the reasons above'}."
     )
 
 
@@ -100,13 +122,16 @@ class Executor:
         observer: RunObserver | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
-        """`clock` (Unix seconds) times sessions' idle expiry and lifetime."""
+        """`clock` (Unix seconds) times sessions' idle expiry and lifetime; with `telemetry` on,
+        each run and session cell is a span (`sandbox.run`, `sandbox.cell`)."""
         self.settings = settings
         self.packages = PythonPackages.load(packages_dir(settings))
         self.runtimes = RuntimeRegistry.from_settings(settings, self.packages)
         self._observer = observer
         self._clock = clock
+        self._telemetry = telemetry
         self._pool: ZygotePool | None = None
         self._data_pool: ZygotePool | None = None  # zygotes with the packages preloaded
         self._preloaded: list[str] = []
@@ -189,7 +214,7 @@ class Executor:
                 max_queue=self.settings.execution_max_queue,
                 runs_per_worker=self.settings.execution_node_runs_per_worker,
             )
-        size = self.settings.execution_pool_size or 2 * (os.cpu_count() or 1)
+        size = self.settings.execution_pool_size or 2 * usable_cpus()
         per_tenant = self.settings.execution_max_sandboxes_per_tenant or max(size - 1, 1)
         self._pool = ZygotePool(
             self._plan,
@@ -204,8 +229,10 @@ class Executor:
             self.runtimes,
             self._plan,
             self._identities,
+            cells_at_once=(size, per_tenant),
             clock=self._clock,
             observer=self._observer,
+            telemetry=self._telemetry,
             preload=self._wanted_preload() if self.settings.execution_session_preload else None,
         )
         await asyncio.gather(
@@ -298,6 +325,33 @@ class Executor:
         }
         if self._pool is None:
             raise SandboxUnavailable("the executor is not started")
+        span = run_span(
+            self._telemetry,
+            "sandbox.run",
+            language=runtime.language,
+            wall_time_limit_ms=limits.wall_time_ms,
+            cpu_time_limit_ms=limits.cpu_time_ms,
+        )
+        with span:
+            result = await self._run_in_sandbox(
+                request, runtime, limits, frame=frame, tenant=tenant, on_output=on_output
+            )
+            record_run(span, result)
+        if self._observer is not None:
+            self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
+        return result
+
+    async def _run_in_sandbox(
+        self,
+        request: ExecutionRequest,
+        runtime: Runtime,
+        limits: Limits,
+        *,
+        frame: dict[str, Any],
+        tenant: str,
+        on_output: Callable[[OutputEvent], None] | None,
+    ) -> ExecutionResult:
+        """The run's result; a sandbox that fails or reports nonsense is the run's internal error."""
         try:
             if runtime.language == "node":
                 raw = await self._run_node(tenant, frame, limits.wall_time_ms / 1000)
@@ -306,22 +360,17 @@ class Executor:
                 pool = self._pool_for(request, runtime)
                 listener = output_listener(on_output) if on_output is not None else None
                 raw = await pool.run(frame, wait_s, tenant=tenant, listener=listener)
-            result = to_result(raw, runtime, limits)
+            return to_result(raw, runtime, limits)
         except ZygoteFailed as exc:
             _log.error("sandbox failed during a %s run: %s", runtime.language, exc)
-            result = internal_error_result(
+            return internal_error_result(
                 runtime, "The sandbox failed while running this snippet; it has been replaced."
             )
         except (ValueError, TypeError, KeyError) as exc:
             # What the sandbox reported could not be read (a pydantic error is a ValueError): the
             # snippet wrote something we did not expect. Its own run fails, never the service.
             _log.warning("unreadable report from a %s run: %s", runtime.language, exc)
-            result = internal_error_result(
-                runtime, "The sandbox's report of this run was malformed."
-            )
-        if self._observer is not None:
-            self._observer(runtime.language, result.status, result.usage.wall_ms / 1000)
-        return result
+            return internal_error_result(runtime, "The sandbox's report of this run was malformed.")
 
     def check(self, request: ExecutionRequest) -> None:
         """Raise what `run` would raise for a bad request (422), without running it: a caller

@@ -6,7 +6,7 @@ filesystem from one description (`_ROOT_LAYOUT` and `LaunchPlan._read_only`): re
 interpreter and sandbox library, a read-only `/dev` of device nodes the host owns, a fresh `/proc`,
 and a private, size-bounded `/tmp` that dies with the zygote. Nothing of the host is writable.
 The sandboxed process starts as root of those namespaces only to give that up (see
-`sandbox/privileges.py`); under a non-root service bubblewrap maps it into a user namespace.
+`sandbox/privileges.py`). A non-root service is refused in both modes (`probe_mode`).
 """
 
 from __future__ import annotations
@@ -150,6 +150,8 @@ class LaunchPlan:
             argv += ["--unshare-cgroup-try", "--cap-drop", "ALL"]
             capabilities: tuple[str, ...] = _ZYGOTE_CAPABILITIES
         else:
+            # Not reached through the executor: `probe_mode` refuses a non-root service, whose
+            # zygotes cannot seal their mounts under --disable-userns (kept for that work).
             argv += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
             capabilities = ("CAP_SYS_ADMIN",)  # of its own user namespace: to seal its mounts
         for capability in capabilities:
@@ -266,7 +268,16 @@ def prepare_launch(
 def probe_mode(mode: SandboxMode) -> str | None:
     """None when sandboxes of `mode` start on this host (a real start, not a guess), else why not."""
     if mode == "namespaces" and os.geteuid() != 0:
-        return "the service's own namespaces need root (or install bubblewrap)"
+        return "the service's own namespaces need root"
+    if mode == "bubblewrap" and os.geteuid() != 0:
+        # `true` would start, but no zygote does: under `--disable-userns` its user namespace
+        # does not own its mounts, and bounding the scratch tmpfs fails (EPERM). Said here, at
+        # start, rather than by every zygote's traceback; and before "install bwrap", which
+        # would not help.
+        return (
+            "a non-root service cannot seal its sandboxes under bubblewrap (the scratch tmpfs "
+            "cannot be bounded in bubblewrap's nested user namespace): run the service as root"
+        )
     if mode == "bubblewrap" and shutil.which("bwrap") is None:
         return "bwrap not found: apt install bubblewrap"
     import subprocess

@@ -157,6 +157,10 @@ class SessionProcess:
         try:
             async with asyncio.timeout(_EXIT_REPORT_S):
                 finished = await asyncio.shield(self._exited)
+            # The exit may have been reported earlier in this loop iteration, its `_on_exit`
+            # callback still queued behind this task: say why the session ended now, so the
+            # caller reads the real reason (the queued callback then changes nothing).
+            self._on_exit(self._exited)
             fields = exit_fields(finished)
             # The exit's CPU is the process's whole life's: this cell's is what came after the
             # last operation's record.

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -48,6 +47,7 @@ from companion.execution._launcher import LaunchPlan
 from companion.execution._models import (
     CellRequest,
     CellResult,
+    ExecutionResult,
     LimitOverrides,
     Limits,
     OutputEvent,
@@ -64,8 +64,12 @@ from companion.execution._pool import reserve_fds
 from companion.execution._runtimes import Runtime, RuntimeRegistry
 from companion.execution._session import INTERRUPT_GRACE_S, OperationOutcome, SessionProcess
 from companion.execution._zygote import ZygoteFailed, returned_report_bytes, service_fds_per_zygote
+from companion.telemetry import NO_TELEMETRY, Telemetry, record_run, run_span
 
 __all__ = ["SessionManager", "SessionStats"]
+
+# How long closing waits for the background tasks (idle sweeps, spare fills) it cancelled.
+_CLOSE_TASKS_S = 30.0
 
 _log = logging.getLogger("companion.execution")
 SESSION_LANGUAGES = ("python", "javascript")
@@ -167,17 +171,23 @@ class SessionManager:
         plan: LaunchPlan,
         identities: SandboxIdentities,
         *,
+        cells_at_once: tuple[int, int],
         clock: Clock = time.time,
         observer: Callable[[str, str, float], None] | None = None,
         node: str | None = None,
         preload: list[str] | None = None,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
-        """`preload`: modules Python sessions' sandboxes import before their first cell."""
+        """`cells_at_once`: cells running at once in all and per tenant (the plain pool's size
+        and share: cells take the same cores); `preload`: modules Python sessions' sandboxes
+        import before their first cell; `telemetry`: each cell is a `sandbox.cell` span when
+        on."""
         self._settings = settings
         self._runtimes = runtimes
         self._identities = identities
         self._clock = clock
         self._observer = observer
+        self._telemetry = telemetry
         self.node = node or settings.node
         self._max = settings.execution_max_sessions
         self._max_per_tenant = settings.execution_max_sessions_per_tenant
@@ -193,12 +203,7 @@ class SessionManager:
         self._ended: OrderedDict[str, _Session] = OrderedDict()
         self._opening: dict[str, int] = {}  # sessions each tenant is opening now
         self._filling: set[str] = set()  # languages whose spares are being started
-        cores = settings.execution_pool_size or 2 * (os.cpu_count() or 1)
-        self._cells = _CellGate(
-            cores,
-            settings.execution_max_sandboxes_per_tenant or max(cores - 1, 1),
-            settings.execution_max_queue,
-        )
+        self._cells = _CellGate(*cells_at_once, settings.execution_max_queue)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sandboxes = 0  # numbers the session sandboxes (their scratch, their log lines)
         self._started = 0
@@ -332,9 +337,20 @@ class SessionManager:
     async def close(self) -> None:
         """End every session and stop the spares."""
         self._closed = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: a spare's start that is cancelled kills its sandbox, which is bounded
+            # too; a shutdown never waits forever on one.
+            done, pending = await asyncio.wait(tasks, timeout=_CLOSE_TASKS_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved, as gather would: each logs its own failure
+            for task in pending:
+                _log.error(
+                    "session task %s did not stop within %g s", task.get_name(), _CLOSE_TASKS_S
+                )
         for session in list(self._sessions.values()):
             await self._end(session, "the service shut down")
         for spares in self._spares.values():
@@ -352,6 +368,34 @@ class SessionManager:
     ) -> CellResult:
         """Run one cell in the session (cells of one session run one at a time, in order)."""
         session, limits = self._checked_cell(tenant, session_id, request)
+        span = run_span(
+            self._telemetry,
+            "sandbox.cell",
+            language=session.runtime.language,
+            wall_time_limit_ms=limits.wall_time_ms,
+            cpu_time_limit_ms=limits.cpu_time_ms,
+        )
+        with span:
+            result, number = await self._run_cell(session, limits, request, tenant, on_output)
+            record_run(span, result)
+        if self._observer is not None:
+            self._observer(session.runtime.language, result.status, result.usage.wall_ms / 1000)
+        return CellResult(
+            **result.model_dump(),
+            session_id=session.id,
+            execution_count=number,
+            session_ended=session.ended,
+        )
+
+    async def _run_cell(
+        self,
+        session: _Session,
+        limits: Limits,
+        request: CellRequest,
+        tenant: str,
+        on_output: Callable[[OutputEvent], None] | None,
+    ) -> tuple[ExecutionResult, int]:
+        """The cell's result and number in its session."""
         # The session first, then a running cell's slot: calls queued on one session hold no
         # slot while they wait for it.
         async with self._using(session) as process, self._cells.slot(tenant):
@@ -381,20 +425,11 @@ class SessionManager:
             grace_s = max(INTERRUPT_GRACE_S, 2 * wall_s) if javascript else INTERRUPT_GRACE_S
             outcome = await self._operate(session, process, frame, wall_s, capture, grace_s=grace_s)
         try:
-            result = to_result(outcome.raw, session.runtime, limits)
+            return to_result(outcome.raw, session.runtime, limits), number
         except (ValueError, TypeError, KeyError) as exc:
             _log.warning("unreadable report from a session cell: %s", exc)
-            result = internal_error_result(
-                session.runtime, "The sandbox's report of this cell was malformed."
-            )
-        if self._observer is not None:
-            self._observer(session.runtime.language, result.status, result.usage.wall_ms / 1000)
-        return CellResult(
-            **result.model_dump(),
-            session_id=session.id,
-            execution_count=number,
-            session_ended=session.ended,
-        )
+            malformed = "The sandbox's report of this cell was malformed."
+            return internal_error_result(session.runtime, malformed), number
 
     def check(self, tenant: str, session_id: str, request: CellRequest) -> None:
         """Raise what `execute` would before running the cell (404, 410, 422), without running

@@ -45,6 +45,10 @@ _CHILD_FDS = 5  # control, stdout, stderr, report, pidfd
 _EXIT_GRACE_S = 0.25
 # How long the zygote may take to report a child's exit once the child is done or killed.
 _ZYGOTE_GUARD_S = 5.0
+# How long a killed zygote may take to be reaped and to close its stderr. A SIGKILLed process
+# is normally gone in microseconds; the bound keeps a shutdown from hanging on one that is not
+# (seen once in CI: an executor's close waited forever on a spare session's sandbox).
+_KILL_WAIT_S = 10.0
 
 
 def returned_report_bytes(limits: dict[str, int]) -> int:
@@ -380,10 +384,21 @@ class Zygote:
         if process is not None and process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            await process.wait()
+            try:
+                await asyncio.wait_for(process.wait(), _KILL_WAIT_S)
+            except TimeoutError:
+                _log.error(
+                    "zygote %d was killed and not reaped in %.0f s", self.index, _KILL_WAIT_S
+                )
         if self._socket is not None:
             self._socket.close()
         if self._stderr_task is not None:
+            # Its stderr ends when the sandbox's last process is gone; past the bound, stop
+            # reading (the tail is only for messages) rather than wait on it.
+            done, _ = await asyncio.wait({self._stderr_task}, timeout=_KILL_WAIT_S)
+            if not done:
+                _log.error("zygote %d kept its stderr open after it was killed", self.index)
+                self._stderr_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._stderr_task
 

@@ -57,6 +57,7 @@ def build_knowledge_base(
         max_document_bytes=settings.knowledge_max_document_bytes,
         max_query_chars=settings.knowledge_max_query_chars,
         query_timeout_ms=settings.knowledge_query_timeout_ms,
+        fusion=settings.knowledge_hybrid_fusion,
         rrf_k=settings.knowledge_rrf_rank_offset,
         bm25_weight=settings.knowledge_hybrid_bm25_weight,
         vector_weight=settings.knowledge_hybrid_vector_weight,

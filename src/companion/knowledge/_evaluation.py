@@ -1,8 +1,9 @@
 """Retrieval quality on BEIR-format data: nDCG@10 and recall@100 for each search mode.
 
 BEIR's layout: `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl` (`_id`, `text`) and a qrels
-TSV (`query-id`, `corpus-id`, `score`, with a header line). Results are ranked by document (a
-document's best chunk), and nDCG uses linear gains with a log2 discount, as BEIR's evaluator does.
+TSV (`query-id`, `corpus-id`, `score`, with a header line). A search ranks documents (its hits are
+their passages, in document order: each document counts once, where it first appears), and nDCG uses
+linear gains with a log2 discount, as BEIR's evaluator does.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
@@ -293,20 +293,25 @@ _SQL_OPS = {"eq": "=", "in": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="
 def to_sqlite(conditions: tuple[Condition, ...], column: str = "metadata") -> tuple[str, list[Any]]:
     """A SQLite JSON1 boolean expression for `conditions` and its parameters ("1" when none)."""
     params: list[Any] = []
-    clauses = [_sqlite(condition, column, params) for condition in conditions]
+    clauses = [
+        _compose(condition, lambda test: _sqlite_test(test, column, params))
+        for condition in conditions
+    ]
     return (" AND ".join(clauses) or "1"), params
 
 
-def _sqlite(condition: Condition, column: str, params: list[Any]) -> str:
+def _compose(condition: Condition, field_test: Callable[[FieldTest], str]) -> str:
+    """SQL of `condition`'s `and`/`or`/`not` tree, with each field test written by `field_test`
+    (the part where the two dialects differ)."""
     match condition:
         case AllOf(parts):
-            return "(" + " AND ".join(_sqlite(part, column, params) for part in parts) + ")"
+            return "(" + " AND ".join(_compose(part, field_test) for part in parts) + ")"
         case AnyOf(parts):
-            return "(" + " OR ".join(_sqlite(part, column, params) for part in parts) + ")"
+            return "(" + " OR ".join(_compose(part, field_test) for part in parts) + ")"
         case Not(part):
-            return f"(NOT {_sqlite(part, column, params)})"
+            return f"(NOT {_compose(part, field_test)})"
         case FieldTest():
-            return _sqlite_test(condition, column, params)
+            return field_test(condition)
 
 
 def _sqlite_test(test: FieldTest, column: str, params: list[Any]) -> str:
@@ -353,20 +358,11 @@ def to_postgres(
 ) -> tuple[str, list[Any]]:
     """A PostgreSQL jsonb boolean expression for `conditions` and its `%s` parameters."""
     params: list[Any] = []
-    clauses = [_postgres(condition, column, params) for condition in conditions]
+    clauses = [
+        _compose(condition, lambda test: _postgres_test(test, column, params))
+        for condition in conditions
+    ]
     return (" AND ".join(clauses) or "TRUE"), params
-
-
-def _postgres(condition: Condition, column: str, params: list[Any]) -> str:
-    match condition:
-        case AllOf(parts):
-            return "(" + " AND ".join(_postgres(part, column, params) for part in parts) + ")"
-        case AnyOf(parts):
-            return "(" + " OR ".join(_postgres(part, column, params) for part in parts) + ")"
-        case Not(part):
-            return f"(NOT {_postgres(part, column, params)})"
-        case FieldTest():
-            return _postgres_test(condition, column, params)
 
 
 def _postgres_test(test: FieldTest, column: str, params: list[Any]) -> str:

@@ -25,7 +25,12 @@ from companion.knowledge._errors import (
 )
 from companion.knowledge._file_documents import FileIngest, documents_from
 from companion.knowledge._filters import parse_filter
-from companion.knowledge._fusion import reciprocal_rank_fusion
+from companion.knowledge._fusion import (
+    DEFAULT_FUSION,
+    FusionMethod,
+    rank_passages,
+    result_hits,
+)
 from companion.knowledge._models import (
     Collection,
     Document,
@@ -35,11 +40,12 @@ from companion.knowledge._models import (
     PreparedChunk,
     PreparedDocument,
     ScoredChunk,
+    ScoredDocument,
     SearchHit,
     SearchMode,
 )
 from companion.knowledge._parsing import ParseLimits, ParseProblem, parse_file
-from companion.knowledge._query import clean_query, make_snippet, query_terms
+from companion.knowledge._query import clean_query, query_terms
 from companion.knowledge._shutdown import finish_within
 from companion.knowledge._store import Store
 from companion.knowledge._validation import (
@@ -120,6 +126,7 @@ class KnowledgeBase:
         max_query_chars: int = setting_default("knowledge_max_query_chars"),
         max_k: int = 100,
         query_timeout_ms: int = setting_default("knowledge_query_timeout_ms"),
+        fusion: FusionMethod = DEFAULT_FUSION,
         rrf_k: int = setting_default("knowledge_rrf_rank_offset"),
         bm25_weight: float = setting_default("knowledge_hybrid_bm25_weight"),
         vector_weight: float = setting_default("knowledge_hybrid_vector_weight"),
@@ -142,6 +149,7 @@ class KnowledgeBase:
         self.max_query_chars = max_query_chars
         self.max_k = max_k
         self.query_timeout_ms = query_timeout_ms
+        self.fusion = fusion
         self.rrf_k = rrf_k
         self.bm25_weight = bm25_weight
         self.vector_weight = vector_weight
@@ -593,53 +601,32 @@ class KnowledgeBase:
                 took_ms = (self._clock() - started) * 1000
                 return SearchResult(hits, took_ms, 0.0, cached=True, warnings=warnings)
         terms = query_terms(text)
-        embedding_ms = 0.0
-        pending = 0
-        ranked: list[ScoredChunk]
+        embedding_ms, pending = 0.0, 0
+        semantic: list[ScoredChunk] = []
         if mode == "bm25":
             # The store raises CollectionNotFound itself; no separate lookup on the hot path.
-            ranked = await self._bm25(tenant, collection, terms, k, conditions)
+            lexical = await self._bm25(tenant, collection, terms, k, conditions)
         else:
-            target = await self.store.get_collection(tenant, collection)
-            embed_started = self._clock()
-            vector = await self._embed_query(target, text)
-            embedding_ms = (self._clock() - embed_started) * 1000
-            if self.embedding_queue is not None:
-                # Chunks still in the embedding queue are left out of the vector ranking (BM25
-                # finds them already): say so rather than look complete.
-                pending = await self.store.pending_embeddings(tenant, collection)
-            if pending:
-                warnings += (
-                    f"{pending} chunks of {collection!r} are still waiting for their embeddings "
-                    "and are left out of the vector ranking",
-                )
-            if mode == "vector":
-                ranked = await self.store.search_vector(
-                    tenant,
-                    collection,
-                    vector,
-                    k=k,
-                    conditions=conditions,
-                    timeout_ms=self.query_timeout_ms,
-                )
-            else:
-                depth = max(k, self.fusion_depth)
-                # Vector first: it starts its worker thread before a BM25 search that may run inline.
-                semantic, lexical = await asyncio.gather(
-                    self.store.search_vector(
-                        tenant,
-                        collection,
-                        vector,
-                        k=depth,
-                        conditions=conditions,
-                        timeout_ms=self.query_timeout_ms,
-                    ),
-                    self._bm25(tenant, collection, terms, depth, conditions),
-                )
-                ranked = reciprocal_rank_fusion(
-                    [(self.bm25_weight, lexical), (self.vector_weight, semantic)], self.rrf_k, k
-                )
-        hits = await self._hits(ranked, frozenset(terms) if with_snippets else None)
+            lexical, semantic, pending, embedding_ms = await self._with_vectors(
+                tenant, collection, text, terms, mode=mode, k=k, conditions=conditions
+            )
+        if pending:
+            warnings += (
+                f"{pending} chunks of {collection!r} are still waiting for their embeddings "
+                "and are left out of the vector ranking",
+            )
+        keys = [chunk.key for document in lexical for chunk in document.chunks]
+        if mode != "bm25":
+            # Vector and hybrid rankings run deep (fusion_depth chunks and BM25 documents): rank
+            # on the chunks' owners alone, then read the texts of the `k` shown.
+            keys += [chunk.key for chunk in semantic]
+            ranked = self._passages(lexical, semantic, await self.store.chunk_owners(keys), k)
+            records = await self.store.fetch_chunks([chunk.key for chunk in ranked])
+        else:  # BM25 alone brings about `k` passages: one read serves ranking and hits
+            records = await self.store.fetch_chunks(keys)
+            owners = {key: record.document_id for key, record in records.items()}
+            ranked = self._passages(lexical, semantic, owners, k)
+        hits = result_hits(ranked, records, frozenset(terms) if with_snippets else None)
         if self.cache is not None and key is not None and not pending:
             self.cache.set(
                 key, [h.to_dict() for h in hits], self.cache_ttl_s, tags=(_tag(tenant, collection),)
@@ -650,13 +637,78 @@ class KnowledgeBase:
         )
 
     async def _bm25(
-        self, tenant: str, collection: str, terms: list[str], k: int, conditions: Any
-    ) -> list[ScoredChunk]:
+        self,
+        tenant: str,
+        collection: str,
+        terms: list[str],
+        k: int,
+        conditions: Any,
+        *,
+        passages: int | None = None,
+    ) -> list[ScoredDocument]:
         if not terms:  # punctuation only: nothing can match, but the collection must exist
             await self.store.get_collection(tenant, collection)
             return []
         return await self.store.search_text(
-            tenant, collection, terms, k=k, conditions=conditions, timeout_ms=self.query_timeout_ms
+            tenant,
+            collection,
+            terms,
+            k=k,
+            conditions=conditions,
+            timeout_ms=self.query_timeout_ms,
+            passages=passages,
+        )
+
+    async def _with_vectors(
+        self,
+        tenant: str,
+        collection: str,
+        text: str,
+        terms: list[str],
+        *,
+        mode: str,
+        k: int,
+        conditions: Any,
+    ) -> tuple[list[ScoredDocument], list[ScoredChunk], int, float]:
+        """`(BM25 documents, nearest chunks, chunks waiting for a vector, embedding ms)`."""
+        target = await self.store.get_collection(tenant, collection)
+        embed_started = self._clock()
+        vector = await self._embed_query(target, text)
+        embedding_ms = (self._clock() - embed_started) * 1000
+        # Chunks still in the embedding queue are left out of the vector ranking (BM25 finds
+        # them already): the caller says so rather than look complete.
+        pending = 0
+        if self.embedding_queue is not None:
+            pending = await self.store.pending_embeddings(tenant, collection)
+        # Chunks, not documents, come back from the vector index: ask for enough of them that
+        # `k` documents are found even when several chunks of one are close.
+        depth = max(k, self.fusion_depth)
+        nearest = self.store.search_vector(
+            tenant,
+            collection,
+            vector,
+            k=depth if mode == "hybrid" else max(depth, 3 * k),
+            conditions=conditions,
+            timeout_ms=self.query_timeout_ms,
+        )
+        if mode == "vector":
+            return [], await nearest, pending, embedding_ms
+        # Vector first: it starts its worker thread before a BM25 search that may run inline.
+        semantic, lexical = await asyncio.gather(
+            nearest, self._bm25(tenant, collection, terms, depth, conditions, passages=k)
+        )
+        return lexical, semantic, pending, embedding_ms
+
+    def _passages(
+        self,
+        lexical: list[ScoredDocument],
+        semantic: list[ScoredChunk],
+        owners: Mapping[int, str],
+        k: int,
+    ) -> list[ScoredChunk]:
+        weights = (self.bm25_weight, self.vector_weight)
+        return rank_passages(
+            lexical, semantic, owners, k, weights=weights, method=self.fusion, rrf_k=self.rrf_k
         )
 
     async def _embed_query(self, target: Collection, text: str) -> Sequence[float]:
@@ -674,31 +726,6 @@ class KnowledgeBase:
         embedder = self.embedder
         vectors = await asyncio.to_thread(embedder.embed, [text])
         return vectors[0]
-
-    async def _hits(
-        self, ranked: list[ScoredChunk], terms: frozenset[str] | None
-    ) -> list[SearchHit]:
-        records = await self.store.fetch_chunks([hit.key for hit in ranked])
-        hits: list[SearchHit] = []
-        for scored in ranked:
-            record = records.get(scored.key)
-            if record is None:  # deleted between the index read and this fetch
-                continue
-            snippet = make_snippet(record.text, terms) if terms is not None else None
-            hits.append(
-                SearchHit(
-                    document_id=record.document_id,
-                    chunk_id=f"{record.document_id}#{record.ordinal}",
-                    score=round(scored.score, 6),
-                    text=record.text,
-                    snippet=snippet,
-                    title=record.title,
-                    metadata=record.metadata,
-                    page=record.page,
-                    headings=record.headings,
-                )
-            )
-        return hits
 
     def _cache_key(
         self,

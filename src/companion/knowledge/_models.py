@@ -16,6 +16,7 @@ __all__ = [
     "PreparedChunk",
     "PreparedDocument",
     "ScoredChunk",
+    "ScoredDocument",
     "SearchHit",
     "SearchMode",
 ]
@@ -133,6 +134,17 @@ class ScoredChunk:
 
     key: int
     score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredDocument:
+    """A document ranked by BM25 over its whole text, with its best passages (chunks) for the
+    query, best first. A document is ranked whole, so words spread over several chunks count
+    together; the chunks only say where to read."""
+
+    key: int
+    score: float
+    chunks: tuple[ScoredChunk, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
+from companion._cpus import usable_cpus
 from companion.errors import ConfigError, FeatureUnavailable
 from companion.knowledge._models import EmbeddingInfo
 
@@ -52,18 +52,10 @@ def model_file(manifest: dict[str, Any], precision: Precision) -> tuple[str, str
     return str(variant["file"]), str(variant["onnx_sha256"])
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class OnnxEmbedder:
     """Embeds texts into 384 unit floats, in length-sorted batches of at most `batch_tokens`.
 
-    `threads` batches run at once (default: the usable cores, at most 4), each on one core.
+    `threads` batches run at once (default: the usable CPUs, at most 4), each on one core.
     """
 
     def __init__(
@@ -107,7 +99,7 @@ class OnnxEmbedder:
         self._session = onnxruntime.InferenceSession(
             str(model_path), _session_options(onnxruntime), providers=["CPUExecutionProvider"]
         )
-        workers = threads or min(4, usable_cores())
+        workers = threads or min(4, usable_cpus())
         # `InferenceSession.run` is thread-safe and releases the GIL: batches run side by side.
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix="companion-embed")

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 from companion.errors import DependencyUnavailable, FeatureUnavailable
 from companion.knowledge._errors import (
@@ -31,6 +31,7 @@ from companion.knowledge._models import (
     Page,
     PreparedDocument,
     ScoredChunk,
+    ScoredDocument,
 )
 from companion.knowledge._postgres_fulltext import (
     CHANGES_CHANNEL,
@@ -449,9 +450,11 @@ class PostgresStore:
         k: int,
         conditions: tuple[Condition, ...],
         timeout_ms: int,
-    ) -> list[ScoredChunk]:
-        """BM25 over the collection's chunks in this node's tantivy index, brought up to the
-        version PostgreSQL holds first, so every acknowledged write is found."""
+        passages: int | None = None,
+    ) -> list[ScoredDocument]:
+        """BM25 over the collection's documents (with their best chunks) in this node's tantivy
+        indexes, brought up to the version PostgreSQL holds first, so every acknowledged write is
+        found."""
         import psycopg
 
         allowed: list[int] | None = None
@@ -473,7 +476,7 @@ class PostgresStore:
                         raise SearchTimeout(f"the filter took over {timeout_ms} ms") from None
                     allowed = [int(d) for (d,) in await cursor.fetchall()]
         await self._fulltext.ensure_current_within(state, timeout_ms)
-        return await self._fulltext.search(state.key, terms, k, allowed)
+        return await self._fulltext.search(state.key, terms, k, allowed, passages)
 
     async def search_vector(
         self,
@@ -502,22 +505,32 @@ class PostgresStore:
 
     async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
         """The chunks of `keys` with their documents' id, title and metadata."""
-        if not keys:
-            return {}
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata, c.page, c.headings "
-                "FROM kb_chunks c JOIN kb_documents d ON d.key = c.document_key "
-                "WHERE c.key = ANY(%s)",
-                (list(keys),),
-            )
-            rows = await cursor.fetchall()
+        rows = await self._read_chunks(
+            "c.key, d.id, c.ordinal, c.text, d.title, d.metadata, c.page, c.headings", keys
+        )
         return {
             key: ChunkRecord(
                 key, doc_id, ordinal, text, title, metadata, page, tuple(headings or ())
             )
             for key, doc_id, ordinal, text, title, metadata, page, headings in rows
         }
+
+    async def chunk_owners(self, keys: Sequence[int]) -> dict[int, str]:
+        """The document id of each chunk of `keys`."""
+        rows = await self._read_chunks("c.key, d.id", keys)
+        return {int(key): str(doc_id) for key, doc_id in rows}
+
+    async def _read_chunks(self, columns: LiteralString, keys: Sequence[int]) -> list[Any]:
+        """`columns` of the chunks of `keys` joined to their documents (`c`, `d`)."""
+        if not keys:
+            return []
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"SELECT {columns} FROM kb_chunks c JOIN kb_documents d ON d.key = c.document_key "
+                "WHERE c.key = ANY(%s)",
+                (list(keys),),
+            )
+            return await cursor.fetchall()
 
     async def chunks_to_embed(
         self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False

@@ -16,7 +16,6 @@ naming the first.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import sqlite3
@@ -36,7 +35,6 @@ from companion.knowledge._errors import (
     CollectionNotFound,
     DocumentNotFound,
     SearchTimeout,
-    StoreInUse,
 )
 from companion.knowledge._filters import Condition, to_sqlite
 from companion.knowledge._models import (
@@ -47,9 +45,11 @@ from companion.knowledge._models import (
     Page,
     PreparedDocument,
     ScoredChunk,
+    ScoredDocument,
 )
 from companion.knowledge._sqlite_schema import connect, migrate
-from companion.knowledge._tantivy_index import INDEX_FORMAT, FullTextIndex
+from companion.knowledge._store_lock import take_store_lock
+from companion.knowledge._tantivy_index import INDEX_FORMAT, FullTextIndex, document_rows
 from companion.knowledge._vectors import VectorIndex
 
 __all__ = ["SqliteStore"]
@@ -111,7 +111,7 @@ class SqliteStore:
 
     def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
+        self._lock_fd = take_store_lock(self.root, self.lock_wait_s)
         self._conn = connect(str(self.root / "knowledge.sqlite3"))
         migrate(self._conn)
         self._reader = connect(str(self.root / "knowledge.sqlite3"))
@@ -121,32 +121,6 @@ class SqliteStore:
         if not self._index_is_current():
             self._rebuild()
         self._apply_changes()
-
-    def _take_lock(self) -> None:
-        """Hold `store.lock` until `close`, or raise `StoreInUse` naming the process that has it."""
-        # flock, not fcntl record locks: those are per process, so a second store in the same
-        # process would share the lock instead of being refused, and closing any descriptor of
-        # the file would drop it. The descriptor is close-on-exec: sandbox processes never hold it.
-        fd = os.open(self.root / "store.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + self.lock_wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)  # real time: another process is closing the store
-                    continue
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise StoreInUse(
-                    f"the knowledge store in {self.root} is open in another process (pid "
-                    f"{holder}); the embedded store serves one process at a time: stop that one, "
-                    "or use PostgreSQL (COMPANION_DATABASE_URL) to share a store between processes"
-                ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
 
     async def close(self) -> None:
         """Close the indexes and the database."""
@@ -268,9 +242,22 @@ class SqliteStore:
                     "SELECT key FROM documents WHERE collection_key = ?", (collection_key,)
                 )
             }
-        rows = self._chunk_rows(sorted(doc_keys))
-        self._fulltext.apply(collection_key, doc_keys, ((c, d, h, t) for c, d, h, t, _ in rows))
+        ordered = sorted(doc_keys)
+        rows = self._chunk_rows(ordered)
+        chunks = [(c, d, h, t) for c, d, h, t, _ in rows]
+        self._fulltext.apply(
+            collection_key, doc_keys, chunks, document_rows(self._document_rows(ordered), chunks)
+        )
         self._vectors.apply(collection_key, doc_keys, [(c, d, v) for c, d, _, _, v in rows if v])
+
+    def _document_rows(self, doc_keys: list[int]) -> Iterator[tuple[int, str | None, str]]:
+        """`(document, title, text)` of the documents, a batch at a time."""
+        for start in range(0, len(doc_keys), 500):
+            batch = doc_keys[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            yield from self._db.execute(
+                f"SELECT key, title, text FROM documents WHERE key IN ({marks})", batch
+            ).fetchall()
 
     def _chunk_rows(
         self, doc_keys: list[int]
@@ -599,18 +586,20 @@ class SqliteStore:
         k: int,
         conditions: tuple[Condition, ...],
         timeout_ms: int,
-    ) -> list[ScoredChunk]:
-        """BM25 over the collection's chunks, only documents matching `conditions`."""
+        passages: int | None = None,
+    ) -> list[ScoredDocument]:
+        """BM25 over the collection's documents with their best chunks, only documents matching
+        `conditions`."""
         if not conditions:
             key = self._read_key(tenant, name)
             if self._fulltext.chunk_count(key) <= _tantivy_index.INLINE_SEARCH_MAX_CHUNKS:
-                return self._fulltext.search(key, terms, k, None)
+                return self._fulltext.search(key, terms, k, None, passages)
 
-        def search() -> list[ScoredChunk]:
+        def search() -> list[ScoredDocument]:
             with self._lock:
                 key = self._key(tenant, name)
             allowed = self._allowed_documents(key, conditions, timeout_ms)
-            return self._fulltext.search(key, terms, k, allowed)
+            return self._fulltext.search(key, terms, k, allowed, passages)
 
         return await self._run(search)
 
@@ -666,17 +655,9 @@ class SqliteStore:
 
     async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
         """The chunks of `keys` with their documents' id, title and metadata (read inline)."""
-        if not keys:
-            return {}
-        if self._reader is None:
-            raise RuntimeError("SqliteStore is not started")
-        marks = ",".join("?" * len(keys))
-        with self._reader_lock:
-            rows = self._reader.execute(
-                "SELECT c.key, d.id, c.ordinal, c.text, d.title, d.metadata, c.page, c.headings "
-                f"FROM chunks c JOIN documents d ON c.document_key = d.key WHERE c.key IN ({marks})",
-                list(keys),
-            ).fetchall()
+        rows = self._read_chunks(
+            "c.key, d.id, c.ordinal, c.text, d.title, d.metadata, c.page, c.headings", keys
+        )
         return {
             key: ChunkRecord(
                 key,
@@ -690,6 +671,25 @@ class SqliteStore:
             )
             for key, doc_id, ordinal, text, title, metadata, page, headings in rows
         }
+
+    async def chunk_owners(self, keys: Sequence[int]) -> dict[int, str]:
+        """The document id of each chunk of `keys` (read inline)."""
+        return dict(self._read_chunks("c.key, d.id", keys))
+
+    def _read_chunks(self, columns: str, keys: Sequence[int]) -> list[Any]:
+        """`columns` of the chunks of `keys` joined to their documents (`c`, `d`), through the
+        reader: on the caller's thread, never waiting for the writer."""
+        if not keys:
+            return []
+        if self._reader is None:
+            raise RuntimeError("SqliteStore is not started")
+        marks = ",".join("?" * len(keys))
+        with self._reader_lock:
+            return self._reader.execute(
+                f"SELECT {columns} FROM chunks c JOIN documents d ON c.document_key = d.key "
+                f"WHERE c.key IN ({marks})",
+                list(keys),
+            ).fetchall()
 
     async def chunks_to_embed(
         self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False

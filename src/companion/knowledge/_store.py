@@ -20,6 +20,7 @@ from companion.knowledge._models import (
     Page,
     PreparedDocument,
     ScoredChunk,
+    ScoredDocument,
 )
 
 __all__ = ["Store"]
@@ -88,8 +89,11 @@ class Store(Protocol):
         k: int,
         conditions: tuple[Condition, ...],
         timeout_ms: int,
-    ) -> list[ScoredChunk]:
-        """BM25 over chunks for analyzed `terms` (OR), best first."""
+        passages: int | None = None,
+    ) -> list[ScoredDocument]:
+        """The best `k` documents for analyzed `terms` (OR) by BM25 over their whole text, each
+        with its best chunks: one when `passages` (default `k`, the hits the result will show)
+        documents match, else up to `passages`."""
 
     async def search_vector(
         self,
@@ -105,6 +109,10 @@ class Store(Protocol):
 
     async def fetch_chunks(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
         """The chunks of `keys` (missing keys are left out)."""
+
+    async def chunk_owners(self, keys: Sequence[int]) -> dict[int, str]:
+        """The document id of each chunk of `keys` (missing keys are left out): what ranking
+        needs, without the texts and metadata `fetch_chunks` reads."""
 
     async def chunks_to_embed(
         self, tenant: str, name: str, after_key: int, limit: int, *, missing_only: bool = False

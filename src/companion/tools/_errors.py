@@ -1,13 +1,17 @@
 """The tools subsystem's leaves of the `companion.errors` tree.
 
 NotFound
-└── ToolNotFound (404 tool_not_found)              no such tool, or it is disabled
+├── ToolNotFound (404 tool_not_found)              no such tool, or it is disabled
+├── ResourceNotFound (404 resource_not_found)      an MCP URI this server does not serve
+└── PromptNotFound (404 prompt_not_found)          no MCP prompt of that name for this caller
 Conflict
 └── ToolAlreadyRegistered (409 tool_exists)        a second tool under one name
 Forbidden
 └── ToolScopeMissing (403 scope_missing)           the tool acts through a scope the caller lacks
 InvalidInput
 ├── InvalidToolDefinition (400 invalid_tool)       a function that cannot be described as a tool
+├── InvalidCursor (400 invalid_cursor)             an MCP list cursor this server did not make
+├── PromptArgumentsInvalid (400 invalid_prompt_arguments)  a prompt's argument missing or unknown
 └── ValidationFailed
     └── ToolArgumentsInvalid (422 invalid_arguments)  names each bad argument (JSON pointer)
 CompanionError
@@ -29,7 +33,11 @@ from companion.errors import (
 )
 
 __all__ = [
+    "InvalidCursor",
     "InvalidToolDefinition",
+    "PromptArgumentsInvalid",
+    "PromptNotFound",
+    "ResourceNotFound",
     "ToolAlreadyRegistered",
     "ToolArgumentsInvalid",
     "ToolError",
@@ -43,6 +51,20 @@ class ToolNotFound(NotFound):
 
     code = "tool_not_found"
     title = "Tool not found"
+
+
+class ResourceNotFound(NotFound):
+    """An MCP resource URI that is not of this server's shapes (`companion://collections/...`)."""
+
+    code = "resource_not_found"
+    title = "Resource not found"
+
+
+class PromptNotFound(NotFound):
+    """No MCP prompt of that name, or none this caller may use (its tools are not listed to it)."""
+
+    code = "prompt_not_found"
+    title = "Prompt not found"
 
 
 class ToolAlreadyRegistered(Conflict):
@@ -70,6 +92,20 @@ class InvalidToolDefinition(InvalidInput, TypeError):
 
     code = "invalid_tool"
     title = "Invalid tool definition"
+
+
+class InvalidCursor(InvalidInput):
+    """A pagination cursor this server did not make: pass back a `nextCursor` as it came."""
+
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+
+class PromptArgumentsInvalid(InvalidInput):
+    """A prompt's required argument is missing, or an argument it does not take was given."""
+
+    code = "invalid_prompt_arguments"
+    title = "Invalid prompt arguments"
 
 
 class ToolArgumentsInvalid(ValidationFailed):

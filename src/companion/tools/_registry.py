@@ -21,6 +21,7 @@ from companion.cache import MISSING, TieredCache
 from companion.config import setting_default
 from companion.errors import CompanionError, InvalidInput
 from companion.monitoring import Monitor
+from companion.telemetry import NO_TELEMETRY, Telemetry, record_tool, tool_span
 from companion.tools import _export
 from companion.tools._calls import (
     cache_key,
@@ -65,6 +66,7 @@ class ToolRegistry:
         disabled: Iterable[str] = (),
         clock: Clock = time.perf_counter,
         gated: bool = False,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         if max_threads < 1 or max_concurrency < 1:
             raise InvalidInput("max_threads and max_concurrency must be at least 1")
@@ -76,6 +78,12 @@ class ToolRegistry:
         self._max_threads = max_threads
         self._clock = clock
         self.gated = gated
+        # Fixed at construction; the built-ins trace their inner work (searches) through it.
+        self.telemetry = telemetry
+        if telemetry.enabled:
+            # Chosen once, here: with tracing off `acall` is the plain method and a call pays no
+            # check at all (a wrapper's frame alone measured 10-25 % of a cached call).
+            self.acall = self._traced_acall  # type: ignore[method-assign]
         self._lock = threading.Lock()
         self._records: dict[str, ToolRecord] = {}
         self._disabled: set[str] = set(disabled)
@@ -330,7 +338,8 @@ class ToolRegistry:
 
         A scoped tool needs `gate` to allow its scope (else `ToolScopeMissing`) and runs inside
         `gate.admit(scope)`, whose refusal (e.g. `RateLimited`) is raised. The call's timeout
-        covers the run, not the wait for admission.
+        covers the run, not the wait for admission. With tracing on, each call is a span
+        (`execute_tool {name}`: cached or not, and its outcome).
         """
         start = self._clock()
         prepared = self._prepare(name, arguments, tenant, start, gate)
@@ -346,6 +355,25 @@ class ToolRegistry:
                 return await self._finish_async(record, kwargs, key, limit_s, start)
         finally:
             CALLER_TENANT.reset(token)
+
+    async def _traced_acall(
+        self,
+        name: str,
+        arguments: Arguments = None,
+        *,
+        tenant: str = "default",
+        timeout_s: float | None = None,
+        gate: ToolGate | None = None,
+    ) -> ToolResult:
+        """`acall` inside its span (installed as `acall` when tracing is on)."""
+        # A name the registry does not know never becomes a span's name.
+        known = name if name in self._records else None
+        with tool_span(self.telemetry, known) as span:
+            result = await type(self).acall(
+                self, name, arguments, tenant=tenant, timeout_s=timeout_s, gate=gate
+            )
+            record_tool(span, result)
+            return result
 
     async def acall_batch(
         self,

@@ -43,8 +43,13 @@ _INLINE = (
     (re.compile(r"(?<!\\)\[([^\]]*)\](?:\([^)]*\)|\[[^\]]*\])"), r"\1"),  # links: their text
     (re.compile(r"<([a-z][a-z0-9+.-]*:[^\s<>]*|[^\s<>@]+@[^\s<>]+)>", re.I), r"\1"),  # autolinks
     (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>"), ""),  # inline HTML tags
-    (re.compile(r"(?<![\w\\])[*_]+(?=\S)|(?<=[^\s\\])[*_]+(?!\w)"), ""),  # emphasis markers
     (re.compile(r"\\([!-/:-@\[-`{-~])"), r"\1"),  # backslash escapes
+)
+# Emphasis: a run of `*` or `_` that opens before text and a like run that closes after it (`_`
+# not inside a word, as in `snake_case`); an unmatched run (`OTEL_*`) is text, as CommonMark says.
+_EMPHASIS = re.compile(
+    r"(?<![\\*])(\*{1,3})(?=[^\s*])(.+?)(?<=[^\s\\*])\1(?!\*)"
+    r"|(?<![\w\\_])(_{1,3})(?=[^\s_])(.+?)(?<=[^\s\\_])\3(?![\w_])"
 )
 _MARKUP = re.compile(r"[`\[\]<>*_\\!]")
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
@@ -171,6 +176,11 @@ def _inline_text(raw: str) -> str:
     text = _CODE_SPAN.sub(hide, raw.replace("\x00", ""))
     for pattern, replacement in _INLINE:
         text = pattern.sub(replacement, text)
+    while True:  # nested emphasis comes off a layer at a time
+        plain = _EMPHASIS.sub(lambda found: found[2] or found[4] or "", text)
+        if plain == text:
+            break
+        text = plain
     text = _PLACEHOLDER.sub(lambda found: codes[int(found[1])], text)
     return " ".join(text.split())
 

@@ -37,5 +37,6 @@ def register_builtins(
         for session_tool in make_session_tools(executor):
             registry.register(session_tool)
     if knowledge is not None:
-        for knowledge_tool in make_knowledge_tools(knowledge):
+        # Searches are traced through the registry's telemetry (off unless the service set it).
+        for knowledge_tool in make_knowledge_tools(knowledge, telemetry=registry.telemetry):
             registry.register(knowledge_tool)

@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 
 from companion.errors import InvalidInput
 from companion.knowledge import CollectionNotFound, InvalidDocument, InvalidFilter, KnowledgeBase
+from companion.telemetry import NO_TELEMETRY, Telemetry, record_search, search_span
 from companion.tools._context import current_tenant
 from companion.tools._tool import tool
 
@@ -57,8 +58,11 @@ class Remembered(TypedDict):
     collection_created: bool
 
 
-def make_knowledge_tools(knowledge: KnowledgeSource) -> list[Callable[..., Awaitable[Any]]]:
-    """`list_collections`, `search_knowledge` and `remember` over `knowledge`."""
+def make_knowledge_tools(
+    knowledge: KnowledgeSource, *, telemetry: Telemetry = NO_TELEMETRY
+) -> list[Callable[..., Awaitable[Any]]]:
+    """`list_collections`, `search_knowledge` and `remember` over `knowledge`; with tracing on,
+    each search is a `knowledge.search` span, as on the HTTP route."""
 
     @tool(
         name="list_collections",
@@ -116,9 +120,12 @@ def make_knowledge_tools(knowledge: KnowledgeSource) -> list[Callable[..., Await
         """
         conditions = _json_object(filter, "filter", InvalidFilter)
         running = await _running(knowledge)
-        result = await running.search(
-            current_tenant(), collection, query, mode=mode, k=k, filter=conditions
-        )
+        filtered = conditions is not None
+        with search_span(telemetry, mode=mode, k=k, filtered=filtered) as span:
+            result = await running.search(
+                current_tenant(), collection, query, mode=mode, k=k, filter=conditions
+            )
+            record_search(span, result, collection=collection)
         return result.to_dict()
 
     @tool(name="remember", category="knowledge", timeout_s=60.0, scope="knowledge:write")

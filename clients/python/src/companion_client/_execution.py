@@ -1,9 +1,8 @@
-"""Typed helpers for code execution over HTTP: files to send, the result with its outputs, and
-the events of a streamed run.
+"""Code execution's values: files to send, the result with its outputs, the events of a streamed
+run, and the Server-Sent Events parser both clients read streams with.
 
-Plain dataclasses over the JSON of `POST /v1/execute`, so the client needs nothing of the server.
-Returned files are saved only inside the folder asked for: their paths come from the sandbox, where
-a snippet chose them.
+Plain dataclasses over the JSON of `POST /v1/execute`. Returned files are saved only inside the
+folder asked for: their paths come from the sandbox, where a snippet chose them.
 """
 
 from __future__ import annotations
@@ -11,32 +10,27 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from companion.client._errors import problem_error, raise_for_problem
-from companion.errors import CompanionError, InvalidInput
+from companion_client._errors import LocalFileRefused, error_from_problem
 
 __all__ = [
+    "EventDecoder",
     "Execution",
     "Files",
     "InputFile",
     "ReturnedFile",
     "RichOutput",
     "StreamEvent",
-    "astream_run",
     "input_files",
     "save_file",
-    "server_sent_events",
-    "stream_run",
+    "stream_event",
 ]
 
 _BINARY_ENCODING = "base64"
-_EVENTS = {"Accept": "text/event-stream"}
 _NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows, where links need privileges
 
 
@@ -53,7 +47,7 @@ class InputFile:
         (the caller names what it sends)."""
         source = Path(path)
         if source.is_symlink() or not source.is_file():
-            raise InvalidInput(f"{source}: not a regular file")
+            raise LocalFileRefused(f"{source}: not a regular file")
         return cls(name or source.name, source.read_bytes())
 
     def to_json(self) -> dict[str, str]:
@@ -71,6 +65,17 @@ class RichOutput:
     mime_type: str
     data: str
     encoding: str
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RichOutput:
+        """Decode one item of a result's `results` (fields added later are ignored)."""
+        return cls(
+            str(raw["kind"]),
+            int(raw["output"]),
+            str(raw["mime_type"]),
+            str(raw["data"]),
+            str(raw.get("encoding", "utf-8")),
+        )
 
     def content(self) -> bytes:
         """The bytes of this representation (an image decoded from base64)."""
@@ -119,7 +124,7 @@ class Execution:
             stdout=raw.get("stdout", ""),
             stderr=raw.get("stderr", ""),
             error=raw.get("error"),
-            results=[RichOutput(**item) for item in raw.get("results", [])],
+            results=[RichOutput.from_json(item) for item in raw.get("results", [])],
             files=[
                 ReturnedFile(
                     item["path"],
@@ -175,72 +180,48 @@ def stream_event(name: str, data: str) -> StreamEvent:
     """The `StreamEvent` of one server-sent event; an `error` event raises its problem."""
     body = json.loads(data)
     if name == "error":
-        raise problem_error(int(body.get("status", 500)), body)
+        raise error_from_problem(int(body.get("status", 500)), body)
     if name == "done":
         return StreamEvent("done", execution=Execution.from_json(body))
     if name == "result":
-        return StreamEvent("result", result=RichOutput(**body))
+        return StreamEvent("result", result=RichOutput.from_json(body))
     return StreamEvent(name, text=str(body.get("text", "")))
 
 
-def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs of an SSE stream given line by line (fields per the WHATWG spec:
-    `event`, `data` lines joined by newlines, a blank line dispatches, `:` starts a comment)."""
-    name, data = "message", list[str]()
-    for line in lines:
+class EventDecoder:
+    """Server-Sent Events read one line at a time, as both clients receive them (fields per the
+    WHATWG spec: `event`, `data` lines joined by newlines, a blank line dispatches, `:` starts a
+    comment)."""
+
+    def __init__(self) -> None:
+        self._name = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        """Take one line; the (event, data) pair it completes, if any."""
         if not line:
-            if data:
-                yield name, "\n".join(data)
-            name, data = "message", []
-            continue
+            event = (self._name, "\n".join(self._data)) if self._data else None
+            self._name, self._data = "message", []
+            return event
         if line.startswith(":"):
-            continue
+            return None
         field_name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if field_name == "event":
-            name = value
+            self._name = value
         elif field_name == "data":
-            data.append(value)
-    if data:
-        yield name, "\n".join(data)
+            self._data.append(value)
+        return None
+
+    def end(self) -> tuple[str, str] | None:
+        """The last event when the stream ended without its blank line."""
+        return self.feed("")
 
 
-def stream_run(http: httpx.Client, path: str, body: dict[str, Any]) -> Iterator[StreamEvent]:
-    """The events of a streamed run (`POST path` asking for Server-Sent Events), `done` last;
-    leaving the loop early closes the stream, which ends the run."""
-    with http.stream("POST", path, json=body, headers=_EVENTS) as response:
-        if response.status_code >= 400:
-            response.read()
-            raise_for_problem(response)
-        for name, data in server_sent_events(response.iter_lines()):
-            yield stream_event(name, data)
-            if name == "done":
-                return
-    raise CompanionError("the stream ended before the run's result")
-
-
-async def astream_run(
-    http: httpx.AsyncClient, path: str, body: dict[str, Any]
-) -> AsyncGenerator[StreamEvent, None]:
-    """`stream_run`, asynchronously."""
-    async with http.stream("POST", path, json=body, headers=_EVENTS) as response:
-        if response.status_code >= 400:
-            await response.aread()
-            raise_for_problem(response)
-        pending: list[str] = []  # one event's lines: the parser is the sync one's
-        async for line in response.aiter_lines():
-            pending.append(line)
-            if not line:
-                for name, data in server_sent_events(pending):
-                    yield stream_event(name, data)
-                    if name == "done":
-                        return
-                pending = []
-    raise CompanionError("the stream ended before the run's result")
-
-
-# What `files=` takes: {name: bytes or text}, `InputFile`s, or their JSON form.
-Files = Mapping[str, bytes | str] | Iterable[InputFile | Mapping[str, str]]
+# What `files=` takes: {name: bytes or text}, `InputFile`s, or their JSON form. A `Sequence`, not
+# any `Iterable`: against `Iterable` (which a dict is too), mypy reads `{"a": "text", "b": b"x"}` as
+# a `dict[str, Sequence[object]]` and refuses it.
+Files = Mapping[str, bytes | str] | Sequence[InputFile | Mapping[str, str]]
 
 
 def input_files(files: Files) -> list[dict[str, str]]:
@@ -257,11 +238,11 @@ def save_file(
     folder: str | os.PathLike[str], path: str, content: bytes, *, overwrite: bool = False
 ) -> Path:
     """Write `content` at the relative `path` under `folder`, never outside it: an absolute path,
-    `..`, a drive or a backslash, or a link on the way is refused with `InvalidInput`; so is an
+    `..`, a drive or a backslash, or a link on the way is refused with `LocalFileRefused`; so is an
     existing file unless `overwrite` (a returned `Makefile` must not replace yours)."""
     parts = path.split("/")
     if any(part in {"", ".", ".."} or "\\" in part or ":" in part for part in parts):
-        raise InvalidInput(f"returned file {path!r}: not a relative path; not saved")
+        raise LocalFileRefused(f"returned file {path!r}: not a relative path; not saved")
     root = Path(folder).resolve()
     target = root.joinpath(*parts)
     parent = root
@@ -270,17 +251,17 @@ def save_file(
         for part in parts[:-1]:
             parent = parent / part
             if parent.is_symlink():
-                raise InvalidInput(f"returned file {path!r}: {parent} is a link; not saved")
+                raise LocalFileRefused(f"returned file {path!r}: {parent} is a link; not saved")
             parent.mkdir(exist_ok=True)
     except OSError as exc:  # a file where a folder should be, say
-        raise InvalidInput(f"returned file {path!r}: cannot make {parent}: {exc}") from None
+        raise LocalFileRefused(f"returned file {path!r}: cannot make {parent}: {exc}") from None
     flags = os.O_WRONLY | os.O_CREAT | _NO_FOLLOW | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
         fd = os.open(target, flags, 0o644)
     except FileExistsError:
-        raise InvalidInput(f"returned file {path!r}: {target} exists; not replaced") from None
+        raise LocalFileRefused(f"returned file {path!r}: {target} exists; not replaced") from None
     except OSError as exc:
-        raise InvalidInput(f"returned file {path!r}: cannot write {target}: {exc}") from None
+        raise LocalFileRefused(f"returned file {path!r}: cannot write {target}: {exc}") from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(content)
     return target
