@@ -153,8 +153,12 @@ AUTOGROUPS = Path("/proc/self/autogroup").exists()  # kernels built with schedul
 
 
 def _autogroup(pid: int | str) -> str:
-    """The scheduler autogroup a process is in ("/autogroup-85 nice 0" names it)."""
-    return Path(f"/proc/{pid}/autogroup").read_text().split()[0]
+    """The scheduler autogroup a process is in ("/autogroup-85 nice 0" names it).
+
+    A process in the root autogroup (pid 1's, and a CI runner's that never began a session
+    of its own) reads an empty file: that is a group too, and a sandbox must not share it."""
+    described = Path(f"/proc/{pid}/autogroup").read_text().split()
+    return described[0] if described else "root"
 
 
 @pytest.mark.parametrize("mode", SANDBOX_MODES)
