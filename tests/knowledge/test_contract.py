@@ -12,6 +12,7 @@ from companion.knowledge import (
     DocumentNotFound,
     DocumentTooLarge,
     EmbedderRequired,
+    EmbeddingInfo,
     InvalidDocument,
     InvalidFilter,
     InvalidQuery,
@@ -69,6 +70,22 @@ async def test_ensure_collection_gets_or_creates_once_under_a_race(kb: Knowledge
     again, created = await kb.ensure_collection("t1", "memory", "ignored")
     assert (again.description, created) == (winner, False)
     assert [c.name for c in await kb.list_collections("t2")] == []  # per tenant
+
+
+async def test_a_model_is_adopted_only_by_a_collection_without_one(kb: KnowledgeBase) -> None:
+    """Two nodes adopting at once: the first model recorded stays, and both see which it is."""
+    first, second = EmbeddingInfo("m", "1", 4), EmbeddingInfo("m", "2", 4)
+    await kb.create_collection("t1", "plain")
+    adopted = await asyncio.gather(
+        kb.store.adopt_embedding("t1", "plain", first),
+        kb.store.adopt_embedding("t1", "plain", second),
+    )
+    winner = adopted[0].embedding
+    assert winner in (first, second)
+    assert [collection.embedding for collection in adopted] == [winner, winner]
+    assert (await kb.get_collection("t1", "plain")).embedding == winner
+    with pytest.raises(CollectionNotFound):
+        await kb.store.adopt_embedding("t2", "plain", first)  # another tenant's name
 
 
 async def test_documents_crud_and_paging(kb: KnowledgeBase) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -68,16 +69,17 @@ async def test_a_model_exported_after_the_start_is_loaded_without_a_restart(
 
         _export_into(model_dir(settings))
 
-        with pytest.raises(EmbedderRequired, match="companion reindex --collection before"):
-            await kb.search("t", "before", "young canine", mode="hybrid")  # made model-less
+        # Made model-less, it takes the model now (the queue embeds it while this search runs).
+        await kb.search("t", "before", "young canine", mode="hybrid")
         assert kb.embedder is not None
+        assert (await kb.get_collection("t", "before")).embedding == kb.embedder.info
         assert kb.embedding_queue is not None
         created = await kb.create_collection("t", "after")
         assert created.embedding == kb.embedder.info
         await kb.upsert("t", "after", DOCS)
         result = await kb.search("t", "after", "young canine playing", mode="hybrid")
         assert result.results[0].document_id == "dog"
-        assert await kb.reindex("t", "before") == 2
+        await kb.wait_for_embeddings("t", "before", timeout_s=60)  # it took the model
         result = await kb.search("t", "before", "young canine playing", mode="vector")
         assert result.results[0].document_id == "dog"
         assert "embedder sentence-transformers/all-MiniLM-L6-v2" in await kb.health()
@@ -90,6 +92,7 @@ def test_the_service_picks_the_model_up_over_http(tmp_path: Path, exported: Path
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         client.headers.update(key_headers(client, "knowledge:read", "knowledge:write"))
         client.post("/v1/collections", json={"name": "early"})
+        client.post("/v1/collections/early/documents", json={"documents": DOCS})
         search = {"query": "young canine playing", "mode": "hybrid"}
         refused = client.post("/v1/collections/early/search", json=search)
         assert refused.status_code == 400
@@ -108,6 +111,22 @@ def test_the_service_picks_the_model_up_over_http(tmp_path: Path, exported: Path
         found = client.post("/v1/collections/docs/search", json=search)
         assert found.status_code == 200, found.json()
         assert found.json()["results"][0]["document_id"] == "dog"
+
+        # The collection made before the export takes the model: no reindex, no restart.
+        waiting = client.post(
+            "/v1/collections/early/search", json={"query": "puppy in the park", "mode": "hybrid"}
+        ).json()
+        assert waiting["results"][0]["document_id"] == "dog"  # no longer a 400; BM25 meanwhile
+        deadline = time.monotonic() + 60
+        while (progress := client.get("/v1/collections/early").json()["embeddings"])["pending"]:
+            assert time.monotonic() < deadline, progress
+            time.sleep(0.05)  # real-time: the service's embedding queue runs on its own loop
+        assert progress == {"pending": 0, "embedded": 2}
+        vector = {"query": "young canine playing", "mode": "vector"}
+        found = client.post("/v1/collections/early/search", json=vector).json()
+        assert found["results"][0]["document_id"] == "dog", found
+        model = client.get("/v1/collections/early").json()["embedding"]["model"]
+        assert model == "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def test_missing_extra_is_named_apart_from_a_missing_export(

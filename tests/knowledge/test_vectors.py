@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from companion.knowledge import (
-    EmbedderRequired,
     EmbeddingInfo,
     EmbeddingModelMismatch,
     KnowledgeBase,
@@ -127,9 +126,13 @@ async def test_a_different_model_is_a_clear_error_until_reindex(
         await other.close()
 
 
-async def test_a_collection_made_without_a_model_needs_reindex(
-    tmp_path: object, minilm: OnnxEmbedder
+@pytest.mark.parametrize("first", ["search", "write"])
+async def test_a_collection_made_without_a_model_takes_it_when_first_used(
+    tmp_path: object, minilm: OnnxEmbedder, first: str
 ) -> None:
+    """No `companion reindex` (which a running service's store refuses): its chunks have no vector
+    to disagree with, so the first vector search or write records the model, the queue embeds the
+    chunks, and a search says how many are still waiting meanwhile."""
     from pathlib import Path
 
     root = Path(str(tmp_path))
@@ -141,10 +144,23 @@ async def test_a_collection_made_without_a_model_needs_reindex(
     kb = KnowledgeBase(SqliteStore(root), minilm)
     await kb.start()
     try:
-        with pytest.raises(EmbedderRequired, match="reindex"):
-            await kb.search("t", "c", "dog", mode="vector")
-        await kb.reindex("t", "c")
-        assert (await kb.search("t", "c", "a dog", mode="vector")).results[0].document_id == "pets"
+        assert (await kb.get_collection("t", "c")).embedding is None  # not adopted by a start
+        assert kb.embedding_queue is not None
+        await kb.embedding_queue.close()  # so the waiting chunks are seen before they are embedded
+        if first == "search":
+            waiting = await kb.search("t", "c", "puppy in the park", mode="hybrid")
+            assert waiting.pending_embeddings == 3
+            assert "3 chunks of 'c' are still waiting" in waiting.warnings[0]
+            assert waiting.results[0].document_id == "pets"  # BM25 finds them meanwhile
+        else:
+            await kb.upsert("t", "c", [{"id": "moon", "text": "The lunar lander touched down."}])
+        assert (await kb.get_collection("t", "c")).embedding == minilm.info
+        await kb.embedding_queue.start()
+        progress = await kb.wait_for_embeddings("t", "c", timeout_s=60)
+        assert progress.pending == 0
+        result = await kb.search("t", "c", "a dog playing outside", mode="vector")
+        assert result.results[0].document_id == "pets"
+        assert not result.warnings
     finally:
         await kb.close()
 

@@ -155,6 +155,8 @@ class EmbeddingQueue:
 
     async def _drain(self, tenant: str, name: str) -> None:
         collection = await self.store.get_collection(tenant, name)
+        if collection.embedding is None:  # made before the model was there: nothing to disagree
+            collection = await self.store.adopt_embedding(tenant, name, self.embedder.info)
         if collection.embedding != self.embedder.info:
             _log.warning("collection %s/%s needs `companion reindex`: not embedded", tenant, name)
             return

@@ -300,6 +300,18 @@ class KnowledgeBase:
         await self.store.delete_collection(check_tenant(tenant), check_name(name))
         self._invalidate(tenant, name)
 
+    async def _adopted(self, target: Collection) -> Collection:
+        """`target`, given this service's model when it has none: a collection made before the
+        model was exported has no vector to disagree with, so it takes the model and the queue
+        embeds its chunks (no `companion reindex`, which a running service's store refuses)."""
+        if target.embedding is not None or self.embedder is None or self.embedding_queue is None:
+            return target
+        tenant, name = target.tenant, target.name
+        adopted = await self.store.adopt_embedding(tenant, name, self.embedder.info)
+        self.embedding_queue.notify(tenant, name)
+        self._invalidate(tenant, name)
+        return adopted
+
     def _writing_embedder(self, target: Collection) -> Embedder | None:
         if target.embedding is None or self.embedder is None:
             return None
@@ -341,7 +353,7 @@ class KnowledgeBase:
         ids = [doc.id for doc in valid if doc.id is not None]
         if len(set(ids)) != len(ids):
             raise InvalidDocument("the same document id appears twice in one request")
-        target = await self.store.get_collection(tenant, collection)
+        target = await self._adopted(await self.store.get_collection(tenant, collection))
         embedder = self._writing_embedder(target)
         stored = await self.store.content_hashes(tenant, collection, ids)
         hashes = {doc.id: self._content_hash(doc, target) for doc in valid}
@@ -671,7 +683,7 @@ class KnowledgeBase:
         conditions: Any,
     ) -> tuple[list[ScoredDocument], list[ScoredChunk], int, float]:
         """`(BM25 documents, nearest chunks, chunks waiting for a vector, embedding ms)`."""
-        target = await self.store.get_collection(tenant, collection)
+        target = await self._adopted(await self.store.get_collection(tenant, collection))
         embed_started = self._clock()
         vector = await self._embed_query(target, text)
         embedding_ms = (self._clock() - embed_started) * 1000
@@ -716,11 +728,6 @@ class KnowledgeBase:
             raise EmbedderRequired(
                 f"vector and hybrid search need an embedding model, and none is loaded: "
                 f"{self._embedder_hint()}; mode 'bm25' works without one"
-            )
-        if target.embedding is None:
-            raise EmbedderRequired(
-                f"collection {target.name!r} was created without an embedding model; run "
-                f"`companion reindex --collection {target.name}` to embed it"
             )
         self._writing_embedder(target)
         embedder = self.embedder

@@ -299,6 +299,16 @@ class PostgresStore:
         if row is None:
             raise CollectionNotFound(f"collection {name!r} does not exist")
 
+    async def adopt_embedding(self, tenant: str, name: str, embedding: EmbeddingInfo) -> Collection:
+        """Record `embedding` for a collection without a model; the collection afterwards (the
+        condition makes one of several nodes adopting at once win, and the others see it)."""
+        await self._fetchone(
+            "UPDATE kb_collections SET model = %s, model_version = %s, dimension = %s "
+            "WHERE tenant = %s AND name = %s AND model IS NULL RETURNING key",
+            (embedding.model, embedding.version, embedding.dimension, tenant, name),
+        )
+        return await self.get_collection(tenant, name)
+
     # -- documents --------------------------------------------------------------------------
 
     async def content_hashes(self, tenant: str, name: str, ids: Sequence[str]) -> dict[str, str]:

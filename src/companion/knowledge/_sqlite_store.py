@@ -400,6 +400,20 @@ class SqliteStore:
 
         await self._run(update)
 
+    async def adopt_embedding(self, tenant: str, name: str, embedding: EmbeddingInfo) -> Collection:
+        """Record `embedding` for a collection without a model; the collection afterwards."""
+
+        def adopt() -> Collection:
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE collections SET model = ?, model_version = ?, dimension = ? "
+                    "WHERE key = ? AND model IS NULL",
+                    (*_embedding_row(embedding), self._key(tenant, name)),
+                )
+            return self._collection(tenant, name)
+
+        return await self._run(adopt)
+
     # -- documents --------------------------------------------------------------------------
 
     async def content_hashes(self, tenant: str, name: str, ids: Sequence[str]) -> dict[str, str]:

@@ -59,6 +59,11 @@ class Store(Protocol):
     async def set_embedding(self, tenant: str, name: str, embedding: EmbeddingInfo | None) -> None:
         """Record the model the collection's vectors now come from."""
 
+    async def adopt_embedding(self, tenant: str, name: str, embedding: EmbeddingInfo) -> Collection:
+        """Record `embedding` for a collection that has no model yet (one made without a model:
+        none of its chunks has a vector); leave one that has a model as it is. The collection
+        as it is afterwards, so a caller racing another node sees which model won."""
+
     async def content_hashes(self, tenant: str, name: str, ids: Sequence[str]) -> dict[str, str]:
         """The stored content hash of each of `ids` that exists."""
 
