@@ -35,6 +35,24 @@ def test_ingest_a_folder_then_search(tmp_path: Path) -> None:
     assert "Moon" in table.stdout or "moon" in table.stdout
 
 
+def test_the_search_table_cites_headings_and_prints_text_as_it_is(tmp_path: Path) -> None:
+    """The table shows where a passage is (its headings, a PDF's page), and a document's text as
+    it is: "[/x]" used to be read as console markup (failing the whole table), and the snippet's
+    HTML escapes were printed as they came."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ports.md").write_text(
+        "# Setup\n\n## Ports\n\nThe harbour gate opens [/x] at [bold]dawn[/bold] & it's <shut>.\n"
+    )
+    env = {"COMPANION_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    assert _run("ingest", str(corpus), "--collection", "c", env=env).returncode == 0
+    table = _run("search", "harbour gate", "--collection", "c", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "where" in table.stdout
+    assert "Setup > Ports" in table.stdout
+    assert "opens [/x] at [bold]dawn[/bold] & it's <shut>." in table.stdout  # not &amp; &#x27;
+
+
 def test_search_errors_are_one_line(tmp_path: Path) -> None:
     env = {"COMPANION_DATA_DIR": str(tmp_path)}
     missing = _run("search", "x", "--collection", "nope", env=env)

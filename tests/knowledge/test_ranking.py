@@ -72,6 +72,22 @@ async def test_one_long_document_answers_with_k_passages(small: KnowledgeBase) -
     assert len({hit.score for hit in result.results}) == 1
 
 
+async def test_a_further_passage_must_match_the_query(small: KnowledgeBase) -> None:
+    """Room for more passages than match is no reason to show a chunk without the query's words
+    (a lone heading, the next paragraph): its document matched, it did not."""
+    await small.create_collection("t", "c")
+    text = _paragraphs(
+        "Opening hours of the harbour office, all seasons.",
+        "The ferry to the island leaves at noon each day.",
+        "Repairs to the pier begin in March and end in May.",
+        "The ferry returns from the island before dusk.",
+    )
+    await small.ingest("t", "c", [DocumentInput(id="harbour", text=text)])
+    result = await small.search("t", "c", "ferry island", k=10)
+    assert [hit.text.split()[1] for hit in result.results] == ["ferry", "ferry"]
+    assert [hit.document_id for hit in result.results] == ["harbour", "harbour"]
+
+
 async def test_every_document_gets_a_passage_before_any_gets_a_second(
     small: KnowledgeBase,
 ) -> None:

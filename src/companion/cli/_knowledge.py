@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,8 @@ import typer
 from companion.cli._remote import ApiKeyOption, UrlOption, connect, remote_call
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from companion.knowledge import KnowledgeBase
 
 __all__ = ["eval_retrieval", "ingest", "reindex", "search"]
@@ -252,6 +256,7 @@ def search(
     import orjson
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     async def run() -> dict[str, object]:
         kb = _knowledge_base()
@@ -270,19 +275,45 @@ def search(
     if as_json:
         typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(title=f"{query!r} in {collection!r} ({mode}, {body['took_ms']} ms)")
-    for column in ("#", "score", "document", "snippet"):
-        table.add_column(column)
     results = body["results"]
     assert isinstance(results, list)
+    # The citation column only when some hit has one (a page of a PDF, headings above it).
+    cited = any(hit.get("page") is not None or hit.get("headings") for hit in results)
+    table = Table(title=f"{query!r} in {collection!r} ({mode}, {body['took_ms']} ms)")
+    for column in ("#", "score", "document", *(("where",) if cited else ()), "snippet"):
+        table.add_column(column)
     for rank, hit in enumerate(results, start=1):
-        snippet = (
-            (hit["snippet"] or hit["text"][:200])
-            .replace("<mark>", "[bold]")
-            .replace("</mark>", "[/bold]")
+        where = (_citation(hit),) if cited else ()
+        table.add_row(
+            str(rank), f"{hit['score']:.3f}", Text(hit["chunk_id"]), *where, _snippet(hit)
         )
-        table.add_row(str(rank), f"{hit['score']:.3f}", hit["chunk_id"], snippet)
     Console().print(table)
+    warnings = body.get("warnings") or []
+    assert isinstance(warnings, list)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _citation(hit: dict[str, Any]) -> Text:
+    """Where a hit is, to cite it: `p. 3 · Setup > Ports`."""
+    from rich.text import Text
+
+    page = f"p. {hit['page']}" if hit.get("page") is not None else ""
+    return Text(" · ".join(part for part in (page, " > ".join(hit.get("headings") or ())) if part))
+
+
+def _snippet(hit: dict[str, Any]) -> Text:
+    """The hit's snippet with its `<mark>` terms in bold. A snippet is HTML-escaped (for pages
+    that show it), so its entities are turned back into text; the document's own text is never
+    read as console markup (a "[/x]" in a document would otherwise fail the whole table)."""
+    from rich.text import Text
+
+    if not hit["snippet"]:
+        return Text(hit["text"][:200])
+    snippet = Text()
+    for number, piece in enumerate(re.split(r"</?mark>", hit["snippet"])):
+        snippet.append(html.unescape(piece), style="bold" if number % 2 else "")
+    return snippet
 
 
 def reindex(collection: CollectionOption) -> None:

@@ -229,13 +229,14 @@ class FullTextIndex:
 
         The documents' chunks drive the search and the terms only score them: a few entries are
         visited, where `Must(OR of terms)` walked every posting of every term (as long as the
-        ranking query itself, measured). The filter's constant score is the same for every chunk,
-        so the order is BM25's; a chunk matching none of the terms comes after those that do.
+        ranking query itself, measured). The filter scores 0, so the order is BM25's and a chunk
+        matching none of the terms scores exactly 0.
         """
         schema = self._schemas[_CHUNKS]
+        owned = tantivy.Query.const_score_query(self._owned_by(_CHUNKS, list(doc_keys)), 0.0)
         return tantivy.Query.boolean_query(
             [
-                (tantivy.Occur.Must, self._owned_by(_CHUNKS, list(doc_keys))),
+                (tantivy.Occur.Must, owned),
                 *(
                     (tantivy.Occur.Should, tantivy.Query.term_query(schema, "text", term, "freq"))
                     for term in terms
@@ -303,7 +304,9 @@ class FullTextIndex:
                 if chunk is None or owner is None:
                     continue
                 best = found.setdefault(int(owner), [])
-                if len(best) < per_document:
+                # A further passage must match the query: a chunk that matches none of its terms
+                # (a lone heading, the next page) is no passage of it, though its document is.
+                if len(best) < per_document and (not best or score > 0.0):
                     best.append(ScoredChunk(int(chunk), float(score)))
             # A document with many matching chunks can fill the limit alone; the others that got
             # no passage ask again by themselves (rare, and each such query is small).
