@@ -46,8 +46,9 @@ def test_the_search_table_cites_headings_and_prints_text_as_it_is(tmp_path: Path
     )
     env = {"COMPANION_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
     assert _run("ingest", str(corpus), "--collection", "c", env=env).returncode == 0
-    table = _run("search", "harbour gate", "--collection", "c", env=env)
+    table = _run("search", "harbour gate [/q]", "--collection", "c", env=env)
     assert table.returncode == 0, table.stderr
+    assert "'harbour gate [/q]' in 'c'" in table.stdout  # the query is no markup either
     assert "where" in table.stdout
     assert "Setup > Ports" in table.stdout
     assert "opens [/x] at [bold]dawn[/bold] & it's <shut>." in table.stdout  # not &amp; &#x27;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -126,25 +127,29 @@ async def test_a_different_model_is_a_clear_error_until_reindex(
         await other.close()
 
 
-@pytest.mark.parametrize("first", ["search", "write"])
-async def test_a_collection_made_without_a_model_takes_it_when_first_used(
-    tmp_path: object, minilm: OnnxEmbedder, first: str
-) -> None:
-    """No `companion reindex` (which a running service's store refuses): its chunks have no vector
-    to disagree with, so the first vector search or write records the model, the queue embeds the
-    chunks, and a search says how many are still waiting meanwhile."""
-    from pathlib import Path
-
-    root = Path(str(tmp_path))
+async def _model_less_collection(root: Path) -> None:
+    """Collection "c" holding DOCS, written by a knowledge base without a model."""
     plain = KnowledgeBase(SqliteStore(root))
     await plain.start()
     await plain.create_collection("t", "c")
     await plain.upsert("t", "c", DOCS)
     await plain.close()
-    kb = KnowledgeBase(SqliteStore(root), minilm)
+
+
+@pytest.mark.parametrize("first", ["search", "write", "wait"])
+async def test_a_collection_made_without_a_model_takes_it_when_first_used(
+    tmp_path: Path, minilm: OnnxEmbedder, first: str
+) -> None:
+    """No `companion reindex` (which a running service's store refuses): its chunks have no vector
+    to disagree with, so the first vector search, write or wait records the model, the queue
+    embeds the chunks, and a search says how many are still waiting meanwhile."""
+    await _model_less_collection(tmp_path)
+    kb = KnowledgeBase(SqliteStore(tmp_path), minilm)
     await kb.start()
     try:
-        assert (await kb.get_collection("t", "c")).embedding is None  # not adopted by a start
+        # A start gives no model to collections nobody asks vectors of.
+        assert ("t", "c") not in await kb.store.collections_pending_embeddings()
+        assert (await kb.get_collection("t", "c")).embedding is None
         assert kb.embedding_queue is not None
         await kb.embedding_queue.close()  # so the waiting chunks are seen before they are embedded
         if first == "search":
@@ -152,15 +157,43 @@ async def test_a_collection_made_without_a_model_takes_it_when_first_used(
             assert waiting.pending_embeddings == 3
             assert "3 chunks of 'c' are still waiting" in waiting.warnings[0]
             assert waiting.results[0].document_id == "pets"  # BM25 finds them meanwhile
-        else:
+        elif first == "write":
             await kb.upsert("t", "c", [{"id": "moon", "text": "The lunar lander touched down."}])
-        assert (await kb.get_collection("t", "c")).embedding == minilm.info
+        if first != "wait":
+            assert (await kb.get_collection("t", "c")).embedding == minilm.info
         await kb.embedding_queue.start()
         progress = await kb.wait_for_embeddings("t", "c", timeout_s=60)
         assert progress.pending == 0
+        assert progress.embedded == (4 if first == "write" else 3)
         result = await kb.search("t", "c", "a dog playing outside", mode="vector")
         assert result.results[0].document_id == "pets"
         assert not result.warnings
+        # Its documents were written without a model; written again unchanged, none is rewritten.
+        report = await kb.ingest("t", "c", DOCS)
+        assert (report.documents_skipped, report.chunks_written) == (3, 0)
+    finally:
+        await kb.close()
+
+
+async def test_a_search_hands_chunks_another_process_left_waiting_to_its_queue(
+    tmp_path: Path, minilm: OnnxEmbedder
+) -> None:
+    """A CLI search beside the service gave the collection its model and exited before its own
+    queue embedded anything: the service's next search sees the waiting chunks and embeds them."""
+    await _model_less_collection(tmp_path)
+    kb = KnowledgeBase(SqliteStore(tmp_path), minilm)
+    await kb.start()
+    try:
+        await kb.store.adopt_embedding("t", "c", minilm.info)  # as the exited process did
+        waiting = await kb.search("t", "c", "puppy in the park", mode="hybrid")
+        assert waiting.pending_embeddings == 3
+        # Progress is only read, never asked for: only the search's hand-over embeds them.
+        for _ in range(6000):
+            if not (await kb.embedding_progress("t", "c")).pending:
+                break
+            await asyncio.sleep(0.01)  # real-time: the queue embeds on this loop's worker
+        else:
+            pytest.fail("the waiting chunks were never embedded")
     finally:
         await kb.close()
 

@@ -795,7 +795,7 @@ export interface components {
             document_count: number;
             /** Chunk Count */
             chunk_count: number;
-            /** @description The model of the collection's vectors; null while it has none (a service without a model searches it by BM25 only). */
+            /** @description The model of the collection's vectors; null while it has none (a service without a model searches it by BM25 only; one with a model gives it that model on its first vector or hybrid search or write, and embeds its chunks in the background). */
             embedding: components["schemas"]["EmbeddingModelInfo"] | null;
             embeddings: components["schemas"]["EmbeddingBacklog"];
         };
@@ -832,7 +832,7 @@ export interface components {
             document_count: number;
             /** Chunk Count */
             chunk_count: number;
-            /** @description The model of the collection's vectors; null while it has none (a service without a model searches it by BM25 only). */
+            /** @description The model of the collection's vectors; null while it has none (a service without a model searches it by BM25 only; one with a model gives it that model on its first vector or hybrid search or write, and embeds its chunks in the background). */
             embedding: components["schemas"]["EmbeddingModelInfo"] | null;
         };
         /**

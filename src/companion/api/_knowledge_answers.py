@@ -48,7 +48,8 @@ class CollectionInfo(Answer):
     chunk_count: int
     embedding: EmbeddingModelInfo | None = Field(
         description="The model of the collection's vectors; null while it has none (a service "
-        "without a model searches it by BM25 only)."
+        "without a model searches it by BM25 only; one with a model gives it that model on its "
+        "first vector or hybrid search or write, and embeds its chunks in the background)."
     )
 
 

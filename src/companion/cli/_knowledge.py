@@ -279,7 +279,7 @@ def search(
     assert isinstance(results, list)
     # The citation column only when some hit has one (a page of a PDF, headings above it).
     cited = any(hit.get("page") is not None or hit.get("headings") for hit in results)
-    table = Table(title=f"{query!r} in {collection!r} ({mode}, {body['took_ms']} ms)")
+    table = Table(title=Text(f"{query!r} in {collection!r} ({mode}, {body['took_ms']} ms)"))
     for column in ("#", "score", "document", *(("where",) if cited else ()), "snippet"):
         table.add_column(column)
     for rank, hit in enumerate(results, start=1):

@@ -155,8 +155,8 @@ class EmbeddingQueue:
 
     async def _drain(self, tenant: str, name: str) -> None:
         collection = await self.store.get_collection(tenant, name)
-        if collection.embedding is None:  # made before the model was there: nothing to disagree
-            collection = await self.store.adopt_embedding(tenant, name, self.embedder.info)
+        if collection.embedding is None:
+            return  # made without a model: the knowledge base gives it one when vectors are asked
         if collection.embedding != self.embedder.info:
             _log.warning("collection %s/%s needs `companion reindex`: not embedded", tenant, name)
             return

@@ -185,7 +185,8 @@ class KnowledgeBase:
         await finish_within(self.store.close(), self.close_timeout_s, "closing the knowledge store")
 
     async def embedding_progress(self, tenant: str, collection: str) -> EmbeddingProgress:
-        """The collection's embedded and pending chunk counts (both 0 without a model)."""
+        """The collection's embedded and pending chunk counts (both 0 while it has no model, until
+        its first vector search, write or wait for embeddings gives it the loaded one)."""
         check_tenant(tenant)
         check_name(collection)
         if self.embedding_queue is None:
@@ -201,12 +202,17 @@ class KnowledgeBase:
         timeout_s: float | None = None,
         on_progress: Callable[[EmbeddingProgress], None] | None = None,
     ) -> EmbeddingProgress:
-        """Wait until the queue has embedded every chunk of the collection."""
+        """Wait until the queue has embedded every chunk of the collection (one made without a
+        model takes the loaded one first: waiting for its vectors asks for them)."""
+        check_tenant(tenant)
+        check_name(collection)
+        await self._look_for_model()
         if self.embedding_queue is None:
             return await self.embedding_progress(tenant, collection)
+        await self._adopted(await self.store.get_collection(tenant, collection))
         return await self.embedding_queue.wait(
-            check_tenant(tenant),
-            check_name(collection),
+            tenant,
+            collection,
             timeout_s=timeout_s,
             on_progress=on_progress,
         )
@@ -357,14 +363,23 @@ class KnowledgeBase:
         embedder = self._writing_embedder(target)
         stored = await self.store.content_hashes(tenant, collection, ids)
         hashes = {doc.id: self._content_hash(doc, target) for doc in valid}
-        changed = [doc for doc in valid if stored.get(doc.id or "") != hashes[doc.id]]
+        # A document written while no model embedded it (before its collection took one) is
+        # unchanged still: its missing vectors are the queue's work, not a reason to rewrite it.
+        unembedded = {doc.id: self._content_hash(doc, None) for doc in valid} if embedder else {}
+        changed = [
+            doc
+            for doc in valid
+            if (known := stored.get(doc.id or "")) is None
+            or known not in (hashes[doc.id], unembedded.get(doc.id, hashes[doc.id]))
+        ]
         prepared, deferred = await asyncio.to_thread(
             self._prepare, changed, hashes, embedder, defer_embedding
         )
         if prepared:
             await self.store.upsert(tenant, collection, prepared)
             self._invalidate(tenant, collection)
-        if deferred and self.embedding_queue is not None:
+        kept_unembedded = len(changed) < len(valid) and bool(unembedded)
+        if (deferred or kept_unembedded) and self.embedding_queue is not None:
             self.embedding_queue.notify(tenant, collection)
         chunks = sum(len(doc.chunks) for doc in prepared)
         return ids, len(valid) - len(changed), chunks
@@ -499,10 +514,12 @@ class KnowledgeBase:
         await self.store.delete_document(tenant, check_name(collection), document_id)
         self._invalidate(tenant, collection)
 
-    def _content_hash(self, doc: DocumentInput, target: Collection) -> str:
+    def _content_hash(self, doc: DocumentInput, target: Collection | None) -> str:
         # The chunking policy and model are part of the hash: changing either re-indexes on upsert.
+        # `target` None: the hash of a document written without a model.
         policy = (self.chunker.size, self.chunker.overlap, self.chunker.unit)
-        model = _model(target.embedding) if target.embedding and self.embedder else None
+        embedding = target.embedding if target is not None else None
+        model = _model(embedding) if embedding and self.embedder else None
         sections = [[x.start_char, x.end_char, x.page, x.headings] for x in doc.sections]
         canonical = orjson.dumps(
             [doc.text, doc.title, doc.metadata, doc.source, policy, model, sections],
@@ -692,6 +709,10 @@ class KnowledgeBase:
         pending = 0
         if self.embedding_queue is not None:
             pending = await self.store.pending_embeddings(tenant, collection)
+            if pending:
+                # Chunks another process left waiting (a CLI that adopted the collection and
+                # exited, a write that raced the model's arrival): this queue takes them on.
+                self.embedding_queue.notify(tenant, collection)
         # Chunks, not documents, come back from the vector index: ask for enough of them that
         # `k` documents are found even when several chunks of one are close.
         depth = max(k, self.fusion_depth)
@@ -768,8 +789,10 @@ class KnowledgeBase:
             raise EmbedderRequired(f"reindex needs an embedding model: {self._embedder_hint()}")
         check_tenant(tenant)
         check_name(collection)
-        await self.store.get_collection(tenant, collection)
         embedder = self.embedder
+        # A collection without a model takes this one before its first vector is written, so a
+        # node adopting another model meanwhile is refused rather than mixing the two.
+        await self.store.adopt_embedding(tenant, collection, embedder.info)
         after, done = 0, 0
         while True:
             rows = await self.store.chunks_to_embed(tenant, collection, after, batch_size)
