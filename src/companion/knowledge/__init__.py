@@ -19,21 +19,18 @@ from companion.knowledge._errors import (
 )
 from companion.knowledge._file_documents import FileIngest, document_from_content
 from companion.knowledge._formats import html_to_text, read_documents
-from companion.knowledge._knowledge_base import (
-    EmbeddingProgress,
-    IngestProgress,
-    KnowledgeBase,
-    SearchResult,
-)
+from companion.knowledge._knowledge_base import EmbeddingProgress, KnowledgeBase
 from companion.knowledge._models import (
     Collection,
     Document,
     DocumentInput,
     DocumentSection,
     EmbeddingInfo,
+    IngestProgress,
     Page,
     SearchHit,
     SearchMode,
+    SearchResult,
 )
 from companion.knowledge._onnx_embedder import OnnxEmbedder
 from companion.knowledge._parsing import ParseLimits, ParseProblem, parse_file

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,6 +36,7 @@ from companion.knowledge._models import (
     Document,
     DocumentInput,
     DocumentSection,
+    IngestProgress,
     Page,
     PreparedChunk,
     PreparedDocument,
@@ -43,6 +44,7 @@ from companion.knowledge._models import (
     ScoredDocument,
     SearchHit,
     SearchMode,
+    SearchResult,
 )
 from companion.knowledge._parsing import ParseLimits, ParseProblem, parse_file
 from companion.knowledge._query import clean_query, query_terms
@@ -59,12 +61,7 @@ from companion.knowledge._validation import (
 if TYPE_CHECKING:
     from companion.monitoring import Monitor
 
-__all__ = [
-    "EmbeddingProgress",
-    "IngestProgress",
-    "KnowledgeBase",
-    "SearchResult",
-]
+__all__ = ["EmbeddingProgress", "KnowledgeBase"]
 
 
 EMBEDDER_HINT = (
@@ -76,40 +73,8 @@ EMBEDDER_HINT = (
 DocumentLike = DocumentInput | Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class IngestProgress:
-    """Progress of a bulk ingest, reported after each committed batch."""
-
-    documents_done: int
-    documents_skipped: int
-    chunks_written: int
-
-
 # Documents of one file (CSV rows, JSON lines) committed together.
 _FILE_BATCH_DOCUMENTS = 256
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """Hits best first; `took_ms` excludes `embedding_ms`, the time spent embedding the query."""
-
-    results: list[SearchHit]
-    took_ms: float
-    embedding_ms: float
-    cached: bool
-    warnings: tuple[str, ...] = ()
-    pending_embeddings: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The HTTP response body."""
-        return {
-            "results": [hit.to_dict() for hit in self.results],
-            "took_ms": round(self.took_ms, 3),
-            "embedding_ms": round(self.embedding_ms, 3),
-            "cached": self.cached,
-            "warnings": list(self.warnings),
-            "pending_embeddings": self.pending_embeddings,
-        }
 
 
 class KnowledgeBase:

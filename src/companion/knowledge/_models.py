@@ -1,4 +1,5 @@
-"""The values the knowledge base takes and returns: collections, documents, chunks and search hits."""
+"""The values the knowledge base takes and returns: collections, documents, chunks, search hits and
+results, and ingest progress."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ __all__ = [
     "DocumentInput",
     "DocumentSection",
     "EmbeddingInfo",
+    "IngestProgress",
     "Page",
     "PreparedChunk",
     "PreparedDocument",
@@ -19,6 +21,7 @@ __all__ = [
     "ScoredDocument",
     "SearchHit",
     "SearchMode",
+    "SearchResult",
 ]
 
 SearchMode = Literal["bm25", "vector", "hybrid"]
@@ -179,3 +182,35 @@ class SearchHit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Progress of a bulk ingest, reported after each committed batch."""
+
+    documents_done: int
+    documents_skipped: int
+    chunks_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits best first; `took_ms` excludes `embedding_ms`, the time spent embedding the query."""
+
+    results: list[SearchHit]
+    took_ms: float
+    embedding_ms: float
+    cached: bool
+    warnings: tuple[str, ...] = ()
+    pending_embeddings: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP response body."""
+        return {
+            "results": [hit.to_dict() for hit in self.results],
+            "took_ms": round(self.took_ms, 3),
+            "embedding_ms": round(self.embedding_ms, 3),
+            "cached": self.cached,
+            "warnings": list(self.warnings),
+            "pending_embeddings": self.pending_embeddings,
+        }
