@@ -17,7 +17,7 @@ from companion.knowledge import (
     SqliteStore,
 )
 from companion.knowledge._onnx_embedder import OnnxEmbedder
-from tests.knowledge.conftest import MODEL_DIR
+from tests.knowledge.conftest import MODEL_DIR, VECTOR_STORES, _make_store
 
 DOCS = [
     {
@@ -127,24 +127,28 @@ async def test_a_different_model_is_a_clear_error_until_reindex(
         await other.close()
 
 
-async def _model_less_collection(root: Path) -> None:
-    """Collection "c" holding DOCS, written by a knowledge base without a model."""
-    plain = KnowledgeBase(SqliteStore(root))
+async def _model_less_collection(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest, minilm: OnnxEmbedder
+) -> KnowledgeBase:
+    """Collection "c" holding DOCS, written by a knowledge base without a model; then a knowledge
+    base with the model over the same store (not started)."""
+    plain = KnowledgeBase(await _make_store(store, tmp_path, request))
     await plain.start()
     await plain.create_collection("t", "c")
     await plain.upsert("t", "c", DOCS)
     await plain.close()
+    return KnowledgeBase(await _make_store(store, tmp_path, request), minilm)
 
 
+@pytest.mark.parametrize("store", VECTOR_STORES)
 @pytest.mark.parametrize("first", ["search", "write", "wait"])
 async def test_a_collection_made_without_a_model_takes_it_when_first_used(
-    tmp_path: Path, minilm: OnnxEmbedder, first: str
+    tmp_path: Path, request: pytest.FixtureRequest, minilm: OnnxEmbedder, first: str, store: str
 ) -> None:
     """No `companion reindex` (which a running service's store refuses): its chunks have no vector
     to disagree with, so the first vector search, write or wait records the model, the queue
     embeds the chunks, and a search says how many are still waiting meanwhile."""
-    await _model_less_collection(tmp_path)
-    kb = KnowledgeBase(SqliteStore(tmp_path), minilm)
+    kb = await _model_less_collection(store, tmp_path, request, minilm)
     await kb.start()
     try:
         # A start gives no model to collections nobody asks vectors of.
@@ -175,13 +179,13 @@ async def test_a_collection_made_without_a_model_takes_it_when_first_used(
         await kb.close()
 
 
+@pytest.mark.parametrize("store", VECTOR_STORES)
 async def test_a_search_hands_chunks_another_process_left_waiting_to_its_queue(
-    tmp_path: Path, minilm: OnnxEmbedder
+    tmp_path: Path, request: pytest.FixtureRequest, minilm: OnnxEmbedder, store: str
 ) -> None:
     """A CLI search beside the service gave the collection its model and exited before its own
     queue embedded anything: the service's next search sees the waiting chunks and embeds them."""
-    await _model_less_collection(tmp_path)
-    kb = KnowledgeBase(SqliteStore(tmp_path), minilm)
+    kb = await _model_less_collection(store, tmp_path, request, minilm)
     await kb.start()
     try:
         await kb.store.adopt_embedding("t", "c", minilm.info)  # as the exited process did
