@@ -328,22 +328,28 @@ class KnowledgeBase:
         embedder = self._writing_embedder(target)
         stored = await self.store.content_hashes(tenant, collection, ids)
         hashes = {doc.id: self._content_hash(doc, target) for doc in valid}
-        # A document written while no model embedded it (before its collection took one) is
-        # unchanged still: its missing vectors are the queue's work, not a reason to rewrite it.
-        unembedded = {doc.id: self._content_hash(doc, None) for doc in valid} if embedder else {}
-        changed = [
-            doc
-            for doc in valid
-            if (known := stored.get(doc.id or "")) is None
-            or known not in (hashes[doc.id], unembedded.get(doc.id, hashes[doc.id]))
-        ]
+        changed: list[DocumentInput] = []
+        kept_unembedded = False
+        for doc in valid:
+            known = stored.get(doc.id or "")
+            if known == hashes[doc.id]:
+                continue
+            # Written while no model embedded it (before its collection took one), it is still
+            # unchanged: its missing vectors are the queue's work, not a reason to rewrite it.
+            if (
+                known is not None
+                and embedder is not None
+                and known == self._content_hash(doc, None)
+            ):
+                kept_unembedded = True
+                continue
+            changed.append(doc)
         prepared, deferred = await asyncio.to_thread(
             self._prepare, changed, hashes, embedder, defer_embedding
         )
         if prepared:
             await self.store.upsert(tenant, collection, prepared)
             self._invalidate(tenant, collection)
-        kept_unembedded = len(changed) < len(valid) and bool(unembedded)
         if (deferred or kept_unembedded) and self.embedding_queue is not None:
             self.embedding_queue.notify(tenant, collection)
         chunks = sum(len(doc.chunks) for doc in prepared)
